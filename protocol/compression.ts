@@ -1,0 +1,124 @@
+// Chunk compression framing (spec §2.3): write zstd (casync's default, level 3), xz (preset 6,
+// CRC64) or gzip (deflate level 6 with the gzip wrapper); read any of them by magic, as casync:
+// xz first, then gzip, then zstd. One stream per chunk; trailing bytes are an error.
+import { createRequire } from 'node:module'
+import * as zlib from 'node:zlib'
+import { GZIP_MAGIC, MAX_CHUNK_DECOMPRESSED, XZ_MAGIC, XZ_PRESET, ZSTD_LEVEL, ZSTD_MAGIC } from './constants.ts'
+import { InvalidFormatError } from './errors.ts'
+
+const require = createRequire(import.meta.url)
+// zstd-napi: the low-level binding gives a bounded streaming decompressor (no zstd in Node 20's zlib)
+const zstd = require('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js')
+// lzma-native is CommonJS; its default export carries the API
+const lzma = require('lzma-native') as any
+
+export type Compression = 'zstd' | 'xz' | 'gzip'
+export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'gzip']
+export const DEFAULT_COMPRESSION: Compression = 'zstd'
+
+export function parseCompression (name: string): Compression {
+  if (name === 'default') return DEFAULT_COMPRESSION
+  if ((COMPRESSIONS as readonly string[]).includes(name)) return name as Compression
+  throw new InvalidFormatError(`unknown compression "${name}" (zstd, xz or gzip)`)
+}
+
+function startsWith (data: Uint8Array, magic: Uint8Array): boolean {
+  if (data.byteLength < magic.byteLength) return false
+  for (let i = 0; i < magic.byteLength; i++) if (data[i] !== magic[i]) return false
+  return true
+}
+
+/** Which compression a chunk file uses, from its magic bytes (null: none casync knows). */
+export function detectCompression (data: Uint8Array): Compression | null {
+  if (startsWith(data, XZ_MAGIC)) return 'xz'
+  if (startsWith(data, GZIP_MAGIC)) return 'gzip'
+  if (startsWith(data, ZSTD_MAGIC)) return 'zstd'
+  return null
+}
+
+let cctx: InstanceType<typeof zstd.CCtx> | undefined
+let dctx: InstanceType<typeof zstd.DCtx> | undefined
+
+function zstdCompress (data: Uint8Array): Uint8Array {
+  if (cctx == null) {
+    cctx = new zstd.CCtx()
+    cctx.setParameter(zstd.CParameter.compressionLevel, ZSTD_LEVEL)
+  }
+  const out = Buffer.allocUnsafe(zstd.compressBound(data.byteLength))
+  const n = cctx.compress2(out, data)
+  return out.subarray(0, n)
+}
+
+function zstdDecompress (data: Uint8Array, maxSize: number): Uint8Array {
+  if (dctx == null) dctx = new zstd.DCtx()
+  dctx.reset(zstd.ResetDirective.sessionOnly)
+  // One frame into a buffer one byte larger than allowed, so an oversized frame is caught.
+  const out = Buffer.allocUnsafe(Math.min(maxSize, MAX_CHUNK_DECOMPRESSED) + 1)
+  let input = data
+  let produced = 0
+  for (;;) {
+    const [remaining, wrote, read] = dctx.decompressStream(out.subarray(produced), input)
+    produced += wrote
+    input = input.subarray(read)
+    if (remaining === 0) break // frame complete
+    if (produced >= out.byteLength) throw new InvalidFormatError(`zstd chunk decompresses to more than ${maxSize} bytes`)
+    if (input.byteLength === 0 && wrote === 0) throw new InvalidFormatError('zstd chunk is truncated')
+  }
+  if (input.byteLength !== 0) throw new InvalidFormatError('zstd chunk has trailing noise after its frame')
+  if (produced > maxSize) throw new InvalidFormatError(`zstd chunk decompresses to more than ${maxSize} bytes`)
+  return out.subarray(0, produced)
+}
+
+/** Synchronous compression for zstd and gzip (what worker threads use); xz is async only. */
+export function compressSync (data: Uint8Array, compression: Compression): Uint8Array {
+  if (compression === 'zstd') return zstdCompress(data)
+  if (compression === 'gzip') return zlib.gzipSync(data, { level: 6, windowBits: 15, memLevel: 8 })
+  throw new InvalidFormatError(`${compression} has no synchronous compressor here`)
+}
+
+export async function compress (data: Uint8Array, compression: Compression = DEFAULT_COMPRESSION): Promise<Uint8Array> {
+  if (compression !== 'xz') return compressSync(data, compression)
+  const out: Buffer = await lzma.compress(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { preset: XZ_PRESET, check: lzma.CHECK_CRC64 })
+  return out
+}
+
+export interface DecompressOptions {
+  /** Largest plain size allowed (a chunk's size is known from its index). @default 128 MiB - 1 */
+  maxSize?: number
+}
+
+function decompressError (compression: Compression, err: any): InvalidFormatError {
+  if (err instanceof InvalidFormatError) return err
+  return new InvalidFormatError(`${compression} chunk is corrupt: ${String(err?.message ?? err)}`)
+}
+
+/** Synchronous decompression for zstd and gzip; throws InvalidFormatError for xz or bad data. */
+export function decompressSync (data: Uint8Array, options: DecompressOptions = {}): Uint8Array {
+  const maxSize = options.maxSize ?? MAX_CHUNK_DECOMPRESSED
+  const compression = detectCompression(data)
+  if (compression == null) throw new InvalidFormatError('chunk is not compressed with zstd, xz or gzip (unknown magic)')
+  try {
+    if (compression === 'zstd') return zstdDecompress(data, maxSize)
+    if (compression === 'gzip') {
+      const out = zlib.gunzipSync(data, { maxOutputLength: Math.max(1, maxSize) })
+      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+    }
+  } catch (err) {
+    throw decompressError(compression, err)
+  }
+  throw new InvalidFormatError('xz chunks need the asynchronous decompress()')
+}
+
+export async function decompress (data: Uint8Array, options: DecompressOptions = {}): Promise<Uint8Array> {
+  const compression = detectCompression(data)
+  if (compression !== 'xz') return decompressSync(data, options)
+  const maxSize = options.maxSize ?? MAX_CHUNK_DECOMPRESSED
+  let out: Buffer
+  try {
+    out = await lzma.decompress(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+  } catch (err) {
+    throw decompressError('xz', err)
+  }
+  if (out.byteLength > maxSize) throw new InvalidFormatError(`xz chunk decompresses to more than ${maxSize} bytes`)
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+}

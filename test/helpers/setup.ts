@@ -1,0 +1,5 @@
+// First import of every spec: the Node 20 polyfills libp2p needs, and the CI switch.
+import '../../node/polyfills.ts'
+
+/** Under CASWARM_CI=1 a test that would skip for a missing tool fails instead. */
+export const STRICT = process.env.CASWARM_CI === '1'
