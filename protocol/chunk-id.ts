@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
+import { copyBytes } from './bytes.ts'
 import { CA_FORMAT_SHA512_256, CHUNK_ID_SIZE, CHUNK_SUFFIX } from './constants.ts'
 import { ChunkInvalidError, InvalidFormatError } from './errors.ts'
 
@@ -63,7 +64,7 @@ export class ChunkId {
 
 export function digestBytes (data: Uint8Array, algorithm: DigestAlgorithm = DEFAULT_DIGEST): Uint8Array {
   const digest = createHash(algorithm === 'sha256' ? 'sha256' : 'sha512-256').update(data).digest()
-  return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength)
+  return copyBytes(digest) // the digest Buffer may sit in Node's shared pool
 }
 
 /** An incremental whole-stream digest (what `casync make` and `casync digest` print). */

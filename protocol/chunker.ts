@@ -2,6 +2,7 @@
 // restarted at every chunk, the first test happens at L = max(min, 48) (so a cut at exactly min
 // is possible), a cut happens when h % d == d - 1 or L reaches max, and min == avg == max means
 // fixed-size chunks.
+import { copyBytes } from './bytes.ts'
 import { BUZHASH_TABLE } from './buzhash-table.ts'
 import {
   CHUNK_SIZE_LIMIT_MAX, CHUNK_SIZE_LIMIT_MIN, CHUNKER_WINDOW_SIZE,
@@ -220,7 +221,7 @@ export async function * chunk (source: AsyncIterable<Uint8Array> | Iterable<Uint
       offset += n
     }
     // keep the unfinished chunk; copy so a large input buffer is not pinned
-    buf = offset === 0 ? buf : buf.slice(offset)
+    buf = offset === 0 ? buf : copyBytes(buf, offset)
   }
   if (buf.byteLength > 0) yield { start: streamOffset, size: buf.byteLength, data: buf }
 }

@@ -1,6 +1,7 @@
 // .caibx / .caidx index files (spec §3): a 48-byte INDEX header, a TABLE header whose size is
 // "unknown" (so the file can be streamed), 40-byte items (end offset + chunk ID) and a 40-byte
 // tail. Both suffixes share the layout; the suffix decides what the described stream is.
+import { copyBytes } from './bytes.ts'
 import { ChunkId } from './chunk-id.ts'
 import {
   CA_FORMAT_FEATURE_FLAGS_MAX, CA_FORMAT_INDEX, CA_FORMAT_TABLE, CA_FORMAT_TABLE_TAIL_MARKER,
@@ -133,7 +134,7 @@ export class IndexDecoder {
     }
     let at = 0
     if (this.header == null) {
-      if (buf.byteLength < INDEX_HEADER_SIZE + TABLE_HEADER_SIZE) { this.pending = buf.slice(); return [] }
+      if (buf.byteLength < INDEX_HEADER_SIZE + TABLE_HEADER_SIZE) { this.pending = copyBytes(buf); return [] }
       this.header = decodeIndexHeader(buf)
       at = INDEX_HEADER_SIZE + TABLE_HEADER_SIZE
     }
@@ -156,13 +157,13 @@ export class IndexDecoder {
       if (endNum <= this.streamOffset) throw new InvalidFormatError(`chunk end offsets are not increasing (${endNum} after ${this.streamOffset})`, offset)
       const size = endNum - this.streamOffset
       if (size > this.header.chunkSizeMax) throw new InvalidFormatError(`chunk of ${size} bytes exceeds the index's max chunk size ${this.header.chunkSizeMax}`, offset)
-      const id = new ChunkId(buf.slice(at + 8, at + 8 + CHUNK_ID_SIZE))
+      const id = new ChunkId(copyBytes(buf, at + 8, at + 8 + CHUNK_ID_SIZE))
       out.push({ id, start: this.streamOffset, size })
       this.streamOffset = endNum
       this.count++
       at += TABLE_ITEM_SIZE
     }
-    this.pending = at === buf.byteLength ? new Uint8Array(0) : buf.slice(at)
+    this.pending = at === buf.byteLength ? new Uint8Array(0) : copyBytes(buf, at)
     this.fileOffset += at
     return out
   }

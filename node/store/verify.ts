@@ -1,11 +1,44 @@
 // Turning a stored (compressed) chunk into plain verified bytes. Every source goes through here,
-// so no chunk reaches an output or a store without its digest checked.
+// so no chunk reaches an output or a store without its digest checked. When a worker pool is
+// registered (the CLI does), the work runs on the pool's threads.
+import { ownBuffer } from '../../protocol/bytes.ts'
 import { ChunkId, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
 import { decompress } from '../../protocol/compression.ts'
-import { ChunkInvalidError, InvalidFormatError } from '../../protocol/errors.ts'
+import { ChunkInvalidError } from '../../protocol/errors.ts'
+import type { WorkerPool } from '../workers/pool.ts'
 
-/** Decompresses and verifies a .cacnk file (or uncompressed chunk when `compressed` is false). */
-export async function decodeChunk (id: ChunkId, stored: Uint8Array, digest: DigestAlgorithm, options: { size?: number, compressed?: boolean, maxSize?: number, verify?: boolean } = {}): Promise<Uint8Array> {
+export interface DecodeOptions {
+  /** plain size from the index; any other size is invalid */
+  size?: number
+  /** false for a chunk stored uncompressed. @default true */
+  compressed?: boolean
+  /** largest plain size accepted when `size` is unknown */
+  maxSize?: number
+  /** false skips the digest check (only for stores opened with verify: false). @default true */
+  verify?: boolean
+}
+
+let pool: WorkerPool | undefined
+
+/** Decode chunks on these worker threads from now on (undefined: on the calling thread). */
+export function useWorkerPool (p: WorkerPool | undefined): void {
+  pool = p
+}
+
+export async function decodeChunk (id: ChunkId, stored: Uint8Array, digest: DigestAlgorithm, options: DecodeOptions = {}): Promise<Uint8Array> {
+  if (pool != null) {
+    const reply = await pool.run({
+      op: 'decode',
+      data: ownBuffer(stored),
+      id: id.bytes,
+      digest,
+      compressed: options.compressed !== false,
+      size: options.size,
+      maxSize: options.maxSize,
+      verify: options.verify
+    })
+    return new Uint8Array(reply.plain!)
+  }
   let plain: Uint8Array
   if (options.compressed === false) {
     plain = stored
@@ -24,5 +57,3 @@ export async function decodeChunk (id: ChunkId, stored: Uint8Array, digest: Dige
   if (!actual.equals(id)) throw new ChunkInvalidError(id, actual)
   return plain
 }
-
-export { InvalidFormatError }

@@ -1,0 +1,10 @@
+// The command registry: each entry adds one verb to the program.
+import type { Command } from 'commander'
+import type { CommandContext } from '../context.ts'
+import { register as make } from './make.ts'
+
+export type RegisterCommand = (program: Command, ctx: CommandContext) => void
+
+export const commands: RegisterCommand[] = [
+  make,
+]

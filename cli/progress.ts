@@ -1,0 +1,29 @@
+// A progress bar on stderr when it is a TTY; nothing otherwise (scripts get --json instead).
+import cliProgress from 'cli-progress'
+import type { CommandContext } from './context.ts'
+
+export interface Progress {
+  update: (done: number) => void
+  stop: () => void
+}
+
+export function progressBar (ctx: CommandContext, label: string, total: number, enabled = true): Progress {
+  if (!ctx.interactive || !enabled || total <= 0) return { update: () => {}, stop: () => {} }
+  const bar = new cliProgress.SingleBar({
+    format: `${label} [{bar}] {percentage}% | {doneMB}/{totalMB} MB | {speed} MB/s | ETA {eta_formatted}`,
+    stream: ctx.stderr as NodeJS.WriteStream,
+    hideCursor: true,
+    clearOnComplete: true,
+    fps: 10
+  }, cliProgress.Presets.shades_classic)
+  const started = performance.now()
+  const mb = (n: number): string => (n / 1e6).toFixed(1)
+  bar.start(total, 0, { doneMB: '0.0', totalMB: mb(total), speed: '0' })
+  return {
+    update: (done) => {
+      const s = (performance.now() - started) / 1000
+      bar.update(done, { doneMB: mb(done), speed: s > 0 ? (done / 1e6 / s).toFixed(0) : '0' })
+    },
+    stop: () => { bar.stop() }
+  }
+}

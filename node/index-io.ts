@@ -1,0 +1,70 @@
+// Reading and writing index files (.caibx/.caidx). Reads stream through the IndexDecoder so a
+// truncated or garbled file fails with the file name and byte offset; writes are atomic.
+import { randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
+import { InvalidFormatError } from '../protocol/errors.ts'
+import { encodeIndex, IndexDecoder, type Index, type IndexChunk } from '../protocol/index-file.ts'
+
+export interface ReadIndexOptions { signal?: AbortSignal }
+
+/** Remote index readers register here (the HTTP origin adds http:// and https://). */
+export const indexReaders: Array<{ matches: (location: string) => boolean, read: (location: string, options: ReadIndexOptions) => AsyncIterable<Uint8Array> }> = []
+
+export function isRemoteLocation (location: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(location)
+}
+
+/** Decodes an index from a byte stream; errors name `location` and the byte offset. */
+export async function decodeIndexFrom (source: AsyncIterable<Uint8Array>, location: string): Promise<Index> {
+  const decoder = new IndexDecoder()
+  const chunks: IndexChunk[] = []
+  try {
+    for await (const data of source) {
+      for (const c of decoder.push(data)) chunks.push(c)
+    }
+    decoder.end()
+  } catch (err: any) {
+    if (err instanceof InvalidFormatError) {
+      throw new InvalidFormatError(`${location}: ${err.message}${err.offset != null ? ` (at byte ${err.offset})` : ''}`, err.offset)
+    }
+    throw err
+  }
+  return { ...decoder.header!, chunks }
+}
+
+export async function readIndex (location: string, options: ReadIndexOptions = {}): Promise<Index> {
+  const reader = indexReaders.find(r => r.matches(location))
+  if (reader != null) return await decodeIndexFrom(reader.read(location, options), location)
+  if (isRemoteLocation(location)) throw new InvalidFormatError(`${location}: no reader for this kind of location`)
+  try {
+    const st = await fs.stat(location)
+    if (st.isDirectory()) throw Object.assign(new Error(`${location} is a directory, not an index file`), { code: 'EISDIR' })
+  } catch (err: any) {
+    if (err.code === 'ENOENT') throw Object.assign(new Error(`index ${location} does not exist`), { code: 'ENOENT' })
+    throw err
+  }
+  return await decodeIndexFrom(createReadStream(location, { highWaterMark: 1 << 20, signal: options.signal }), location)
+}
+
+/** Writes to `<dir>/.<name>.<random>.tmp`, fsyncs, then renames into place. */
+export async function writeFileAtomic (file: string, data: Uint8Array, options: { mode?: number } = {}): Promise<void> {
+  const dir = path.dirname(file)
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
+  const handle = await fs.open(tmp, 'wx', options.mode ?? 0o666)
+  try {
+    await handle.writeFile(data)
+    await handle.sync()
+    await handle.close()
+    await fs.rename(tmp, file)
+  } catch (err) {
+    await handle.close().catch(() => {})
+    await fs.rm(tmp, { force: true })
+    throw err
+  }
+}
+
+export async function writeIndexFile (file: string, index: Index, options: { mode?: number } = {}): Promise<void> {
+  await writeFileAtomic(file, encodeIndex(index), options)
+}

@@ -1,0 +1,112 @@
+// A small pool of worker threads (one per core) for chunk hashing, compression and
+// verification. The main thread only reads, chunks and writes.
+import { ownBuffer } from '../../protocol/bytes.ts'
+import { availableParallelism } from 'node:os'
+import { Worker } from 'node:worker_threads'
+import type { DigestAlgorithm } from '../../protocol/chunk-id.ts'
+import type { Compression } from '../../protocol/compression.ts'
+import { ChunkInvalidError, InvalidFormatError } from '../../protocol/errors.ts'
+import { ChunkId } from '../../protocol/chunk-id.ts'
+
+export type WorkerRequest =
+  | { op: 'hash', seq: number, data: ArrayBuffer, digest: DigestAlgorithm }
+  | { op: 'store', seq: number, data: ArrayBuffer, digest: DigestAlgorithm, compression: Compression, storePath?: string, extension: string }
+  | { op: 'decode', seq: number, data: ArrayBuffer, id: Uint8Array, digest: DigestAlgorithm, compressed: boolean, size?: number, maxSize?: number, verify?: boolean }
+
+export interface WorkerReply {
+  seq: number
+  id?: Uint8Array
+  stored?: boolean
+  storedBytes?: number
+  compressed?: ArrayBuffer
+  plain?: ArrayBuffer
+  error?: { message: string, code?: string, name?: string }
+}
+
+type DistributiveOmit<T, K extends keyof any> = T extends unknown ? Omit<T, K> : never
+type Job = DistributiveOmit<WorkerRequest, 'seq'>
+
+interface Slot { worker: Worker, busy: number }
+
+export class WorkerPool {
+  readonly size: number
+  private readonly slots: Slot[] = []
+  private readonly pending = new Map<number, { resolve: (r: WorkerReply) => void, reject: (e: Error) => void, slot: Slot }>()
+  private seq = 0
+  private closed = false
+
+  constructor (size = Math.max(1, availableParallelism())) {
+    this.size = size
+  }
+
+  private start (): void {
+    if (this.slots.length > 0) return
+    for (let i = 0; i < this.size; i++) {
+      const worker = new Worker(new URL('./chunk-worker-entry.mjs', import.meta.url))
+      const slot: Slot = { worker, busy: 0 }
+      worker.on('message', (reply: WorkerReply) => {
+        const p = this.pending.get(reply.seq)
+        if (p == null) return
+        this.pending.delete(reply.seq)
+        slot.busy--
+        if (slot.busy === 0) worker.unref()
+        if (reply.error != null) p.reject(rebuildError(reply.error))
+        else p.resolve(reply)
+      })
+      worker.on('error', (err) => {
+        for (const [seq, p] of this.pending) {
+          if (p.slot === slot) { this.pending.delete(seq); p.reject(err) }
+        }
+      })
+      worker.unref()
+      this.slots.push(slot)
+    }
+  }
+
+  /** Runs a job on the least busy worker. ArrayBuffers in `data` are transferred (not copied). */
+  async run (job: Job): Promise<WorkerReply> {
+    if (this.closed) throw new Error('worker pool is closed')
+    this.start()
+    let slot = this.slots[0]!
+    for (const s of this.slots) if (s.busy < slot.busy) slot = s
+    const seq = ++this.seq
+    const request = { ...job, seq } as WorkerRequest
+    return await new Promise<WorkerReply>((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject, slot })
+      if (slot.busy === 0) slot.worker.ref()
+      slot.busy++
+      slot.worker.postMessage(request, [request.data])
+    })
+  }
+
+  /** Jobs queued or running. */
+  get load (): number { return this.pending.size }
+
+  async close (): Promise<void> {
+    this.closed = true
+    await Promise.all(this.slots.map(async s => await s.worker.terminate()))
+    this.slots.length = 0
+  }
+}
+
+function rebuildError (e: { message: string, code?: string, name?: string }): Error {
+  if (e.code === ChunkInvalidError.code) {
+    const m = /chunk ([0-9a-f]{64})/.exec(e.message)
+    if (m != null) return new ChunkInvalidError(ChunkId.parse(m[1]!), undefined, e.message)
+  }
+  if (e.code === InvalidFormatError.code) return new InvalidFormatError(e.message)
+  return Object.assign(new Error(e.message), { code: e.code, name: e.name ?? 'Error' })
+}
+
+let shared: WorkerPool | undefined
+
+/** The process-wide pool (created on first use; its threads do not keep the process alive when idle). */
+export function sharedPool (): WorkerPool {
+  shared ??= new WorkerPool()
+  return shared
+}
+
+/** Copies a view into a fresh ArrayBuffer that can be transferred to a worker. */
+export function transferable (data: Uint8Array): ArrayBuffer {
+  return ownBuffer(data)
+}
