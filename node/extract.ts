@@ -1,0 +1,137 @@
+// Blob extraction: rebuild a file or block device from an index. A regular file is written
+// under a hidden partial name beside the output and renamed into place only when every chunk
+// is in and verified, so a failed run never leaves a complete-looking file and never touches
+// the existing output. Re-running after a failure reuses the partial file's bytes that are
+// already right; the existing output is used as a seed (casync's --seed-output).
+import * as fs from 'node:fs/promises'
+import * as path from 'node:path'
+import { ChunkId, digestFromFlags } from '../protocol/chunk-id.ts'
+import { ChunkMissingError } from '../protocol/errors.ts'
+import type { Index, IndexChunk } from '../protocol/index-file.ts'
+import { ChunkFetcher, count, emptyStats, MissingChunksError, type AssembleOptions, type ExtractStats } from './assemble.ts'
+import { defaultLogger } from './logger.ts'
+import { FileSeed, type Seed } from './seed.ts'
+
+const log = defaultLogger().forComponent('caswarm:extract')
+
+export interface ExtractBlobOptions extends AssembleOptions {
+  /** Use the existing output as a seed. @default true */
+  seedOutput?: boolean
+  /** Seed files/devices to index with the index's chunk parameters (besides `seeds`). */
+  seedPaths?: string[]
+  /** Called once seeds are indexed, before chunks are fetched. */
+  onSeedsReady?: (seeds: Seed[]) => void
+  onSeedProgress?: (bytes: number) => void
+}
+
+/** The hidden name a regular-file output is assembled under. */
+export function partialPath (output: string): string {
+  return path.join(path.dirname(output), `.${path.basename(output)}.caswarm-partial`)
+}
+
+async function statOrNull (file: string): Promise<import('node:fs').Stats | null> {
+  try { return await fs.stat(file) } catch (err: any) { if (err.code === 'ENOENT') return null; throw err }
+}
+
+export async function extractBlob (index: Index, output: string, options: ExtractBlobOptions): Promise<ExtractStats> {
+  const started = performance.now()
+  const stats = options.stats ?? emptyStats()
+  const digest = digestFromFlags(index.featureFlags)
+  const total = index.chunks.length === 0 ? 0 : index.chunks[index.chunks.length - 1]!.start + index.chunks[index.chunks.length - 1]!.size
+  const existing = await statOrNull(output)
+  if (existing?.isDirectory() === true) throw Object.assign(new Error(`${output} is a directory`), { code: 'EISDIR' })
+  const inPlace = existing?.isBlockDevice() === true
+  const target = inPlace ? output : partialPath(output)
+
+  // Seeds: those given, plus the existing output (a regular file), indexed concurrently.
+  const seedPaths = [...(options.seedPaths ?? [])]
+  if (!inPlace && existing?.isFile() === true && existing.size > 0 && options.seedOutput !== false) seedPaths.push(output)
+  const seeds: Seed[] = [...(options.seeds ?? [])]
+  let seedBytes = 0
+  const indexed = await Promise.all(seedPaths.map(async (p) => {
+    let last = 0
+    return await FileSeed.index(p, index, {
+      signal: options.signal,
+      onProgress: (b) => { seedBytes += b - last; last = b; options.onSeedProgress?.(seedBytes) }
+    }, p === output && !(options.seedPaths ?? []).includes(p) ? `seed-output:${p}` : `seed:${p}`)
+  }))
+  seeds.push(...indexed)
+  options.onSeedsReady?.(seeds)
+
+  const fetcher = new ChunkFetcher(index, { ...options, seeds, stats })
+  const partial = inPlace ? null : await statOrNull(target)
+  const handle = await fs.open(target, inPlace ? 'r+' : (partial != null ? 'r+' : 'w'), 0o666)
+  let ok = false
+  try {
+    if (!inPlace) await handle.truncate(total)
+    // chunks already written in this run, by ID, so repeated chunks are copied from the output
+    const written = new Map<string, IndexChunk>()
+    const missing: ChunkId[] = []
+    let missingCount = 0
+    let done = 0
+    const reuse = inPlace || partial != null
+
+    const one = async (c: IndexChunk): Promise<void> => {
+      options.signal?.throwIfAborted()
+      if (reuse) {
+        // bytes already right at this offset (a resumed partial file, or a block device)
+        const buf = new Uint8Array(c.size)
+        const { bytesRead } = await handle.read(buf, 0, c.size, c.start)
+        if (bytesRead === c.size && ChunkId.digest(buf, digest).equals(c.id)) {
+          count(stats, 'in-place', c.size)
+          return
+        }
+      }
+      let data: Uint8Array | undefined
+      const twin = written.get(c.id.toString())
+      if (twin != null) {
+        const buf = new Uint8Array(c.size)
+        const { bytesRead } = await handle.read(buf, 0, c.size, twin.start)
+        if (bytesRead === c.size && ChunkId.digest(buf, digest).equals(c.id)) { data = buf; count(stats, 'repeat', c.size) }
+      }
+      if (data == null) {
+        try {
+          data = await fetcher.fetch(c)
+        } catch (err: any) {
+          if (err.code !== ChunkMissingError.code) throw err
+          missingCount++
+          if (missing.length < 10) missing.push(c.id)
+          return
+        }
+      }
+      const { bytesWritten } = await handle.write(data, 0, c.size, c.start)
+      if (bytesWritten !== c.size) throw Object.assign(new Error(`short write to ${target} at ${c.start}`), { code: 'EIO' })
+      written.set(c.id.toString(), c)
+    }
+
+    const limit = options.concurrency ?? 16
+    const running = new Set<Promise<void>>()
+    let failure: unknown
+    for (const c of index.chunks) {
+      if (failure != null) break
+      const p = one(c).then(() => {
+        done += c.size
+        stats.bytes = done
+        stats.chunks++
+        options.onProgress?.(done)
+      }, (err) => { failure ??= err })
+      running.add(p)
+      void p.finally(() => running.delete(p))
+      while (running.size >= limit) await Promise.race(running)
+    }
+    await Promise.all(running)
+    if (failure != null) throw failure
+    if (missingCount > 0) throw new MissingChunksError(missing, fetcher.asked(), missingCount)
+    await handle.sync()
+    ok = true
+  } finally {
+    await handle.close()
+    for (const s of seeds) await s.close()
+    stats.seconds = (performance.now() - started) / 1000
+  }
+  if (ok && !inPlace) {
+    await fs.rename(target, output)
+    log('extracted %s (%d bytes)', output, total)
+  }
+  return stats
+}
