@@ -1,0 +1,593 @@
+/**
+ * The swarm's decisions, with no I/O: which peer to ask for a chunk, whether to wait for a peer
+ * or fetch from the origin, what each peer holds, and who is banned. The real host
+ * (`node/swarm/`, over libp2p) and the fleet simulator (`sim/`, over a simulated transport)
+ * drive the same `SwarmPolicy`: they feed it what they hear (announcements, answers, failures)
+ * and ask it what to do. It has no sockets, no timers and no randomness; time is a number of
+ * milliseconds the caller passes in (`now`), so a virtual clock works as well as `Date.now()`.
+ *
+ * **Origin coordination.** Hosts working on the same index tell each other which of its chunks
+ * they lack (`noteWants`, from `prepare(index, missing)` on each host). For every chunk, the
+ * host that must fetch it from the origin (its *owner*) is chosen by rendezvous hashing
+ * (highest random weight) among the non-banned hosts that lack it, so every host with the same
+ * view picks the same owner without talking, and the fleet fetches each chunk from the origin
+ * about once. The others wait for the owner (or for any peer that announced it is fetching the
+ * chunk) and take the chunk from the first peer that announces it. A wait ends in an origin
+ * fetch when the awaited peer shows no progress (no announcement, no chunk served) for
+ * `ownerTimeout` ms, or when it leaves or is banned, so a dead or lying peer cannot stall anyone
+ * for longer than that.
+ *
+ * **Peer selection.** A chunk that peers are known to hold is requested from the holder with the
+ * fewest requests in flight (at most `maxInFlightPerPeer` each), ties broken by a hash of
+ * (self, peer, chunk) so that many requesters spread over many holders.
+ *
+ * **Reputation.** A peer that serves a chunk failing verification is banned for `banDuration`.
+ * A peer that claimed a chunk and then answered "missing", timed out, failed a request, or kept
+ * others waiting as owner without progress, gets a strike; `maxStrikes` strikes ban it. A banned
+ * peer's claims are forgotten; it is never asked, never waited for, and its inbound requests are
+ * refused. Bans expire; strikes decay when the peer serves good chunks.
+ *
+ * Keys are strings: a peer by its ID string (`peerId.toString()`, or a simulator's host name),
+ * a chunk by its 64-char hex ID (`ChunkId.toString()`; its first 8 hex digits serve as its
+ * hash, so they must be uniformly distributed, as digests are), an index by any stable string
+ * (the host uses the hex digest of the index's chunk list).
+ *
+ * @example
+ * ```ts
+ * const policy = new SwarmPolicy({ self: 'A' })
+ * policy.addPeer('B', now)
+ * policy.noteWants(index, 'A', missing, now)            // our own prepare()
+ * policy.noteWants(index, 'B', bMissing, now)           // B's announcement
+ * const plan = policy.plan(index, chunk, now)
+ * if (plan.action === 'peer') {
+ *   policy.requestStarted(plan.peer, chunk, now)
+ *   // ... fetch, verify ...
+ *   policy.requestSucceeded(plan.peer, chunk, bytes, now)   // or requestFailed(peer, chunk, 'invalid', now)
+ * } else if (plan.action === 'wait') {
+ *   // re-plan at plan.until, or as soon as an announcement about `chunk` arrives
+ * } else {
+ *   // fetch from the origin; then noteHave(index, self, chunk, now) and announce it
+ * }
+ * ```
+ *
+ * API stability: the simulator depends on this file. Changes are announced in commit messages.
+ */
+
+export type PeerKey = string
+export type ChunkKey = string
+export type IndexKey = string
+
+export type FailureReason =
+  /** the peer answered that it lacks the chunk */
+  | 'missing'
+  /** the chunk failed verification (bad digest, size, compression) */
+  | 'invalid'
+  /** the request took too long */
+  | 'timeout'
+  /** the stream or connection failed, or the answer was malformed */
+  | 'error'
+
+export type Plan =
+  /** Request the chunk from this peer now (call requestStarted first). */
+  | { action: 'peer', peer: PeerKey }
+  /**
+   * A peer is expected to have the chunk soon (`peer`: the owner, or a peer fetching it; or,
+   * with reason 'busy', every holder is at its in-flight limit). Re-plan at `until` or as soon as
+   * availability of this chunk changes.
+   */
+  | { action: 'wait', peer: PeerKey | undefined, until: number, reason: 'owner' | 'fetching' | 'busy' }
+  /**
+   * Fetch the chunk from the origin yourself. 'owner': this host owns it; 'alone': no other host
+   * lacks it or holds it; 'timeout': the awaited peer made no progress in time.
+   */
+  | { action: 'origin', reason: 'owner' | 'alone' | 'timeout' }
+
+export interface SwarmPolicyInit {
+  /** This host's key. */
+  self: PeerKey
+  /** Requests in flight to one peer at once. @default 8 */
+  maxInFlightPerPeer?: number
+  /** Inbound requests served to one peer at once. @default 16 */
+  maxInboundPerPeer?: number
+  /** Inbound requests served at once in total. @default 128 */
+  maxInbound?: number
+  /** ms an awaited peer may go without progress before we fetch from the origin ourselves. @default 3000 */
+  ownerTimeout?: number
+  /** ms after which a 'busy' wait is re-planned. @default 20 */
+  busyRetry?: number
+  /** ms a "fetching" announcement counts without a following "have". @default 30_000 */
+  fetchingTtl?: number
+  /** ms a ban lasts. @default 600_000 (10 minutes) */
+  banDuration?: number
+  /** strikes that ban a peer. @default 3 */
+  maxStrikes?: number
+}
+
+export interface PeerReputation {
+  peer: PeerKey
+  strikes: number
+  /** the time the current ban ends (0: not banned) */
+  bannedUntil: number
+  banReason?: string
+  /** chunks received from this peer that verified */
+  goodChunks: number
+  /** chunks received from this peer that did not verify */
+  badChunks: number
+  /** claims this peer made that turned out false ("have" then "missing") */
+  falseClaims: number
+  bytesReceived: number
+}
+
+interface PeerState {
+  key: PeerKey
+  hash: number
+  connected: boolean
+  inFlight: number
+  inbound: number
+  lastProgress: number
+  /** chunks the peer announced or proved it has */
+  haves: Set<ChunkKey>
+  /** chunk → time the peer announced it is fetching it */
+  fetching: Map<ChunkKey, number>
+  rep: PeerReputation
+}
+
+interface IndexState {
+  /** chunk → hosts (peers and maybe self) that lack it and will fetch it */
+  wanters: Map<ChunkKey, Set<PeerKey>>
+  /** hosts working on this index */
+  workers: Set<PeerKey>
+}
+
+/** murmur3's fmix32: a bijective 32-bit mixer with full avalanche */
+function mix32 (h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
+}
+
+/** FNV-1a over a string's UTF-16 code units, then mixed */
+export function hashKey (s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return mix32(h >>> 0)
+}
+
+/** A chunk's hash: the first 32 bits of its hex ID (digests are uniform), or FNV for other keys. */
+export function chunkHash (chunk: ChunkKey): number {
+  if (chunk.length >= 8) {
+    const n = Number.parseInt(chunk.slice(0, 8), 16)
+    if (Number.isFinite(n) && /^[0-9a-f]{8}/i.test(chunk)) return n >>> 0
+  }
+  return hashKey(chunk)
+}
+
+/** The rendezvous weight of a host for a chunk (deterministic; the highest wins). */
+export function rendezvousWeight (peerHash: number, chunkHashValue: number): number {
+  return mix32((peerHash ^ mix32(chunkHashValue ^ 0x9e3779b9)) >>> 0)
+}
+
+/**
+ * The owner of a chunk among `candidates` by rendezvous hashing: the same answer on every host
+ * given the same candidates, in any order. Ties (equal weights) go to the smaller key.
+ */
+export function rendezvousOwner (candidates: Iterable<PeerKey>, chunk: ChunkKey, hashOf: (p: PeerKey) => number = hashKey): PeerKey | undefined {
+  const ch = chunkHash(chunk)
+  let best: PeerKey | undefined
+  let bestWeight = -1
+  for (const p of candidates) {
+    const w = rendezvousWeight(hashOf(p), ch)
+    if (w > bestWeight || (w === bestWeight && best != null && p < best)) {
+      best = p
+      bestWeight = w
+    }
+  }
+  return best
+}
+
+export class SwarmPolicy {
+  readonly self: PeerKey
+  readonly maxInFlightPerPeer: number
+  readonly maxInboundPerPeer: number
+  readonly maxInbound: number
+  readonly ownerTimeout: number
+  readonly busyRetry: number
+  readonly fetchingTtl: number
+  readonly banDuration: number
+  readonly maxStrikes: number
+  private readonly selfHash: number
+  private readonly peerStates = new Map<PeerKey, PeerState>()
+  private readonly indexes = new Map<IndexKey, IndexState>()
+  /** chunk → peers holding it (reverse of PeerState.haves, for fast selection) */
+  private readonly holders = new Map<ChunkKey, Set<PeerKey>>()
+  /** chunk → when we first had to wait for it */
+  private readonly waitingSince = new Map<ChunkKey, number>()
+  private inboundTotal = 0
+
+  constructor (init: SwarmPolicyInit) {
+    this.self = init.self
+    this.maxInFlightPerPeer = init.maxInFlightPerPeer ?? 8
+    this.maxInboundPerPeer = init.maxInboundPerPeer ?? 16
+    this.maxInbound = init.maxInbound ?? 128
+    this.ownerTimeout = init.ownerTimeout ?? 3000
+    this.busyRetry = init.busyRetry ?? 20
+    this.fetchingTtl = init.fetchingTtl ?? 30_000
+    this.banDuration = init.banDuration ?? 600_000
+    this.maxStrikes = init.maxStrikes ?? 3
+    this.selfHash = hashKey(this.self)
+  }
+
+  // ---- membership -------------------------------------------------------------------------
+
+  /** A peer connected (or was discovered and is reachable). Idempotent. */
+  addPeer (peer: PeerKey, now: number): void {
+    if (peer === this.self) return
+    const s = this.state(peer)
+    s.connected = true
+    s.lastProgress = Math.max(s.lastProgress, now)
+  }
+
+  /** A peer disconnected: its claims, wants and in-flight requests are dropped; its reputation stays. */
+  removePeer (peer: PeerKey, _now: number): void {
+    const s = this.peerStates.get(peer)
+    if (s == null) return
+    s.connected = false
+    s.inFlight = 0
+    this.forgetClaims(s)
+  }
+
+  /** Connected peers (banned ones included). */
+  peers (): PeerKey[] {
+    return [...this.peerStates.values()].filter(s => s.connected).map(s => s.key)
+  }
+
+  /** Connected, non-banned peers. */
+  usablePeers (now: number): PeerKey[] {
+    return [...this.peerStates.values()].filter(s => s.connected && !this.bannedAt(s, now)).map(s => s.key)
+  }
+
+  // ---- availability -----------------------------------------------------------------------
+
+  /**
+   * `host` (a peer, or self) works on `index` and lacks `chunks` (it will fetch them). Adds to
+   * what was said before; a chunk it then gets is removed by noteHave. For self, call it from
+   * prepare(index, missing) with every chunk the host will need from the network.
+   */
+  noteWants (index: IndexKey, host: PeerKey, chunks: Iterable<ChunkKey>, now: number): void {
+    if (host !== this.self) {
+      const s = this.state(host)
+      if (this.bannedAt(s, now)) return
+      s.lastProgress = Math.max(s.lastProgress, now)
+    }
+    const st = this.indexState(index)
+    st.workers.add(host)
+    for (const c of chunks) {
+      if (host !== this.self && this.peerStates.get(host)?.haves.has(c) === true) continue
+      let set = st.wanters.get(c)
+      if (set == null) st.wanters.set(c, set = new Set())
+      set.add(host)
+    }
+  }
+
+  /** `host` stopped working on `index` (finished, or gave up): it no longer owns any of its chunks. */
+  leaveIndex (index: IndexKey, host: PeerKey): void {
+    const st = this.indexes.get(index)
+    if (st == null) return
+    st.workers.delete(host)
+    for (const [c, set] of st.wanters) {
+      set.delete(host)
+      if (set.size === 0) st.wanters.delete(c)
+    }
+    if (st.workers.size === 0 && st.wanters.size === 0) this.indexes.delete(index)
+  }
+
+  /**
+   * `host` has `chunk` (announced, or just served it verified). `index` may be undefined when the
+   * chunk is not tied to an index (a query answer). Self's haves only clear its wants.
+   */
+  noteHave (index: IndexKey | undefined, host: PeerKey, chunk: ChunkKey, now: number): void {
+    this.noteHaves(index, host, [chunk], now)
+  }
+
+  noteHaves (index: IndexKey | undefined, host: PeerKey, chunks: Iterable<ChunkKey>, now: number): void {
+    const indexes = index != null ? [this.indexes.get(index)] : [...this.indexes.values()]
+    let s: PeerState | undefined
+    if (host !== this.self) {
+      s = this.state(host)
+      if (this.bannedAt(s, now)) return
+      s.lastProgress = Math.max(s.lastProgress, now)
+    }
+    for (const c of chunks) {
+      for (const st of indexes) {
+        const set = st?.wanters.get(c)
+        if (set == null) continue
+        set.delete(host)
+        if (set.size === 0) st!.wanters.delete(c)
+      }
+      if (s == null) {
+        this.waitingSince.delete(c)
+        continue
+      }
+      s.fetching.delete(c)
+      if (!s.haves.has(c)) {
+        s.haves.add(c)
+        let hs = this.holders.get(c)
+        if (hs == null) this.holders.set(c, hs = new Set())
+        hs.add(host)
+      }
+    }
+  }
+
+  /** `peer` said it does not have `chunk` (a query answer or a "missing" reply). */
+  noteLacks (peer: PeerKey, chunk: ChunkKey, _now: number): void {
+    const s = this.peerStates.get(peer)
+    if (s == null) return
+    this.dropHave(s, chunk)
+  }
+
+  /** `peer` announced it is fetching `chunk` (from the origin); others wait for it. */
+  noteFetching (peer: PeerKey, chunk: ChunkKey, now: number): void {
+    if (peer === this.self) return
+    const s = this.state(peer)
+    if (this.bannedAt(s, now) || s.haves.has(chunk)) return
+    s.fetching.set(chunk, now)
+    s.lastProgress = Math.max(s.lastProgress, now)
+  }
+
+  /** Whether a (non-banned) peer is known to hold the chunk. */
+  has (peer: PeerKey, chunk: ChunkKey, now: number): boolean {
+    const s = this.peerStates.get(peer)
+    return s != null && s.connected && !this.bannedAt(s, now) && s.haves.has(chunk)
+  }
+
+  /** Connected, non-banned peers known to hold the chunk. */
+  holdersOf (chunk: ChunkKey, now: number): PeerKey[] {
+    const hs = this.holders.get(chunk)
+    if (hs == null) return []
+    return [...hs].filter(p => {
+      const s = this.peerStates.get(p)!
+      return s.connected && !this.bannedAt(s, now)
+    })
+  }
+
+  /** Hosts working on the index (self included if it called noteWants), banned peers excluded. */
+  workers (index: IndexKey, now: number): PeerKey[] {
+    const st = this.indexes.get(index)
+    if (st == null) return []
+    return [...st.workers].filter(p => this.eligible(p, now)).sort()
+  }
+
+  /** The host that should fetch `chunk` from the origin: rendezvous among the eligible hosts lacking it. */
+  ownerOf (index: IndexKey, chunk: ChunkKey, now: number): PeerKey | undefined {
+    const set = this.indexes.get(index)?.wanters.get(chunk)
+    if (set == null) return undefined
+    const candidates: PeerKey[] = []
+    for (const p of set) if (this.eligible(p, now)) candidates.push(p)
+    return rendezvousOwner(candidates, chunk, p => p === this.self ? this.selfHash : this.state(p).hash)
+  }
+
+  // ---- decisions ----------------------------------------------------------------------------
+
+  /**
+   * What to do about a chunk this host needs (it does not hold it locally). Holders first (least
+   * loaded), then wait for the owner or a fetching peer while they make progress, else origin.
+   */
+  plan (index: IndexKey, chunk: ChunkKey, now: number): Plan {
+    // 1. a peer has it
+    const holders = this.holdersOf(chunk, now)
+    if (holders.length > 0) {
+      const ch = chunkHash(chunk)
+      let best: PeerState | undefined
+      let bestTie = 0
+      for (const p of holders) {
+        const s = this.peerStates.get(p)!
+        if (s.inFlight >= this.maxInFlightPerPeer) continue
+        const tie = rendezvousWeight(s.hash ^ this.selfHash, ch)
+        if (best == null || s.inFlight < best.inFlight || (s.inFlight === best.inFlight && tie > bestTie)) {
+          best = s
+          bestTie = tie
+        }
+      }
+      if (best != null) return { action: 'peer', peer: best.key }
+      return { action: 'wait', peer: undefined, until: now + this.busyRetry, reason: 'busy' }
+    }
+
+    // 2. someone else will fetch it: its owner, or a peer that said it is fetching it
+    const waitKey = chunk
+    let awaited: PeerState | undefined
+    let reason: 'owner' | 'fetching' = 'owner'
+    const owner = this.ownerOf(index, chunk, now)
+    if (owner != null && owner !== this.self) {
+      awaited = this.peerStates.get(owner)
+    } else {
+      for (const s of this.peerStates.values()) {
+        const t = s.fetching.get(chunk)
+        if (t == null || !s.connected || this.bannedAt(s, now)) continue
+        if (now - t > this.fetchingTtl) { s.fetching.delete(chunk); continue }
+        if (awaited == null || s.lastProgress > awaited.lastProgress) awaited = s
+        reason = 'fetching'
+      }
+    }
+    if (awaited == null) {
+      this.waitingSince.delete(waitKey)
+      return { action: 'origin', reason: owner === this.self ? 'owner' : 'alone' }
+    }
+    let since = this.waitingSince.get(waitKey)
+    if (since == null) this.waitingSince.set(waitKey, since = now)
+    const deadline = Math.max(since, awaited.lastProgress) + this.ownerTimeout
+    if (now >= deadline) {
+      this.waitingSince.delete(waitKey)
+      this.strike(awaited, now, `kept ${chunk.slice(0, 12)}… waiting without progress`)
+      return { action: 'origin', reason: 'timeout' }
+    }
+    return { action: 'wait', peer: awaited.key, until: deadline, reason }
+  }
+
+  // ---- outbound requests --------------------------------------------------------------------
+
+  /** A request for `chunk` to `peer` is now in flight. */
+  requestStarted (peer: PeerKey, _chunk: ChunkKey, _now: number): void {
+    this.state(peer).inFlight++
+  }
+
+  /** `peer` served `chunk` and it verified (`bytes`: its size on the wire). */
+  requestSucceeded (peer: PeerKey, chunk: ChunkKey, bytes: number, now: number): void {
+    const s = this.state(peer)
+    s.inFlight = Math.max(0, s.inFlight - 1)
+    s.lastProgress = Math.max(s.lastProgress, now)
+    s.rep.goodChunks++
+    s.rep.bytesReceived += bytes
+    // good service slowly pays off strikes
+    if (s.rep.strikes > 0 && s.rep.goodChunks % 64 === 0) s.rep.strikes--
+    if (!this.bannedAt(s, now) && s.connected && !s.haves.has(chunk)) {
+      s.haves.add(chunk)
+      let hs = this.holders.get(chunk)
+      if (hs == null) this.holders.set(chunk, hs = new Set())
+      hs.add(peer)
+    }
+  }
+
+  /**
+   * A request for `chunk` to `peer` failed. 'invalid' bans the peer at once; 'missing' after the
+   * peer claimed the chunk, 'timeout' and 'error' are strikes.
+   */
+  requestFailed (peer: PeerKey, chunk: ChunkKey, reason: FailureReason, now: number): void {
+    const s = this.state(peer)
+    s.inFlight = Math.max(0, s.inFlight - 1)
+    const claimed = s.haves.has(chunk)
+    this.dropHave(s, chunk)
+    switch (reason) {
+      case 'invalid':
+        s.rep.badChunks++
+        this.ban(peer, now, `served chunk ${chunk.slice(0, 12)}… that failed verification`)
+        break
+      case 'missing':
+        if (claimed) {
+          s.rep.falseClaims++
+          this.strike(s, now, `claimed chunk ${chunk.slice(0, 12)}… it lacks`)
+        }
+        break
+      case 'timeout':
+      case 'error':
+        this.strike(s, now, `request for ${chunk.slice(0, 12)}… failed (${reason})`)
+        break
+    }
+  }
+
+  /** In-flight requests to a peer. */
+  inFlight (peer: PeerKey): number {
+    return this.peerStates.get(peer)?.inFlight ?? 0
+  }
+
+  // ---- inbound requests ---------------------------------------------------------------------
+
+  /** Whether to serve one more request from `peer` now; if true, call inboundDone when finished. */
+  acceptInbound (peer: PeerKey, now: number): boolean {
+    const s = this.state(peer)
+    if (this.bannedAt(s, now)) return false
+    if (s.inbound >= this.maxInboundPerPeer || this.inboundTotal >= this.maxInbound) return false
+    s.inbound++
+    this.inboundTotal++
+    return true
+  }
+
+  inboundDone (peer: PeerKey): void {
+    const s = this.peerStates.get(peer)
+    if (s == null || s.inbound === 0) return
+    s.inbound--
+    this.inboundTotal = Math.max(0, this.inboundTotal - 1)
+  }
+
+  // ---- reputation ---------------------------------------------------------------------------
+
+  /** Bans a peer for banDuration: its claims and wants are forgotten, it is neither asked nor served. */
+  ban (peer: PeerKey, now: number, reason: string): void {
+    const s = this.state(peer)
+    s.rep.bannedUntil = now + this.banDuration
+    s.rep.banReason = reason
+    s.rep.strikes = 0
+    this.forgetClaims(s)
+  }
+
+  isBanned (peer: PeerKey, now: number): boolean {
+    const s = this.peerStates.get(peer)
+    return s != null && this.bannedAt(s, now)
+  }
+
+  reputation (peer: PeerKey): PeerReputation {
+    return { ...this.state(peer).rep }
+  }
+
+  reputations (): PeerReputation[] {
+    return [...this.peerStates.values()].map(s => ({ ...s.rep }))
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private state (peer: PeerKey): PeerState {
+    let s = this.peerStates.get(peer)
+    if (s == null) {
+      s = {
+        key: peer,
+        hash: hashKey(peer),
+        connected: false,
+        inFlight: 0,
+        inbound: 0,
+        lastProgress: -Infinity,
+        haves: new Set(),
+        fetching: new Map(),
+        rep: { peer, strikes: 0, bannedUntil: 0, goodChunks: 0, badChunks: 0, falseClaims: 0, bytesReceived: 0 }
+      }
+      this.peerStates.set(peer, s)
+    }
+    return s
+  }
+
+  private indexState (index: IndexKey): IndexState {
+    let st = this.indexes.get(index)
+    if (st == null) this.indexes.set(index, st = { wanters: new Map(), workers: new Set() })
+    return st
+  }
+
+  private bannedAt (s: PeerState, now: number): boolean {
+    return s.rep.bannedUntil > now
+  }
+
+  /** self, or a connected non-banned peer */
+  private eligible (p: PeerKey, now: number): boolean {
+    if (p === this.self) return true
+    const s = this.peerStates.get(p)
+    return s != null && s.connected && !this.bannedAt(s, now)
+  }
+
+  private strike (s: PeerState, now: number, reason: string): void {
+    s.rep.strikes++
+    if (s.rep.strikes >= this.maxStrikes) this.ban(s.key, now, `${s.rep.strikes} strikes, last: ${reason}`)
+  }
+
+  private dropHave (s: PeerState, chunk: ChunkKey): void {
+    if (!s.haves.delete(chunk)) return
+    const hs = this.holders.get(chunk)
+    hs?.delete(s.key)
+    if (hs?.size === 0) this.holders.delete(chunk)
+  }
+
+  private forgetClaims (s: PeerState): void {
+    for (const c of s.haves) {
+      const hs = this.holders.get(c)
+      hs?.delete(s.key)
+      if (hs?.size === 0) this.holders.delete(c)
+    }
+    s.haves.clear()
+    s.fetching.clear()
+    for (const [index, st] of this.indexes) {
+      if (st.workers.has(s.key)) this.leaveIndex(index, s.key)
+    }
+  }
+}

@@ -1,0 +1,211 @@
+import '../helpers/setup.ts'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { describe, it } from 'node:test'
+import { SwarmPolicy, rendezvousOwner } from '../../node/swarm/policy.ts'
+
+const chunkKey = (n: number): string => createHash('sha256').update(`chunk ${n}`).digest('hex')
+const chunks = Array.from({ length: 400 }, (_, i) => chunkKey(i))
+const IDX = 'index-1'
+
+function fleet (names: string[], now = 0): Map<string, SwarmPolicy> {
+  const m = new Map<string, SwarmPolicy>()
+  for (const n of names) {
+    const p = new SwarmPolicy({ self: n })
+    for (const o of names) if (o !== n) p.addPeer(o, now)
+    m.set(n, p)
+  }
+  // everybody lacks everything and says so to everybody
+  for (const p of m.values()) for (const n of names) p.noteWants(IDX, n, chunks, now)
+  return m
+}
+
+describe('swarm policy', () => {
+  it('rendezvous owner is order-independent and splits chunks evenly', () => {
+    const hosts = ['h1', 'h2', 'h3', 'h4', 'h5']
+    const counts = new Map<string, number>()
+    for (const c of chunks) {
+      const a = rendezvousOwner(hosts, c)!
+      const b = rendezvousOwner([...hosts].reverse(), c)!
+      assert.equal(a, b)
+      counts.set(a, (counts.get(a) ?? 0) + 1)
+    }
+    assert.equal(counts.size, 5)
+    for (const n of counts.values()) assert.ok(n > 400 / 5 * 0.6 && n < 400 / 5 * 1.4, `uneven split ${[...counts.values()].join(',')}`)
+    // removing one host only moves that host's chunks
+    for (const c of chunks) {
+      const before = rendezvousOwner(hosts, c)!
+      const after = rendezvousOwner(hosts.filter(h => h !== 'h3'), c)!
+      if (before !== 'h3') assert.equal(after, before)
+    }
+  })
+
+  it('hosts with the same view agree: each chunk has exactly one origin fetcher', () => {
+    const names = ['a', 'b', 'c', 'd', 'e']
+    const f = fleet(names)
+    for (const c of chunks) {
+      const fetchers = names.filter(n => f.get(n)!.plan(IDX, c, 0).action === 'origin')
+      assert.equal(fetchers.length, 1, `chunk ${c} fetched by ${fetchers.join(',')}`)
+      for (const n of names) {
+        const plan = f.get(n)!.plan(IDX, c, 0)
+        if (n !== fetchers[0]) assert.deepEqual(plan, { action: 'wait', peer: fetchers[0], until: 3000, reason: 'owner' })
+      }
+    }
+  })
+
+  it('a host alone fetches from the origin; a holder is preferred to the origin', () => {
+    const p = new SwarmPolicy({ self: 'a' })
+    p.noteWants(IDX, 'a', chunks, 0)
+    assert.deepEqual(p.plan(IDX, chunks[0]!, 0), { action: 'origin', reason: 'owner' })
+    p.addPeer('b', 0)
+    p.noteHave(IDX, 'b', chunks[0]!, 1)
+    assert.deepEqual(p.plan(IDX, chunks[0]!, 1), { action: 'peer', peer: 'b' })
+  })
+
+  it('when the owner announces the chunk, waiters fetch it from the owner', () => {
+    const f = fleet(['a', 'b'])
+    const c = chunks.find(c => f.get('a')!.ownerOf(IDX, c, 0) === 'b')!
+    const a = f.get('a')!
+    assert.equal(a.plan(IDX, c, 0).action, 'wait')
+    a.noteHave(IDX, 'b', c, 10)
+    assert.deepEqual(a.plan(IDX, c, 10), { action: 'peer', peer: 'b' })
+  })
+
+  it('a dead or silent owner cannot stall anyone past ownerTimeout', () => {
+    const f = fleet(['a', 'b', 'c'])
+    const a = f.get('a')!
+    const c = chunks.find(c => a.ownerOf(IDX, c, 0) === 'b')!
+    const plan = a.plan(IDX, c, 0)
+    assert.equal(plan.action, 'wait')
+    // progress from b pushes the deadline out
+    a.noteHave(IDX, 'b', chunks.find(x => x !== c)!, 2500)
+    assert.equal(a.plan(IDX, c, 3000).action, 'wait')
+    assert.deepEqual(a.plan(IDX, c, 5500), { action: 'origin', reason: 'timeout' })
+    assert.equal(a.reputation('b').strikes, 1)
+    // b leaves: its chunks are re-split among the rest at once
+    const d = chunks.find(x => a.ownerOf(IDX, x, 0) === 'b' && x !== c)!
+    a.removePeer('b', 6000)
+    const owner = a.ownerOf(IDX, d, 6000)
+    assert.ok(owner === 'a' || owner === 'c')
+    assert.equal(a.plan(IDX, d, 6000).action, owner === 'a' ? 'origin' : 'wait')
+  })
+
+  it('a late joiner waits for a peer that announced it is fetching the chunk', () => {
+    const a = new SwarmPolicy({ self: 'a' })
+    a.noteWants(IDX, 'a', chunks, 0)
+    a.addPeer('b', 0)
+    // b was alone and started fetching everything; it has no wants left to share for chunk 0
+    a.noteFetching('b', chunks[0]!, 0)
+    const plan = a.plan(IDX, chunks[0]!, 1)
+    assert.equal(plan.action, 'wait')
+    assert.equal(plan.action === 'wait' && plan.reason, 'fetching')
+  })
+
+  it('holders are chosen by load and per-peer in-flight limits are kept', () => {
+    const p = new SwarmPolicy({ self: 'a', maxInFlightPerPeer: 2 })
+    for (const peer of ['b', 'c']) {
+      p.addPeer(peer, 0)
+      p.noteHaves(IDX, peer, chunks, 0)
+    }
+    const picks: string[] = []
+    for (let i = 0; i < 4; i++) {
+      const plan = p.plan(IDX, chunks[i]!, 0)
+      assert.equal(plan.action, 'peer')
+      if (plan.action !== 'peer') return
+      p.requestStarted(plan.peer, chunks[i]!, 0)
+      picks.push(plan.peer)
+    }
+    assert.deepEqual(picks.sort(), ['b', 'b', 'c', 'c'])
+    const busy = p.plan(IDX, chunks[5]!, 0)
+    assert.equal(busy.action, 'wait')
+    assert.equal(busy.action === 'wait' && busy.reason, 'busy')
+    p.requestSucceeded('b', chunks[0]!, 100, 1)
+    assert.deepEqual(p.plan(IDX, chunks[5]!, 1), { action: 'peer', peer: 'b' })
+  })
+
+  it('a peer serving a bad chunk is banned, forgotten and refused; the ban expires', () => {
+    const p = new SwarmPolicy({ self: 'a', banDuration: 1000 })
+    p.noteWants(IDX, 'a', chunks, 0)
+    p.addPeer('evil', 0)
+    p.noteWants(IDX, 'evil', chunks, 0)
+    p.noteHaves(IDX, 'evil', chunks.slice(0, 10), 0)
+    p.requestStarted('evil', chunks[0]!, 0)
+    p.requestFailed('evil', chunks[0]!, 'invalid', 1)
+    assert.equal(p.isBanned('evil', 1), true)
+    assert.deepEqual(p.holdersOf(chunks[1]!, 1), [])
+    assert.deepEqual(p.workers(IDX, 1), ['a'])
+    for (const c of chunks) assert.deepEqual(p.plan(IDX, c, 1), { action: 'origin', reason: 'owner' })
+    assert.equal(p.acceptInbound('evil', 1), false)
+    p.noteHaves(IDX, 'evil', chunks, 2) // claims while banned are ignored
+    assert.deepEqual(p.holdersOf(chunks[1]!, 2), [])
+    assert.equal(p.reputation('evil').badChunks, 1)
+    assert.equal(p.isBanned('evil', 1001), false)
+    assert.equal(p.acceptInbound('evil', 1001), true)
+  })
+
+  it('false claims are strikes and enough of them ban', () => {
+    const p = new SwarmPolicy({ self: 'a', maxStrikes: 3 })
+    p.addPeer('liar', 0)
+    p.noteHaves(IDX, 'liar', chunks, 0)
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(p.plan(IDX, chunks[i]!, 0), { action: 'peer', peer: 'liar' })
+      p.requestStarted('liar', chunks[i]!, 0)
+      p.requestFailed('liar', chunks[i]!, 'missing', 0)
+      assert.equal(p.has('liar', chunks[i]!, 0), false)
+    }
+    assert.equal(p.reputation('liar').falseClaims, 3)
+    assert.equal(p.isBanned('liar', 0), true)
+    // a "missing" for something never claimed is no strike
+    p.addPeer('honest', 0)
+    p.requestStarted('honest', chunks[9]!, 0)
+    p.requestFailed('honest', chunks[9]!, 'missing', 0)
+    assert.equal(p.reputation('honest').strikes, 0)
+  })
+
+  it('inbound limits per peer and in total', () => {
+    const p = new SwarmPolicy({ self: 'a', maxInboundPerPeer: 2, maxInbound: 3 })
+    assert.equal(p.acceptInbound('b', 0), true)
+    assert.equal(p.acceptInbound('b', 0), true)
+    assert.equal(p.acceptInbound('b', 0), false)
+    assert.equal(p.acceptInbound('c', 0), true)
+    assert.equal(p.acceptInbound('d', 0), false)
+    p.inboundDone('b')
+    assert.equal(p.acceptInbound('d', 0), true)
+  })
+
+  it('a host that got a chunk is no longer its owner', () => {
+    const f = fleet(['a', 'b'])
+    const a = f.get('a')!
+    const c = chunks.find(c => a.ownerOf(IDX, c, 0) === 'b')!
+    a.noteHave(IDX, 'b', c, 1)
+    assert.equal(a.ownerOf(IDX, c, 1), 'a')
+    // but b now holds it, so a asks b
+    assert.deepEqual(a.plan(IDX, c, 1), { action: 'peer', peer: 'b' })
+  })
+
+  it('simulated fleet: origin fetches equal the distinct chunks, whatever the arrival order', () => {
+    const names = ['a', 'b', 'c', 'd', 'e', 'f']
+    const f = fleet(names)
+    let origin = 0
+    const have = new Map(names.map(n => [n, new Set<string>()]))
+    let now = 0
+    for (let round = 0; round < 50 && [...have.values()].some(s => s.size < chunks.length); round++) {
+      now += 10
+      for (const n of names) {
+        const p = f.get(n)!
+        for (const c of chunks) {
+          if (have.get(n)!.has(c)) continue
+          const plan = p.plan(IDX, c, now)
+          let got = false
+          if (plan.action === 'origin') { origin++; got = true }
+          if (plan.action === 'peer') { p.requestStarted(plan.peer, c, now); p.requestSucceeded(plan.peer, c, 1, now); got = true }
+          if (!got) continue
+          have.get(n)!.add(c)
+          for (const q of f.values()) q.noteHave(IDX, n, c, now)
+        }
+      }
+    }
+    for (const s of have.values()) assert.equal(s.size, chunks.length)
+    assert.equal(origin, chunks.length)
+  })
+})
