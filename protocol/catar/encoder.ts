@@ -1,0 +1,288 @@
+// The catar encoder (casync's caencoder without the file system): ArchiveEvents in, archive
+// bytes out (spec §4.2). Small records are packed into large output buffers; big payload pieces
+// pass through without a copy, so callers must not reuse a buffer they handed to payload().
+import {
+  CA_ENTRY_SIZE, CA_FORMAT_ACL_DEFAULT, CA_FORMAT_ACL_DEFAULT_GROUP, CA_FORMAT_ACL_DEFAULT_USER,
+  CA_FORMAT_ACL_GROUP, CA_FORMAT_ACL_GROUP_OBJ, CA_FORMAT_ACL_USER, CA_FORMAT_DEVICE, CA_FORMAT_ENTRY,
+  CA_FORMAT_FCAPS, CA_FORMAT_FILENAME, CA_FORMAT_GROUP, CA_FORMAT_PAYLOAD, CA_FORMAT_QUOTA_PROJID,
+  CA_FORMAT_SELINUX, CA_FORMAT_SYMLINK, CA_FORMAT_USER, CA_FORMAT_XATTR, CA_HEADER_SIZE, CA_NAME_MAX,
+  S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFBLK, S_IFCHR
+} from './constants.ts'
+import { encodeGoodbye, goodbyeSize, type GoodbyeChild } from './goodbye.ts'
+import { siphash24 } from './siphash.ts'
+import type { AclEntry, ArchiveEvent, ArchiveNode } from './types.ts'
+import { InvalidArgumentError } from '../errors.ts'
+
+const utf8 = new TextEncoder()
+/** payload pieces at least this big are passed through instead of copied */
+const PASS_THROUGH = 32 * 1024
+
+export interface ArchiveEncoderInit {
+  /** the feature flags written into every ENTRY */
+  featureFlags: bigint
+  /** @default 1 MiB */
+  bufferSize?: number
+}
+
+interface Frame {
+  kind: number
+  entryStart: number
+  /** offset of this node's FILENAME, or its ENTRY for the root */
+  start: number
+  name?: Uint8Array
+  children: GoodbyeChild[]
+  lastName?: Uint8Array
+  remaining: number
+}
+
+export function compareBytes (a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.byteLength, b.byteLength)
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!
+  return a.byteLength - b.byteLength
+}
+
+function compareStrings (a: string | undefined, b: string | undefined): number {
+  if (a === b) return 0
+  if (a == null) return -1
+  if (b == null) return 1
+  return compareBytes(utf8.encode(a), utf8.encode(b))
+}
+
+/** casync's ACL entry order (spec §4.4.6): id, unnamed before named, name, permissions. */
+export function compareAcl (a: AclEntry, b: AclEntry): number {
+  return a.id - b.id || compareStrings(a.name, b.name) || a.permissions - b.permissions
+}
+
+/** Throws unless `name` is a valid FILENAME: non-empty, no '/', no NUL, not '.' or '..'. */
+export function checkName (name: Uint8Array): void {
+  if (name.byteLength === 0) throw new InvalidArgumentError('empty file name')
+  if (name.byteLength + 1 > CA_NAME_MAX) throw new InvalidArgumentError(`file name of ${name.byteLength} bytes is too long`)
+  if (name[0] === 0x2e && (name.byteLength === 1 || (name.byteLength === 2 && name[1] === 0x2e))) throw new InvalidArgumentError('file name "." or ".."')
+  for (const b of name) if (b === 0x2f || b === 0) throw new InvalidArgumentError(`file name ${JSON.stringify(Buffer.from(name).toString())} contains "/" or NUL`)
+}
+
+/** The synchronous core: call node()/payload()/end() and take() the bytes produced so far. */
+export class ArchiveEncoder {
+  readonly featureFlags: bigint
+  private readonly bufferSize: number
+  private buf: Uint8Array
+  private view: DataView
+  private pos = 0
+  private out: Uint8Array[] = []
+  private pending = 0
+  private flushed = 0
+  private readonly stack: Frame[] = []
+  private done = false
+  private readonly flagsLo: number
+  private readonly flagsHi: number
+
+  constructor (init: ArchiveEncoderInit) {
+    this.featureFlags = init.featureFlags
+    this.bufferSize = init.bufferSize ?? 1 << 20
+    this.buf = new Uint8Array(this.bufferSize)
+    this.view = new DataView(this.buf.buffer)
+    this.flagsLo = Number(init.featureFlags & 0xffffffffn)
+    this.flagsHi = Number(init.featureFlags >> 32n)
+  }
+
+  /** bytes produced so far (the archive offset of the next record) */
+  get offset (): number { return this.flushed + this.pos }
+  /** bytes waiting in take() */
+  get pendingBytes (): number { return this.pending + this.pos }
+  get finished (): boolean { return this.done }
+  get depth (): number { return this.stack.length }
+
+  /** The output produced so far, in order; the encoder keeps no reference to it. */
+  take (): Uint8Array[] {
+    this.flush()
+    const out = this.out
+    this.out = []
+    this.pending = 0
+    return out
+  }
+
+  push (event: ArchiveEvent): void {
+    if (event.type === 'node') this.node(event.node)
+    else if (event.type === 'payload') this.payload(event.data)
+    else this.end()
+  }
+
+  private flush (): void {
+    if (this.pos === 0) return
+    this.out.push(this.buf.subarray(0, this.pos))
+    this.pending += this.pos
+    this.flushed += this.pos
+    this.buf = new Uint8Array(this.bufferSize)
+    this.view = new DataView(this.buf.buffer)
+    this.pos = 0
+  }
+
+  private reserve (n: number): void {
+    if (this.pos + n <= this.buf.byteLength) return
+    this.flush()
+    if (n > this.buf.byteLength) {
+      this.buf = new Uint8Array(n)
+      this.view = new DataView(this.buf.buffer)
+    }
+  }
+
+  private u64 (value: number | bigint): void {
+    if (typeof value === 'bigint') {
+      this.view.setBigUint64(this.pos, value, true)
+    } else {
+      this.view.setUint32(this.pos, value >>> 0, true)
+      this.view.setUint32(this.pos + 4, Math.floor(value / 0x100000000) >>> 0, true)
+    }
+    this.pos += 8
+  }
+
+  private header (size: number, type: bigint): void {
+    this.reserve(size < 65536 ? size : CA_HEADER_SIZE)
+    this.u64(size)
+    this.u64(type)
+  }
+
+  private bytes (data: Uint8Array): void {
+    this.buf.set(data, this.pos)
+    this.pos += data.byteLength
+  }
+
+  private stringRecord (type: bigint, data: Uint8Array): void {
+    this.header(CA_HEADER_SIZE + data.byteLength + 1, type)
+    this.bytes(data)
+    this.buf[this.pos++] = 0
+  }
+
+  private aclRecords (type: bigint, entries: AclEntry[] | undefined): void {
+    if (entries == null) return
+    for (const e of entries.slice().sort(compareAcl)) {
+      const name = e.name != null ? utf8.encode(e.name) : undefined
+      this.header(32 + (name != null ? name.byteLength + 1 : 0), type)
+      this.u64(e.id)
+      this.u64(e.permissions)
+      if (name != null) { this.bytes(name); this.buf[this.pos++] = 0 }
+    }
+  }
+
+  node (node: ArchiveNode): void {
+    if (this.done) throw new InvalidArgumentError('the archive is already complete')
+    const parent = this.stack[this.stack.length - 1]
+    const kind = node.mode & S_IFMT
+    let start: number
+    if (parent == null) {
+      if (kind !== S_IFDIR) throw new InvalidArgumentError('the root of an archive must be a directory')
+      start = this.offset
+    } else {
+      if (parent.kind !== S_IFDIR) throw new InvalidArgumentError('only directories have children')
+      const name = node.name
+      if (name == null) throw new InvalidArgumentError('a child node needs a name')
+      checkName(name)
+      if (parent.lastName != null && compareBytes(parent.lastName, name) >= 0) {
+        throw new InvalidArgumentError(`children must come in strictly increasing name order (${Buffer.from(name).toString()} after ${Buffer.from(parent.lastName).toString()})`)
+      }
+      parent.lastName = name
+      start = this.offset
+      this.stringRecord(CA_FORMAT_FILENAME, name)
+    }
+    const entryStart = this.offset
+    this.header(CA_ENTRY_SIZE, CA_FORMAT_ENTRY)
+    this.view.setUint32(this.pos, this.flagsLo, true)
+    this.view.setUint32(this.pos + 4, this.flagsHi, true)
+    this.pos += 8
+    this.u64(node.mode)
+    this.u64(node.flags)
+    this.u64(node.uid)
+    this.u64(node.gid)
+    this.u64(node.mtime)
+    if (node.user != null) this.stringRecord(CA_FORMAT_USER, utf8.encode(node.user))
+    if (node.group != null) this.stringRecord(CA_FORMAT_GROUP, utf8.encode(node.group))
+    if (node.xattrs != null) {
+      for (const x of node.xattrs.slice().sort((a, b) => compareBytes(a.name, b.name))) {
+        this.header(CA_HEADER_SIZE + x.name.byteLength + 1 + x.value.byteLength, CA_FORMAT_XATTR)
+        this.reserve(x.name.byteLength + 1 + x.value.byteLength)
+        this.bytes(x.name)
+        this.buf[this.pos++] = 0
+        this.bytes(x.value)
+      }
+    }
+    this.aclRecords(CA_FORMAT_ACL_USER, node.aclUser)
+    this.aclRecords(CA_FORMAT_ACL_GROUP, node.aclGroup)
+    if (node.aclGroupObj != null) { this.header(24, CA_FORMAT_ACL_GROUP_OBJ); this.u64(node.aclGroupObj) }
+    if (node.aclDefault != null) {
+      const d = node.aclDefault
+      this.header(48, CA_FORMAT_ACL_DEFAULT)
+      this.u64(d.userObj); this.u64(d.groupObj); this.u64(d.other); this.u64(d.mask)
+    }
+    this.aclRecords(CA_FORMAT_ACL_DEFAULT_USER, node.aclDefaultUser)
+    this.aclRecords(CA_FORMAT_ACL_DEFAULT_GROUP, node.aclDefaultGroup)
+    if (node.selinux != null) this.stringRecord(CA_FORMAT_SELINUX, utf8.encode(node.selinux))
+    if (node.fcaps != null) {
+      this.header(CA_HEADER_SIZE + node.fcaps.byteLength, CA_FORMAT_FCAPS)
+      this.reserve(node.fcaps.byteLength)
+      this.bytes(node.fcaps)
+    }
+    if (node.quotaProjId != null) { this.header(24, CA_FORMAT_QUOTA_PROJID); this.u64(node.quotaProjId) }
+    let remaining = 0
+    if (kind === S_IFREG) {
+      remaining = node.size ?? 0
+      this.header(CA_HEADER_SIZE + remaining, CA_FORMAT_PAYLOAD)
+    } else if (kind === S_IFLNK) {
+      if (node.target == null) throw new InvalidArgumentError('a symlink node needs a target')
+      this.stringRecord(CA_FORMAT_SYMLINK, node.target)
+    } else if (kind === S_IFBLK || kind === S_IFCHR) {
+      this.header(32, CA_FORMAT_DEVICE)
+      this.u64(node.major ?? 0)
+      this.u64(node.minor ?? 0)
+    }
+    this.stack.push({ kind, entryStart, start, name: node.name, children: [], remaining })
+  }
+
+  payload (data: Uint8Array): void {
+    const top = this.stack[this.stack.length - 1]
+    if (top == null || top.kind !== S_IFREG) throw new InvalidArgumentError('payload outside a regular file')
+    if (data.byteLength > top.remaining) throw new InvalidArgumentError(`payload longer than the file's size (${data.byteLength} > ${top.remaining} bytes left)`)
+    top.remaining -= data.byteLength
+    if (data.byteLength >= PASS_THROUGH) {
+      this.flush()
+      this.out.push(data)
+      this.pending += data.byteLength
+      this.flushed += data.byteLength
+    } else {
+      this.reserve(data.byteLength)
+      this.bytes(data)
+    }
+  }
+
+  end (): void {
+    const top = this.stack.pop()
+    if (top == null) throw new InvalidArgumentError('end() without an open node')
+    if (top.kind === S_IFREG && top.remaining !== 0) throw new InvalidArgumentError(`file ended ${top.remaining} bytes short of its size`)
+    if (top.kind === S_IFDIR) {
+      const size = goodbyeSize(top.children.length)
+      const goodbyeStart = this.offset
+      this.reserve(size)
+      encodeGoodbye(top.children, top.entryStart, goodbyeStart, this.buf, this.pos)
+      this.pos += size
+    }
+    const parent = this.stack[this.stack.length - 1]
+    if (parent == null) { this.done = true; return }
+    parent.children.push({ start: top.start, size: this.offset - top.start, hash: siphash24(top.name!) })
+  }
+}
+
+export interface EncodeArchiveOptions extends ArchiveEncoderInit {
+  /** yield once this many bytes are pending. @default 256 KiB */
+  yieldBytes?: number
+}
+
+/** Archive bytes for a stream of events (one complete tree). */
+export async function * encodeArchive (events: AsyncIterable<ArchiveEvent> | Iterable<ArchiveEvent>, options: EncodeArchiveOptions): AsyncGenerator<Uint8Array> {
+  const encoder = new ArchiveEncoder(options)
+  const threshold = options.yieldBytes ?? 256 * 1024
+  for await (const event of events) {
+    encoder.push(event)
+    if (encoder.pendingBytes >= threshold) yield * encoder.take()
+  }
+  if (!encoder.finished) throw new InvalidArgumentError('the event stream ended before the root directory was closed')
+  yield * encoder.take()
+}
