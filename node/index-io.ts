@@ -6,6 +6,9 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { InvalidFormatError } from '../protocol/errors.ts'
 import { encodeIndex, IndexDecoder, type Index, type IndexChunk } from '../protocol/index-file.ts'
+import { isHttpUrl } from './http/client.ts'
+import { fetchIndexStream } from './http/remote-index.ts'
+import { uploadIndex } from './http/upload.ts'
 
 export interface ReadIndexOptions { signal?: AbortSignal }
 
@@ -66,5 +69,10 @@ export async function writeFileAtomic (file: string, data: Uint8Array, options: 
 }
 
 export async function writeIndexFile (file: string, index: Index, options: { mode?: number } = {}): Promise<void> {
+  // an http(s):// index goes to `caswarm serve` with a PUT (after its chunks)
+  if (isHttpUrl(file)) { await uploadIndex(file, encodeIndex(index)); return }
   await writeFileAtomic(file, encodeIndex(index), options)
 }
+
+// http(s):// indexes: fetched with retries (node/http/remote-index.ts)
+indexReaders.push({ matches: isHttpUrl, read: (location, options) => fetchIndexStream(location, options) })

@@ -3,10 +3,12 @@ import type { Command } from 'commander'
 import type { CommandContext } from '../context.ts'
 import { register as make } from './make.ts'
 import { register as extract } from './extract.ts'
+import { register as serve } from './serve.ts'
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void
 
 export const commands: RegisterCommand[] = [
   make,
   extract,
+  serve,
 ]

@@ -6,6 +6,10 @@ import type { Compression } from '../../protocol/compression.ts'
 import { DEFAULT_STORE_NAME } from '../../protocol/constants.ts'
 import type { ChunkStore } from './chunk-store.ts'
 import { LocalStore } from './local-store.ts'
+import { isHttpUrl } from '../http/client.ts'
+import { HttpUploadStore } from '../http/upload.ts'
+import { FailoverGroup } from './failover.ts'
+import { HttpStore } from './http-store.ts'
 
 export interface OpenStoreOptions {
   digest: DigestAlgorithm
@@ -34,3 +38,18 @@ export function defaultStoreFor (indexLocation: string): string {
   }
   return path.join(path.dirname(indexLocation), DEFAULT_STORE_NAME)
 }
+
+// 'a|b': mirrors of one store, tried in turn on errors other than "missing" (node/store/failover.ts).
+// http(s)://: an HTTP store; opened for writing (make), it uploads with the token in CASWARM_TOKEN.
+storeOpeners.push(
+  {
+    matches: (location) => location.includes('|'),
+    open: (location, options) => new FailoverGroup(location.split('|').filter(p => p.trim() !== '').map(p => openStore(p.trim(), options)))
+  },
+  {
+    matches: isHttpUrl,
+    open: (location, options) => options.writable === true
+      ? new HttpUploadStore(location, { digest: options.digest, compression: options.compression })
+      : new HttpStore(location, { digest: options.digest, compression: options.compression })
+  }
+)

@@ -1,0 +1,241 @@
+// What every HTTP client in caswarm shares: one undici Pool per origin (keep-alive, pipelining),
+// a bound on requests in flight, retries with jittered exponential backoff on 5xx, resets and
+// timeouts, bodies read with a size limit, and errors that name the method and URL.
+import { setMaxListeners } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Pool, type Dispatcher } from 'undici'
+import { ChunkInvalidError, OriginError } from '../../protocol/errors.ts'
+
+export interface HttpClientInit {
+  /** Requests in flight at once (across connections). @default 16 */
+  concurrency?: number
+  /** Keep-alive connections to the origin. @default 4 */
+  connections?: number
+  /** Requests pipelined on one connection. @default 4 */
+  pipelining?: number
+  /** Time allowed for the response headers, and between two pieces of a body (ms). @default 30_000 */
+  timeout?: number
+  /** @default 10_000 */
+  connectTimeout?: number
+  /** Further attempts after a retryable failure. @default 4 */
+  retries?: number
+  /** First backoff delay (ms); doubles per attempt, with jitter. @default 100 */
+  retryDelay?: number
+  /** Longest backoff delay (ms). @default 5_000 */
+  maxRetryDelay?: number
+  /** Sent as `Authorization: Bearer <token>` (uploads to `caswarm serve`). */
+  token?: string
+  /** A dispatcher to use instead of an own Pool (tests pass a MockAgent); not closed by close(). */
+  dispatcher?: Dispatcher
+}
+
+/** Counters every HTTP client keeps; bytes are body bytes on the wire (headers not counted). */
+export interface HttpStats {
+  requests: number
+  retries: number
+  /** requests that ended in an error after all retries */
+  failures: number
+  bytesReceived: number
+  bytesSent: number
+}
+
+const RETRYABLE_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN',
+  'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+  'ERR_TRUNCATED_BODY'
+])
+
+/** Whether another attempt may succeed: 5xx, 408, 429, resets, timeouts, truncated bodies. */
+export function isRetryable (err: any): boolean {
+  if (err == null) return false
+  if (err.code === OriginError.code) {
+    const s = err.statusCode as number
+    return s >= 500 || s === 408 || s === 429
+  }
+  if (RETRYABLE_CODES.has(err.code)) return true
+  return err.cause != null && err.cause !== err && isRetryable(err.cause)
+}
+
+/** A bounded count of holders, released in FIFO order. */
+export class Limiter {
+  readonly limit: number
+  private active = 0
+  private readonly waiting: Array<() => void> = []
+
+  constructor (limit: number) {
+    this.limit = Math.max(1, limit)
+  }
+
+  async acquire (signal?: AbortSignal): Promise<() => void> {
+    signal?.throwIfAborted()
+    if (this.active >= this.limit) {
+      await new Promise<void>((resolve, reject) => {
+        const go = (): void => { signal?.removeEventListener('abort', onAbort); resolve() }
+        const onAbort = (): void => {
+          const i = this.waiting.indexOf(go)
+          if (i >= 0) this.waiting.splice(i, 1)
+          reject(signal!.reason)
+        }
+        signal?.addEventListener('abort', onAbort, { once: true })
+        this.waiting.push(go)
+      })
+    }
+    this.active++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.active--
+      this.waiting.shift()?.()
+    }
+  }
+}
+
+/** Reads a response body whole, refusing more than `limit` bytes and short bodies. */
+export async function readBody (body: Dispatcher.ResponseData['body'], headers: Dispatcher.ResponseData['headers'], limit: number, url: string, counter?: HttpStats): Promise<Uint8Array> {
+  const lengthHeader = headers['content-length']
+  const expected = typeof lengthHeader === 'string' ? Number.parseInt(lengthHeader, 10) : undefined
+  if (expected != null && expected > limit) {
+    body.destroy()
+    throw new OriginError(200, url, `response of ${expected} bytes is larger than the ${limit} allowed`)
+  }
+  const parts: Buffer[] = []
+  let received = 0
+  for await (const piece of body as AsyncIterable<Buffer>) {
+    received += piece.byteLength
+    if (counter != null) counter.bytesReceived += piece.byteLength
+    if (received > limit) {
+      body.destroy()
+      throw new OriginError(200, url, `response is larger than the ${limit} bytes allowed`)
+    }
+    parts.push(piece)
+  }
+  if (expected != null && received !== expected) {
+    throw Object.assign(new Error(`body ended after ${received} of ${expected} bytes`), { code: 'ERR_TRUNCATED_BODY' })
+  }
+  const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, received)
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+}
+
+export interface Attempt<T> {
+  method: 'GET' | 'HEAD' | 'PUT'
+  /** path and query, relative to the origin */
+  path: string
+  body?: Uint8Array
+  headers?: Record<string, string>
+  /** reads the response; throw OriginError for a status to retry, anything else to stop */
+  handle: (res: Dispatcher.ResponseData, url: string) => Promise<T>
+  /** retry once on ChunkInvalidError too (a bad copy in transit or in a proxy) */
+  retryInvalid?: boolean
+  signal?: AbortSignal
+}
+
+const raisedListenerLimit = new WeakSet<AbortSignal>()
+
+/** One origin: a Pool, a limiter, retry policy and counters. */
+export class HttpClient {
+  readonly origin: string
+  readonly stats: HttpStats = { requests: 0, retries: 0, failures: 0, bytesReceived: 0, bytesSent: 0 }
+  readonly timeout: number
+  private readonly dispatcher: Dispatcher
+  private readonly ownDispatcher: boolean
+  private readonly limiter: Limiter
+  private readonly retries: number
+  private readonly retryDelay: number
+  private readonly maxRetryDelay: number
+  private readonly token?: string
+
+  constructor (origin: string, init: HttpClientInit = {}) {
+    this.origin = new URL(origin).origin
+    this.timeout = init.timeout ?? 30_000
+    this.retries = init.retries ?? 4
+    this.retryDelay = init.retryDelay ?? 100
+    this.maxRetryDelay = init.maxRetryDelay ?? 5_000
+    this.token = init.token
+    this.limiter = new Limiter(init.concurrency ?? 16)
+    this.ownDispatcher = init.dispatcher == null
+    this.dispatcher = init.dispatcher ?? new Pool(this.origin, {
+      connections: init.connections ?? 4,
+      pipelining: init.pipelining ?? 4,
+      connect: { timeout: init.connectTimeout ?? 10_000 },
+      keepAliveTimeout: 30_000,
+      headersTimeout: this.timeout,
+      bodyTimeout: this.timeout
+    })
+  }
+
+  get hasToken (): boolean { return this.token != null && this.token !== '' }
+
+  /** Runs a request with retries; the final error names the method and URL and keeps its code. */
+  async run<T> (attempt: Attempt<T>): Promise<T> {
+    const url = this.origin + attempt.path
+    const signal = attempt.signal
+    // one caller signal is shared by every request in flight (and waiting for a slot)
+    if (signal != null && !raisedListenerLimit.has(signal)) { setMaxListeners(0, signal); raisedListenerLimit.add(signal) }
+    let invalidRetried = false
+    for (let n = 0; ; n++) {
+      signal?.throwIfAborted()
+      const release = await this.limiter.acquire(signal)
+      let result: T
+      try {
+        this.stats.requests++
+        const headers: Record<string, string> = { ...attempt.headers }
+        if (this.hasToken) headers.authorization = `Bearer ${this.token!}`
+        if (attempt.body != null) this.stats.bytesSent += attempt.body.byteLength
+        const res = await this.dispatcher.request({
+          origin: this.origin,
+          path: attempt.path,
+          method: attempt.method,
+          headers,
+          body: attempt.body != null ? Buffer.from(attempt.body.buffer, attempt.body.byteOffset, attempt.body.byteLength) : undefined,
+          signal,
+          headersTimeout: this.timeout,
+          bodyTimeout: this.timeout
+        })
+        try {
+          result = await attempt.handle(res, url)
+        } finally {
+          if (!res.body.destroyed && !res.body.readableEnded) res.body.destroy()
+        }
+        return result
+      } catch (err: any) {
+        if (signal?.aborted === true) throw signal.reason
+        const invalid = err?.code === ChunkInvalidError.code
+        const again = invalid ? attempt.retryInvalid === true && !invalidRetried : isRetryable(err)
+        if (!again || n >= this.retries) {
+          this.stats.failures++
+          throw describe(err, attempt.method, url, n + 1)
+        }
+        if (invalid) invalidRetried = true
+        this.stats.retries++
+      } finally {
+        release()
+      }
+      const delay = Math.min(this.maxRetryDelay, this.retryDelay * 2 ** n) * (0.5 + Math.random() / 2)
+      await sleep(delay, undefined, { signal })
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.ownDispatcher) await this.dispatcher.close()
+  }
+}
+
+/** Puts "METHOD URL" in front of an error's message (once), and the attempt count. */
+function describe (err: any, method: string, url: string, attempts: number): Error {
+  if (!(err instanceof Error)) err = new Error(String(err))
+  const where = `${method} ${url}`
+  if (!err.message.includes(url)) err.message = `${where}: ${err.message}`
+  if (attempts > 1) err.message += ` (after ${attempts} attempts)`
+  return err
+}
+
+/** A status other than the expected ones, as an OriginError naming the URL. */
+export function statusError (statusCode: number, url: string, what = ''): OriginError {
+  return new OriginError(statusCode, url, `the server answered ${statusCode}${what !== '' ? ` ${what}` : ''}`)
+}
+
+export function isHttpUrl (location: string): boolean {
+  return /^https?:\/\//i.test(location)
+}
