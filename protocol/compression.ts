@@ -101,6 +101,12 @@ export function decompressSync (data: Uint8Array, options: DecompressOptions = {
     if (compression === 'zstd') return zstdDecompress(data, maxSize)
     if (compression === 'gzip') {
       const out = zlib.gunzipSync(data, { maxOutputLength: Math.max(1, maxSize) })
+      // zlib skips bytes after the first member and decodes further members; casync refuses both.
+      // With one member and nothing after it, the file ends in the member's CRC32 and ISIZE.
+      const tail = new DataView(data.buffer, data.byteOffset + data.byteLength - 8, 8)
+      if (tail.getUint32(0, true) !== zlib.crc32(out) || tail.getUint32(4, true) !== out.byteLength % 2 ** 32) {
+        throw new InvalidFormatError('gzip chunk has trailing noise after its stream')
+      }
       return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
     }
   } catch (err) {
@@ -109,10 +115,45 @@ export function decompressSync (data: Uint8Array, options: DecompressOptions = {
   throw new InvalidFormatError('xz chunks need the asynchronous decompress()')
 }
 
+/**
+ * The length of the xz stream that ends `data` (-1 when its footer or index is not valid), from
+ * the footer's backward size and the index's block records (xz file format 1.0.4, §2.1.2, §4).
+ * liblzma, as lzma-native calls it, accepts stream padding and concatenated streams; casync
+ * refuses any data after the first stream, so the caller compares this with the data's length.
+ */
+function xzStreamLength (data: Uint8Array): number {
+  const n = data.byteLength
+  if (n < 32 || data[n - 2] !== 0x59 || data[n - 1] !== 0x5a || data[n - 4] !== data[6] || data[n - 3] !== data[7]) return -1
+  const indexSize = (new DataView(data.buffer, data.byteOffset + n - 8, 4).getUint32(0, true) + 1) * 4
+  let at = n - 12 - indexSize
+  if (at < 12 || data[at] !== 0) return -1
+  at++
+  const varint = (): number => {
+    let v = 0
+    for (let shift = 0; shift < 63; shift += 7) {
+      const b = data[at++]
+      if (b == null) return -1
+      v += (b & 0x7f) * 2 ** shift
+      if ((b & 0x80) === 0) return v
+    }
+    return -1
+  }
+  const records = varint()
+  let blocks = 0
+  for (let i = 0; i < records; i++) {
+    const unpadded = varint()
+    if (unpadded < 0 || varint() < 0) return -1
+    blocks += Math.ceil(unpadded / 4) * 4
+  }
+  if (records < 0) return -1
+  return 12 + blocks + indexSize + 12
+}
+
 export async function decompress (data: Uint8Array, options: DecompressOptions = {}): Promise<Uint8Array> {
   const compression = detectCompression(data)
   if (compression !== 'xz') return decompressSync(data, options)
   const maxSize = options.maxSize ?? MAX_CHUNK_DECOMPRESSED
+  if (xzStreamLength(data) !== data.byteLength) throw new InvalidFormatError('xz chunk is truncated or has trailing noise after its stream')
   let out: Buffer
   try {
     out = await lzma.decompress(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
