@@ -41,7 +41,7 @@ describe('ChunkId', () => {
   it('equals() compares every byte', () => {
     const a = ChunkId.parse(EMPTY_SHA256)
     const bytes = Uint8Array.from(a.bytes)
-    bytes[31] ^= 1
+    bytes[31]! ^= 1
     assert.ok(!a.equals(new ChunkId(bytes)))
     assert.ok(a.equals(ChunkId.parse(EMPTY_SHA256)))
   })
