@@ -9,8 +9,7 @@ import { defaultLogger } from './logger.ts'
 import type { Seed } from './seed.ts'
 import type { ChunkSource, ChunkStore } from './store/chunk-store.ts'
 import { LocalStore } from './store/local-store.ts'
-import { CHUNK_SUFFIX } from '../protocol/constants.ts'
-import { sharedPool, transferable } from './workers/pool.ts'
+import { sharedPool, transferable, type PlaceSource } from './workers/pool.ts'
 
 const log = defaultLogger().forComponent('caswarm:extract')
 
@@ -66,65 +65,131 @@ export function count (stats: ExtractStats, source: string, bytes: number): void
   s.bytes += bytes
 }
 
-/** Finds each chunk in seeds, cache and sources, verified, and feeds the cache. */
+/** Where extraction writes: an open file and, for the worker fast path, its descriptor. */
+export interface OutputTarget {
+  handle: import('node:fs/promises').FileHandle
+  /** name for error messages */
+  name: string
+}
+
+type Candidate =
+  | { kind: 'seed', name: string, seed: Seed }
+  | { kind: 'cache', name: string, store: ChunkStore }
+  | { kind: 'source', name: string, source: ChunkSource }
+
+/**
+ * Finds each chunk in seeds, cache and sources, verified, and feeds the cache. With an output
+ * target, chunks from local stores and seed files are read, verified and written by a worker
+ * thread without passing through the main thread.
+ */
 export class ChunkFetcher {
   readonly digest: DigestAlgorithm
   readonly stats: ExtractStats
   private readonly options: AssembleOptions
-  private readonly seeds: Seed[]
+  private readonly candidates: Candidate[]
+  private readonly cache?: ChunkStore
 
   constructor (index: Index, options: AssembleOptions) {
     this.digest = digestFromFlags(index.featureFlags)
     this.options = options
-    this.seeds = options.seeds ?? []
     this.stats = options.stats ?? emptyStats()
+    this.cache = options.cache
+    this.candidates = [
+      ...(options.seeds ?? []).map(seed => ({ kind: 'seed' as const, name: seed.name, seed })),
+      ...(options.cache != null ? [{ kind: 'cache' as const, name: `cache:${options.cache.toString()}`, store: options.cache }] : []),
+      ...options.sources.map(source => ({ kind: 'source' as const, name: source.toString(), source }))
+    ]
   }
 
   /** Names of everything asked, for error messages. */
   asked (): string[] {
-    return [...this.seeds.map(s => s.name), ...(this.options.cache != null ? [`cache:${this.options.cache.toString()}`] : []), ...this.options.sources.map(s => s.toString())]
+    return this.candidates.map(c => c.name)
   }
 
+  /** The chunk's verified bytes. */
   async fetch (c: IndexChunk, signal = this.options.signal): Promise<Uint8Array> {
-    for (const seed of this.seeds) {
-      if (!seed.has(c.id)) continue
-      const data = await seed.read(c.id, c.size)
-      if (data != null) { count(this.stats, seed.name, c.size); return data }
-    }
-    const cache = this.options.cache
-    if (cache != null) {
-      try {
-        const data = await cache.get(c.id, { signal, size: c.size })
-        count(this.stats, `cache:${cache.toString()}`, c.size)
-        return data
-      } catch (err: any) {
-        if (err.code === ChunkInvalidError.code) this.bad(`cache:${cache.toString()}`, err)
-        else if (err.code !== ChunkMissingError.code) throw err
-      }
-    }
+    return (await this.obtain(c, undefined, signal))!
+  }
+
+  /** Writes the verified chunk at c.start in `out`. */
+  async place (c: IndexChunk, out: OutputTarget, signal = this.options.signal): Promise<void> {
+    await this.obtain(c, out, signal)
+  }
+
+  private async obtain (c: IndexChunk, out: OutputTarget | undefined, signal: AbortSignal | undefined): Promise<Uint8Array | undefined> {
     const errors: Error[] = []
-    for (const source of this.options.sources) {
+    for (const cand of this.candidates) {
       signal?.throwIfAborted()
-      let data: Uint8Array
+      if (cand.kind === 'seed' && !cand.seed.has(c.id)) continue
+      // fast path: a worker reads, verifies and writes (local stores and seed files)
+      if (out != null) {
+        const from = await this.fastSource(cand, c)
+        if (from != null) {
+          const reply = await sharedPool().run({ op: 'place', id: c.id.bytes, size: c.size, digest: this.digest, outFd: out.handle.fd, outOffset: c.start, from })
+          if (reply.status === 'ok') { count(this.stats, cand.name, c.size); return undefined }
+          if (reply.status === 'invalid') {
+            const err = new ChunkInvalidError(c.id, undefined, `${cand.name}: ${reply.detail ?? 'bad chunk'}`)
+            this.bad(cand.name, err)
+            errors.push(err)
+            continue
+          }
+          if (reply.detail !== 'xz') {
+            if (cand.kind === 'seed') (cand.seed as any).forget?.(c.id)
+            continue
+          }
+          // xz chunks are decoded on the asynchronous path below
+        }
+      }
+      let data: Uint8Array | null
       try {
-        data = await source.get(c.id, { signal, size: c.size })
+        data = await this.get(cand, c, signal)
       } catch (err: any) {
-        if (err.code === ChunkMissingError.code) continue
         if (signal?.aborted === true) throw signal.reason
-        if (err.code === ChunkInvalidError.code || err.code === InvalidFormatError.code) this.bad(source.toString(), err)
-        else log.error('%s failed for %s - %s', source.toString(), c.id.toString(), err.message)
+        if (err.code === ChunkInvalidError.code || err.code === InvalidFormatError.code) this.bad(cand.name, err)
+        else log.error('%s failed for %s - %s', cand.name, c.id.toString(), err.message)
         errors.push(err)
         continue
       }
-      count(this.stats, source.toString(), c.size)
-      if (cache != null) await this.feedCache(cache, c.id, data)
-      return data
+      if (data == null) continue
+      count(this.stats, cand.name, c.size)
+      if (cand.kind === 'source' && this.cache != null) await this.feedCache(this.cache, c.id, data)
+      if (out == null) return data
+      const { bytesWritten } = await out.handle.write(data, 0, c.size, c.start)
+      if (bytesWritten !== c.size) throw Object.assign(new Error(`short write to ${out.name} at ${c.start}`), { code: 'EIO' })
+      return undefined
     }
     if (errors.length > 0) {
-      const err = errors[errors.length - 1]!
-      throw Object.assign(new AggregateError(errors, `chunk ${c.id.toString()}: no source supplied a good copy (${errors.map(e => e.message).join('; ')})`), { code: errors.every(e => (e as any).code === ChunkInvalidError.code) ? ChunkInvalidError.code : (err as any).code ?? 'ERR_ALL_SOURCES_FAILED' })
+      const last = errors[errors.length - 1] as any
+      const code = errors.every(e => (e as any).code === ChunkInvalidError.code) ? ChunkInvalidError.code : (last.code ?? 'ERR_ALL_SOURCES_FAILED')
+      throw Object.assign(new AggregateError(errors, `chunk ${c.id.toString()}: no source supplied a good copy (${errors.map(e => e.message).join('; ')})`), { code })
     }
     throw new ChunkMissingError(c.id)
+  }
+
+  /** What a worker can read directly, or null. */
+  private async fastSource (cand: Candidate, c: IndexChunk): Promise<PlaceSource | null> {
+    if (cand.kind === 'seed') {
+      const locate = (cand.seed as any).locate as ((id: ChunkId, size: number) => Promise<{ fd: number, offset: number } | null>) | undefined
+      if (locate == null) return null
+      const loc = await locate.call(cand.seed, c.id, c.size)
+      return loc == null ? null : { kind: 'file', fd: loc.fd, offset: loc.offset }
+    }
+    // a chunk from a store must also reach the cache, which needs its bytes here
+    const store = cand.kind === 'cache' ? cand.store : (this.cache == null ? cand.source : null)
+    if (store instanceof LocalStore) return { kind: 'store', path: store.path, extension: store.extension }
+    return null
+  }
+
+  /** One candidate's verified copy, or null when it has none. */
+  private async get (cand: Candidate, c: IndexChunk, signal: AbortSignal | undefined): Promise<Uint8Array | null> {
+    if (cand.kind === 'seed') return await cand.seed.read(c.id, c.size)
+    const source = cand.kind === 'cache' ? cand.store : cand.source
+    try {
+      return await source.get(c.id, { signal, size: c.size })
+    } catch (err: any) {
+      if (err.code === ChunkMissingError.code) return null
+      throw err
+    }
   }
 
   private bad (source: string, err: Error): void {
@@ -136,8 +201,7 @@ export class ChunkFetcher {
   private async feedCache (cache: ChunkStore, id: ChunkId, data: Uint8Array): Promise<void> {
     try {
       if (cache instanceof LocalStore) {
-        if (await cache.has(id)) return
-        await sharedPool().run({ op: 'store', data: transferable(data), digest: this.digest, compression: cache.compression, storePath: cache.path, extension: CHUNK_SUFFIX })
+        await sharedPool().run({ op: 'store', data: transferable(data), digest: this.digest, compression: cache.compression, storePath: cache.path, extension: cache.extension })
       } else {
         await cache.put(id, data)
       }

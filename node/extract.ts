@@ -5,12 +5,13 @@
 // already right; the existing output is used as a seed (casync's --seed-output).
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
-import { ChunkId, digestFromFlags } from '../protocol/chunk-id.ts'
+import { type ChunkId, digestFromFlags } from '../protocol/chunk-id.ts'
 import { ChunkMissingError } from '../protocol/errors.ts'
 import type { Index, IndexChunk } from '../protocol/index-file.ts'
 import { ChunkFetcher, count, emptyStats, MissingChunksError, type AssembleOptions, type ExtractStats } from './assemble.ts'
 import { defaultLogger } from './logger.ts'
 import { FileSeed, type Seed } from './seed.ts'
+import { sharedPool } from './workers/pool.ts'
 
 const log = defaultLogger().forComponent('caswarm:extract')
 
@@ -71,36 +72,29 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     let done = 0
     const reuse = inPlace || partial != null
 
+    const out = { handle, name: target }
+    const pool = sharedPool()
     const one = async (c: IndexChunk): Promise<void> => {
       options.signal?.throwIfAborted()
       if (reuse) {
         // bytes already right at this offset (a resumed partial file, or a block device)
-        const buf = new Uint8Array(c.size)
-        const { bytesRead } = await handle.read(buf, 0, c.size, c.start)
-        if (bytesRead === c.size && ChunkId.digest(buf, digest).equals(c.id)) {
-          count(stats, 'in-place', c.size)
-          return
-        }
+        const reply = await pool.run({ op: 'check', id: c.id.bytes, size: c.size, digest, fd: handle.fd, offset: c.start })
+        if (reply.match === true) { count(stats, 'in-place', c.size); return }
       }
-      let data: Uint8Array | undefined
       const twin = written.get(c.id.toString())
       if (twin != null) {
-        const buf = new Uint8Array(c.size)
-        const { bytesRead } = await handle.read(buf, 0, c.size, twin.start)
-        if (bytesRead === c.size && ChunkId.digest(buf, digest).equals(c.id)) { data = buf; count(stats, 'repeat', c.size) }
+        // a repeated chunk: copy it from where this run already wrote it (verified again)
+        const reply = await pool.run({ op: 'place', id: c.id.bytes, size: c.size, digest, outFd: handle.fd, outOffset: c.start, from: { kind: 'file', fd: handle.fd, offset: twin.start } })
+        if (reply.status === 'ok') { count(stats, 'repeat', c.size); return }
       }
-      if (data == null) {
-        try {
-          data = await fetcher.fetch(c)
-        } catch (err: any) {
-          if (err.code !== ChunkMissingError.code) throw err
-          missingCount++
-          if (missing.length < 10) missing.push(c.id)
-          return
-        }
+      try {
+        await fetcher.place(c, out)
+      } catch (err: any) {
+        if (err.code !== ChunkMissingError.code) throw err
+        missingCount++
+        if (missing.length < 10) missing.push(c.id)
+        return
       }
-      const { bytesWritten } = await handle.write(data, 0, c.size, c.start)
-      if (bytesWritten !== c.size) throw Object.assign(new Error(`short write to ${target} at ${c.start}`), { code: 'EIO' })
       written.set(c.id.toString(), c)
     }
 

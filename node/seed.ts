@@ -1,15 +1,14 @@
 // Seeds: local data (older images, block devices, the existing output) that may already hold
-// chunks of the index being extracted. A seed is chunked with the index's own parameters; only
-// seed chunks whose size occurs in the index are hashed (on the worker pool), and only chunks
-// the index wants are remembered. Bytes read back from a seed are verified again before use,
+// chunks of the index being extracted. A seed is chunked with the index's own parameters on the
+// worker pool; only seed chunks whose size occurs in the index are hashed, and only chunks the
+// index wants are remembered. Bytes read back from a seed are verified again before use,
 // because the seed may have changed since it was indexed.
-import { createReadStream } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { ChunkId, type DigestAlgorithm, digestFromFlags } from '../protocol/chunk-id.ts'
-import { CutFinder } from '../protocol/chunker.ts'
+import { blockDeviceSize } from './block-device.ts'
 import type { Index } from '../protocol/index-file.ts'
 import { defaultLogger } from './logger.ts'
-import { sharedPool, transferable, type WorkerPool } from './workers/pool.ts'
+import { sharedPool, type WorkerPool } from './workers/pool.ts'
 
 const log = defaultLogger().forComponent('caswarm:seed')
 
@@ -46,57 +45,63 @@ export class FileSeed implements Seed {
     this.name = name
   }
 
-  /** Chunks the file with the index's parameters and records the chunks the index wants. */
+  /**
+   * Chunks the file with the index's parameters and records the chunks the index wants. The
+   * file is cut into ranges indexed in parallel on the worker pool; each range's chunker starts
+   * at an arbitrary offset and runs on past its end until it has fallen into step with the
+   * chunker of the next range (content-defined cuts resynchronise within a chunk or two), so
+   * only a chunk or two per range boundary can be missed, and those come from the stores.
+   */
   static async index (file: string, target: Index, options: SeedIndexOptions = {}, name?: string): Promise<FileSeed> {
     const digest = digestFromFlags(target.featureFlags)
     const seed = new FileSeed(file, digest, name)
-    const wanted = new Set<string>()
-    const sizes = new Set<number>()
-    for (const c of target.chunks) { wanted.add(c.id.toString()); sizes.add(c.size) }
     const pool = options.pool ?? sharedPool()
-    const finder = new CutFinder({ min: target.chunkSizeMin, avg: target.chunkSizeAvg, max: target.chunkSizeMax })
-    const inFlight = new Set<Promise<void>>()
-    const limit = pool.size * 8
-    let failure: unknown
-    const consider = (offset: number, data: Uint8Array): void => {
-      if (!sizes.has(data.byteLength)) return // no index chunk has this size: cannot match
-      const size = data.byteLength
-      const p = pool.run({ op: 'hash', data: transferable(data), digest }).then((reply) => {
-        const hex = new ChunkId(new Uint8Array(reply.id!)).toString()
-        if (wanted.has(hex) && !seed.chunks.has(hex)) seed.chunks.set(hex, { offset, size })
-      }).catch((err) => { failure ??= err })
-      inFlight.add(p)
-      void p.finally(() => inFlight.delete(p))
+    const wanted = new Uint8Array(target.chunks.length * 32)
+    target.chunks.forEach((c, i) => { wanted.set(c.id.bytes, i * 32) })
+    const sizes = Int32Array.from(new Set(target.chunks.map(c => c.size)))
+    const handle = await fs.open(file, 'r')
+    seed.handle = handle
+    const st = await handle.stat()
+    const size = st.isBlockDevice() ? await blockDeviceSize(file) : st.size
+    const rangeSize = Math.max(16 << 20, Math.ceil(size / (pool.size * 4)))
+    const overlap = 8 * target.chunkSizeMax
+    let done = 0
+    const jobs: Array<Promise<void>> = []
+    for (let start = 0; start < size || (start === 0 && size === 0); start += rangeSize) {
+      const end = Math.min(size, start + rangeSize)
+      jobs.push(pool.run({ op: 'seed', fd: handle.fd, start, end, overlap: end < size ? overlap : 0, min: target.chunkSizeMin, avg: target.chunkSizeAvg, max: target.chunkSizeMax, digest, wanted, sizes }).then((reply) => {
+        options.signal?.throwIfAborted()
+        const found = reply.found ?? []
+        for (let i = 0; i < found.length; i += 3) {
+          const hex = target.chunks[found[i + 2]!]!.id.toString()
+          if (!seed.chunks.has(hex)) seed.chunks.set(hex, { offset: found[i]!, size: found[i + 1]! })
+        }
+        done += end - start
+        options.onProgress?.(done)
+      }))
+      if (size === 0) break
     }
-    let buf: Uint8Array = new Uint8Array(0)
-    let offset = 0 // stream offset of buf[0]
-    for await (const data of createReadStream(file, { highWaterMark: 1 << 20, signal: options.signal }) as AsyncIterable<Uint8Array>) {
-      if (failure != null) break
-      if (buf.byteLength === 0) buf = data
-      else { const j = new Uint8Array(buf.byteLength + data.byteLength); j.set(buf); j.set(data, buf.byteLength); buf = j }
-      let at = 0
-      for (;;) {
-        const n = finder.next(at === 0 ? buf : buf.subarray(at))
-        if (n < 0) break
-        consider(offset + at, buf.subarray(at, at + n))
-        at += n
-      }
-      offset += at
-      buf = at === 0 ? buf : Uint8Array.prototype.slice.call(buf, at)
-      seed.bytesIndexed = offset
-      options.onProgress?.(offset)
-      while (inFlight.size >= limit) await Promise.race(inFlight)
-    }
-    if (buf.byteLength > 0) consider(offset, buf)
-    await Promise.all(inFlight)
-    if (failure != null) throw failure
-    seed.bytesIndexed = offset + buf.byteLength
-    log('%s: %d bytes indexed, %d wanted chunks found', seed.name, seed.bytesIndexed, seed.chunks.size)
+    await Promise.all(jobs)
+    seed.bytesIndexed = size
+    log('%s: %d bytes indexed, %d wanted chunks found', seed.name, size, seed.chunks.size)
     return seed
   }
 
   has (id: ChunkId): boolean {
     return this.chunks.has(id.toString())
+  }
+
+  /** Where the seed holds a chunk, and an open descriptor to read it by (for worker threads). */
+  async locate (id: ChunkId, size: number): Promise<{ fd: number, offset: number } | null> {
+    const loc = this.chunks.get(id.toString())
+    if (loc == null || loc.size !== size) return null
+    this.handle ??= await fs.open(this.path, 'r')
+    return { fd: this.handle.fd, offset: loc.offset }
+  }
+
+  /** Forget a chunk the seed turned out not to hold (it changed since it was indexed). */
+  forget (id: ChunkId): void {
+    this.chunks.delete(id.toString())
   }
 
   async read (id: ChunkId, size: number): Promise<Uint8Array | null> {

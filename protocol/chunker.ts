@@ -201,8 +201,10 @@ export async function * chunk (source: AsyncIterable<Uint8Array> | Iterable<Uint
   const finder = new CutFinder(init)
   let buf: Uint8Array = new Uint8Array(0)
   let streamOffset = 0
-  for await (const data of source) {
-    if (data.byteLength === 0) continue
+  for await (const input of source) {
+    if (input.byteLength === 0) continue
+    // a plain Uint8Array view (not a Buffer subclass) keeps the hot loop monomorphic
+    const data = new Uint8Array(input.buffer, input.byteOffset, input.byteLength)
     if (buf.byteLength === 0) {
       buf = data
     } else {

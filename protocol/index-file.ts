@@ -193,7 +193,7 @@ export function decodeIndex (bytes: Uint8Array): Index {
   return { ...decoder.header!, chunks }
 }
 
-export async function * decodeIndexStream (source: AsyncIterable<Uint8Array>): AsyncGenerator<IndexChunk> {
+export async function * decodeIndexStream (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<IndexChunk> {
   const decoder = new IndexDecoder()
   for await (const data of source) yield * decoder.push(data)
   decoder.end()

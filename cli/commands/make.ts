@@ -9,6 +9,7 @@ import { parseCompression } from '../../protocol/compression.ts'
 import { InvalidArgumentError } from '../../protocol/errors.ts'
 import { writeIndexFile } from '../../node/index-io.ts'
 import { makeIndex } from '../../node/make.ts'
+import { blockDeviceSize } from '../../node/block-device.ts'
 import { defaultStoreFor, openStore } from '../../node/store/location.ts'
 import { collect, printJson, type CommandContext } from '../context.ts'
 import { progressBar } from '../progress.ts'
@@ -26,18 +27,6 @@ export interface MakeCliOptions {
 
 /** Hook for archive targets (.catar/.caidx): returns true when it handled the command. */
 export const archiveMakers: Array<(target: string, input: string, opts: MakeCliOptions, ctx: CommandContext) => Promise<boolean>> = []
-
-/** A block device's size from sysfs (Node has no lseek); 0 when unknown (no progress total then). */
-export async function blockDeviceSize (file: string): Promise<number> {
-  try {
-    const real = await fs.realpath(file)
-    const name = real.split('/').pop()!
-    const sectors = await fs.readFile(`/sys/class/block/${name}/size`, 'utf8')
-    return Number(sectors.trim()) * 512
-  } catch {
-    return 0
-  }
-}
 
 export function register (program: Command, ctx: CommandContext): void {
   program.command('make')

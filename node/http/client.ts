@@ -145,6 +145,7 @@ export class HttpClient {
   private readonly retryDelay: number
   private readonly maxRetryDelay: number
   private readonly token?: string
+  private closed = false
 
   constructor (origin: string, init: HttpClientInit = {}) {
     this.origin = new URL(origin).origin
@@ -217,8 +218,11 @@ export class HttpClient {
     }
   }
 
+  /** Closes the own Pool (once; later calls do nothing). */
   async close (): Promise<void> {
-    if (this.ownDispatcher) await this.dispatcher.close()
+    if (!this.ownDispatcher || this.closed) return
+    this.closed = true
+    await this.dispatcher.close()
   }
 }
 

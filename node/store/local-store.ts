@@ -33,7 +33,7 @@ export class LocalStore implements ChunkStore, RawChunkSource {
   readonly compression: Compression
   private readonly createIfMissing: boolean
   private readonly verify: boolean
-  private readonly extension: string
+  readonly extension: string
   private readonly log: Logger
   private readonly madeDirs = new Set<string>()
 

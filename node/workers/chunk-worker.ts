@@ -1,12 +1,13 @@
 // Worker thread for CPU-bound chunk work: hashing, compressing (and writing into a local store),
 // decompressing and verifying. Runs the same protocol/ code as the main thread.
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { parentPort } from 'node:worker_threads'
 import { copyBytes, ownBuffer } from '../../protocol/bytes.ts'
 import { ChunkId, chunkPath, digestBytes } from '../../protocol/chunk-id.ts'
-import { compress, decompress } from '../../protocol/compression.ts'
+import { CutFinder } from '../../protocol/chunker.ts'
+import { compress, decompress, decompressSync } from '../../protocol/compression.ts'
 import { ChunkInvalidError } from '../../protocol/errors.ts'
 import type { WorkerReply, WorkerRequest } from './pool.ts'
 
@@ -30,7 +31,11 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
       if (exists(file) || exists(path.join(req.storePath, chunkPath(id, '')))) return { reply: { seq: req.seq, id: copyBytes(idBytes), stored: false }, transfer: [] }
       const compressed = await compress(data, req.compression)
       const dir = path.dirname(file)
-      if (!madeDirs.has(dir)) { fs.mkdirSync(dir, { recursive: true }); madeDirs.add(dir) }
+      if (!madeDirs.has(dir)) {
+        // plain mkdir (the store root exists): recursive mkdir costs several syscalls per chunk
+        try { fs.mkdirSync(dir) } catch (err: any) { if (err.code === 'ENOENT') fs.mkdirSync(dir, { recursive: true }); else if (err.code !== 'EEXIST') throw err }
+        madeDirs.add(dir)
+      }
       const tmp = `${dir}/${id.toString()}.${randomBytes(8).toString('hex')}.tmp`
       try {
         fs.writeFileSync(tmp, compressed, { mode: 0o444 })
@@ -45,6 +50,14 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
     const buffer = ownBuffer(compressed)
     return { reply: { seq: req.seq, id: copyBytes(idBytes), compressed: buffer }, transfer: [buffer] }
   }
+  if (req.op === 'check') {
+    const buf = Buffer.allocUnsafe(req.size)
+    const n = fs.readSync(req.fd, buf, 0, req.size, req.offset)
+    const match = n === req.size && new ChunkId(digestBytes(buf, req.digest)).equals(new ChunkId(new Uint8Array(req.id)))
+    return { reply: { seq: req.seq, match }, transfer: [] }
+  }
+  if (req.op === 'seed') return { reply: { seq: req.seq, ...indexSeedRange(req) }, transfer: [] }
+  if (req.op === 'place') return { reply: { seq: req.seq, ...place(req) }, transfer: [] }
   // decode: decompress (unless plain) and verify
   const id = new ChunkId(new Uint8Array(req.id))
   let plain: Uint8Array
@@ -64,6 +77,107 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
   }
   const buffer = ownBuffer(plain)
   return { reply: { seq: req.seq, plain: buffer }, transfer: [buffer] }
+}
+
+let wantedCache: { bytes: Uint8Array, map: Map<string, number> } | undefined
+
+/** Chunks one range of a seed file and reports the wanted chunks found in it. */
+function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<WorkerReply, 'found' | 'scanned'> {
+  if (wantedCache?.bytes !== req.wanted) {
+    const map = new Map<string, number>()
+    for (let i = 0; i * 32 < req.wanted.byteLength; i++) map.set(Buffer.from(req.wanted.buffer, req.wanted.byteOffset + i * 32, 32).toString('hex'), i)
+    wantedCache = { bytes: req.wanted, map }
+  }
+  const wanted = wantedCache.map
+  const sizes = new Set(req.sizes)
+  const finder = new CutFinder({ min: req.min, avg: req.avg, max: req.max })
+  const block = 1 << 20
+  let buf = new Uint8Array(block + req.max)
+  let have = 0 // bytes in buf, starting at file offset `base`
+  let base = req.start
+  let eof = false
+  const stopAt = req.end + req.overlap
+  const found: number[] = []
+  const consider = (offset: number, data: Uint8Array): void => {
+    if (!sizes.has(data.byteLength)) return
+    const hex = createHash(req.digest === 'sha256' ? 'sha256' : 'sha512-256').update(data).digest('hex')
+    const i = wanted.get(hex)
+    if (i != null) found.push(offset, data.byteLength, i)
+  }
+  while (base < stopAt) {
+    if (!eof && have < buf.byteLength) {
+      const n = fs.readSync(req.fd, buf, have, buf.byteLength - have, base + have)
+      if (n === 0) eof = true
+      have += n
+    }
+    let at = 0
+    for (;;) {
+      const n = finder.next(at === 0 ? buf.subarray(0, have) : buf.subarray(at, have))
+      if (n < 0) break
+      consider(base + at, buf.subarray(at, at + n))
+      at += n
+      if (base + at >= stopAt) break
+    }
+    if (base + at >= stopAt) { base += at; break }
+    if (eof) {
+      if (have > at) consider(base + at, buf.subarray(at, have))
+      base += have
+      break
+    }
+    // keep the unfinished chunk at the front
+    buf.copyWithin(0, at, have)
+    have -= at
+    base += at
+    if (have === buf.byteLength) { const bigger = new Uint8Array(buf.byteLength * 2); bigger.set(buf); buf = bigger }
+  }
+  return { found, scanned: base - req.start }
+}
+
+function readWhole (file: string): Buffer | null {
+  try { return fs.readFileSync(file) } catch (err: any) { if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null; throw err }
+}
+
+/** Reads, verifies and writes one chunk; never writes bytes that failed verification. */
+function place (req: Extract<WorkerRequest, { op: 'place' }>): Pick<WorkerReply, 'status' | 'detail'> {
+  const id = new ChunkId(new Uint8Array(req.id))
+  let plain: Uint8Array
+  let where: string
+  if (req.from.kind === 'file') {
+    where = `offset ${req.from.offset}`
+    const buf = Buffer.allocUnsafe(req.size)
+    const n = fs.readSync(req.from.fd, buf, 0, req.size, req.from.offset)
+    if (n !== req.size) return { status: 'missing', detail: `short read at ${where}` }
+    plain = buf
+  } else {
+    where = path.join(req.from.path, chunkPath(id, req.from.extension))
+    let stored = readWhole(where)
+    let compressed = true
+    if (stored == null) {
+      // an uncompressed chunk stored without suffix (spec §2.2); a symlink there means known-missing
+      const plainFile = path.join(req.from.path, chunkPath(id, ''))
+      try { if (!fs.lstatSync(plainFile).isFile()) return { status: 'missing' } } catch { return { status: 'missing' } }
+      stored = readWhole(plainFile)
+      if (stored == null) return { status: 'missing' }
+      compressed = false
+      where = plainFile
+    }
+    if (compressed) {
+      try {
+        plain = decompressSync(stored, { maxSize: req.size })
+      } catch (err: any) {
+        if (err?.message?.includes('xz chunks need') === true) return { status: 'missing', detail: 'xz' } // caller decodes xz on the async path
+        return { status: 'invalid', detail: `${where}: cannot be decompressed: ${String(err?.message ?? err)}` }
+      }
+    } else {
+      plain = stored
+    }
+  }
+  if (plain.byteLength !== req.size) return { status: 'invalid', detail: `${where}: chunk ${id.toString()} has ${plain.byteLength} bytes, the index says ${req.size}` }
+  const actual = new ChunkId(digestBytes(plain, req.digest))
+  if (!actual.equals(id)) return { status: req.from.kind === 'file' ? 'missing' : 'invalid', detail: `${where}: chunk ${id.toString()} hashes to ${actual.toString()}` }
+  let written = 0
+  while (written < req.size) written += fs.writeSync(req.outFd, plain, written, req.size - written, req.outOffset + written)
+  return { status: 'ok' }
 }
 
 parentPort!.on('message', (req: WorkerRequest) => {

@@ -12,6 +12,20 @@ export type WorkerRequest =
   | { op: 'hash', seq: number, data: ArrayBuffer, digest: DigestAlgorithm }
   | { op: 'store', seq: number, data: ArrayBuffer, digest: DigestAlgorithm, compression: Compression, storePath?: string, extension: string }
   | { op: 'decode', seq: number, data: ArrayBuffer, id: Uint8Array, digest: DigestAlgorithm, compressed: boolean, size?: number, maxSize?: number, verify?: boolean }
+  /** read a chunk from a local store or a seed file, verify it, write it at outOffset in outFd */
+  | { op: 'place', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, outFd: number, outOffset: number, from: PlaceSource }
+  /**
+   * index part of a seed: chunk fd's bytes from `start` with the index's parameters, going on past
+   * `end` by `overlap` bytes so the next range's chunker has resynchronised; hash chunks whose size
+   * is in `sizes` and report those whose ID is in `wanted` (32-byte IDs back to back)
+   */
+  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array }
+  /** whether outFd already holds the chunk at `offset` */
+  | { op: 'check', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, fd: number, offset: number }
+
+export type PlaceSource =
+  | { kind: 'store', path: string, extension: string }
+  | { kind: 'file', fd: number, offset: number }
 
 export interface WorkerReply {
   seq: number
@@ -20,6 +34,14 @@ export interface WorkerReply {
   storedBytes?: number
   compressed?: ArrayBuffer
   plain?: ArrayBuffer
+  /** place: 'ok', 'missing' (no such chunk there) or 'invalid' (it failed verification; see error text in `detail`) */
+  status?: 'ok' | 'missing' | 'invalid'
+  detail?: string
+  /** check: the bytes are already right */
+  match?: boolean
+  /** seed: wanted chunks found, as [offset, size, index into wanted] triples; bytes chunked */
+  found?: number[]
+  scanned?: number
   error?: { message: string, code?: string, name?: string }
 }
 
@@ -27,6 +49,11 @@ type DistributiveOmit<T, K extends keyof any> = T extends unknown ? Omit<T, K> :
 type Job = DistributiveOmit<WorkerRequest, 'seq'>
 
 interface Slot { worker: Worker, busy: number }
+
+/** Compiled (dist/*.js): the worker's own .js file; from sources: an entry that loads tsx first. */
+const WORKER_URL = import.meta.url.endsWith('.js')
+  ? new URL('./chunk-worker.js', import.meta.url)
+  : new URL('./chunk-worker-entry.mjs', import.meta.url)
 
 export class WorkerPool {
   readonly size: number
@@ -42,7 +69,7 @@ export class WorkerPool {
   private start (): void {
     if (this.slots.length > 0) return
     for (let i = 0; i < this.size; i++) {
-      const worker = new Worker(new URL('./chunk-worker-entry.mjs', import.meta.url))
+      const worker = new Worker(WORKER_URL)
       const slot: Slot = { worker, busy: 0 }
       worker.on('message', (reply: WorkerReply) => {
         const p = this.pending.get(reply.seq)
@@ -75,7 +102,7 @@ export class WorkerPool {
       this.pending.set(seq, { resolve, reject, slot })
       if (slot.busy === 0) slot.worker.ref()
       slot.busy++
-      slot.worker.postMessage(request, [request.data])
+      slot.worker.postMessage(request, 'data' in request ? [request.data] : [])
     })
   }
 

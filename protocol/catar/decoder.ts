@@ -48,7 +48,7 @@ for (const [type, kind] of [
 
 /** the largest non-payload record we buffer: a GOODBYE for 2^22 children */
 const MAX_GOODBYE = goodbyeSize(1 << 22)
-const USER_NAME_RE = /^[A-Za-z_][A-Za-z0-9_-]*$/
+const USER_NAME_RE = /^([A-Za-z_][A-Za-z0-9_-]*|[0-9]+)$/
 const utf8 = new TextDecoder('utf-8', { fatal: false })
 
 interface Frame {
