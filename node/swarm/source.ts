@@ -1,0 +1,209 @@
+// The LAN swarm as a chunk source for one extraction. Put it before the origin stores: for each
+// chunk it asks the swarm policy what to do: take it from a peer that holds it, wait for the
+// peer that owns its origin fetch (or is fetching it), or, when this host owns it (or the wait
+// timed out), fetch it from the origin stores itself. Every chunk, from a peer or the origin, is
+// verified (decodeChunk), written to the cache in its compressed form and announced to the
+// peers at once, so they can take it from here while the extraction goes on.
+import { ChunkId, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
+import { ChunkMissingError, InvalidArgumentError } from '../../protocol/errors.ts'
+import type { Index } from '../../protocol/index-file.ts'
+import type { ExtractStats } from '../assemble.ts'
+import { defaultLogger, type Logger } from '../logger.ts'
+import { isRawChunkSource, type AbortOptions, type ChunkSource, type ChunkStore, type GetOptions } from '../store/chunk-store.ts'
+import { decodeChunk } from '../store/verify.ts'
+import { indexKeyOf, type SwarmHost } from './host.ts'
+
+export interface SwarmSourceInit {
+  host: SwarmHost
+  /** The index being extracted. */
+  index: Index
+  digest: DigestAlgorithm
+  /** Where chunks come from when this host must fetch them itself, in order. */
+  origins: ChunkSource[]
+  /** Written at once with every chunk obtained (what peers are served from). */
+  cache?: ChunkStore
+  /** ms to wait in prepare() for peers to answer. @default 1500 */
+  settle?: number
+  /** prepare() waits until the host has run this long (discovery). @default 300 */
+  minUptime?: number
+}
+
+export interface SwarmSourceStats {
+  /** per source: 'peer:ID' or an origin's name */
+  sources: Record<string, { chunks: number, bytes: number }>
+  /** wire (compressed) bytes from peers and from origins */
+  peerWireBytes: number
+  originWireBytes: number
+  /** chunks fetched from an origin because the awaited peer made no progress */
+  timeouts: number
+  /** chunks from peers that failed verification */
+  invalid: Record<string, number>
+}
+
+export class SwarmSource implements ChunkSource {
+  readonly host: SwarmHost
+  readonly digest: DigestAlgorithm
+  readonly stats: SwarmSourceStats = { sources: {}, peerWireBytes: 0, originWireBytes: 0, timeouts: 0, invalid: {} }
+  private readonly index: Index
+  private readonly origins: ChunkSource[]
+  private readonly cache?: ChunkStore
+  private readonly settle: number
+  private readonly minUptime: number
+  private readonly log: Logger
+  private key = ''
+  private ready?: Promise<void>
+  private readonly inFlight = new Map<string, Promise<Uint8Array>>()
+
+  constructor (init: SwarmSourceInit) {
+    this.host = init.host
+    this.index = init.index
+    this.digest = init.digest
+    this.origins = init.origins
+    this.cache = init.cache
+    this.settle = init.settle ?? 1500
+    this.minUptime = init.minUptime ?? 300
+    this.log = defaultLogger().forComponent('caswarm:swarm:source')
+  }
+
+  toString (): string { return 'swarm' }
+
+  /**
+   * Declares the chunks this host will need from the network (those not in seeds; the cache is
+   * checked here), joins the index's swarm and waits for peers to answer. get() waits for this.
+   * Without it, the first get() prepares with every chunk of the index not in the cache.
+   */
+  async prepare (missing?: ChunkId[], options: AbortOptions = {}): Promise<void> {
+    this.ready ??= (async () => {
+      this.key = Buffer.from(await indexKeyOf(this.index.chunks.map(c => c.id))).toString('hex')
+      const seen = new Set<string>()
+      const wanted: ChunkId[] = []
+      for (const id of missing ?? this.index.chunks.map(c => c.id)) {
+        const k = id.toString()
+        if (seen.has(k)) continue
+        seen.add(k)
+        wanted.push(id)
+      }
+      const wants: ChunkId[] = []
+      for (let i = 0; i < wanted.length; i += 64) {
+        const part = wanted.slice(i, i + 64)
+        const has = this.cache != null ? await Promise.all(part.map(async id => await this.cache!.has(id).catch(() => false))) : []
+        part.forEach((id, j) => { if (has[j] !== true) wants.push(id) })
+      }
+      await this.host.join(Buffer.from(this.key, 'hex'), this.digest, wants, { settle: this.settle, minUptime: this.minUptime, signal: options.signal })
+      this.log('joined index %s wanting %d chunks; %d peers', this.key.slice(0, 12), wants.length, this.host.connectedPeers().length)
+    })()
+    await this.ready
+  }
+
+  async has (id: ChunkId): Promise<boolean> {
+    return this.host.policy.holdersOf(id.toString(), Date.now()).length > 0
+  }
+
+  async get (id: ChunkId, options: GetOptions = {}): Promise<Uint8Array> {
+    await this.prepare(undefined, options)
+    const k = id.toString()
+    const pending = this.inFlight.get(k)
+    if (pending != null) return await pending
+    const p = this.obtain(id, options).finally(() => this.inFlight.delete(k))
+    this.inFlight.set(k, p)
+    return await p
+  }
+
+  private async obtain (id: ChunkId, options: GetOptions): Promise<Uint8Array> {
+    const k = id.toString()
+    const policy = this.host.policy
+    while (true) {
+      options.signal?.throwIfAborted()
+      const plan = policy.plan(this.key, k, Date.now())
+      if (plan.action === 'peer') {
+        const peer = this.host.connectedPeers().find(p => p.toString() === plan.peer)
+        if (peer == null) { policy.removePeer(plan.peer, Date.now()); continue }
+        try {
+          const { plain, compressed } = await this.host.exchange.fetchChunk(peer, id, { digest: this.digest, size: options.size, signal: options.signal })
+          this.stats.peerWireBytes += compressed.byteLength
+          await this.keep(id, plain, compressed, `peer:${plan.peer}`)
+          return plain
+        } catch (err: any) {
+          options.signal?.throwIfAborted()
+          if (err.code === 'ERR_CHUNK_INVALID') this.stats.invalid[`peer:${plan.peer}`] = (this.stats.invalid[`peer:${plan.peer}`] ?? 0) + 1
+          this.log('chunk %s from %s failed - %s', k.slice(0, 12), plan.peer, err.message)
+          continue
+        }
+      }
+      if (plan.action === 'wait') {
+        await this.host.waitChunk(k, plan.until - Date.now(), options.signal)
+        continue
+      }
+      if (plan.reason === 'timeout') this.stats.timeouts++
+      return await this.fromOrigin(id, options)
+    }
+  }
+
+  /** This host fetches the chunk from the origins (in order), verifies, keeps and announces it. */
+  private async fromOrigin (id: ChunkId, options: GetOptions): Promise<Uint8Array> {
+    this.host.fetching(this.key, id)
+    const errors: Error[] = []
+    for (const origin of this.origins) {
+      try {
+        let plain: Uint8Array
+        let compressed: Uint8Array | undefined
+        if (isRawChunkSource(origin)) {
+          compressed = await origin.getCompressed(id, { signal: options.signal, size: options.size, verify: false })
+          plain = await decodeChunk(id, compressed, this.digest, { size: options.size })
+          this.stats.originWireBytes += compressed.byteLength
+        } else {
+          plain = await origin.get(id, options)
+        }
+        await this.keep(id, plain, compressed, origin.toString())
+        return plain
+      } catch (err: any) {
+        options.signal?.throwIfAborted()
+        if (err.code !== ChunkMissingError.code) {
+          this.log.error('%s failed for %s - %s', origin.toString(), id.toString(), err.message)
+          errors.push(err)
+        }
+      }
+    }
+    // let the caller's own store list report what is wrong
+    throw new ChunkMissingError(id, `chunk ${id.toString()}: no origin supplied it${errors.length > 0 ? ` (${errors.map(e => e.message).join('; ')})` : ''}`)
+  }
+
+  private async keep (id: ChunkId, plain: Uint8Array, compressed: Uint8Array | undefined, source: string): Promise<void> {
+    const s = this.stats.sources[source] ??= { chunks: 0, bytes: 0 }
+    s.chunks++
+    s.bytes += plain.byteLength
+    if (this.cache != null) {
+      try {
+        if (compressed != null && this.cache.putCompressed != null) await this.cache.putCompressed(id, compressed)
+        else await this.cache.put(id, plain)
+      } catch (err: any) {
+        this.log.error('could not cache %s - %s', id.toString(), err.message)
+      }
+    }
+    this.host.gotChunk(id)
+  }
+
+  /** Replaces the 'swarm' entry of extract stats by where the swarm's chunks came from. */
+  mergeStats (stats: ExtractStats): void {
+    const mine = stats.sources[this.toString()]
+    if (mine == null) return
+    delete stats.sources[this.toString()]
+    for (const [name, s] of Object.entries(this.stats.sources)) {
+      const t = stats.sources[name] ??= { chunks: 0, bytes: 0 }
+      t.chunks += s.chunks
+      t.bytes += s.bytes
+    }
+    for (const [name, n] of Object.entries(this.stats.invalid)) stats.invalid[name] = (stats.invalid[name] ?? 0) + n
+  }
+
+  async close (): Promise<void> {
+    if (this.key !== '') this.host.leave(this.key)
+  }
+}
+
+/** Checks a --peers value: 'on' (default) or 'off'. */
+export function parsePeersOption (value: string | undefined): boolean {
+  if (value == null || value === 'on' || value === 'auto') return true
+  if (value === 'off') return false
+  throw new InvalidArgumentError(`--peers must be on or off, not ${value}`)
+}

@@ -1,0 +1,120 @@
+import '../helpers/setup.ts'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { ChunkId } from '../../protocol/chunk-id.ts'
+import type { Index } from '../../protocol/index-file.ts'
+import { emptyStats } from '../../node/assemble.ts'
+import { extractBlob } from '../../node/extract.ts'
+import { makeIndex } from '../../node/make.ts'
+import type { GetOptions, RawChunkSource } from '../../node/store/chunk-store.ts'
+import { LocalStore } from '../../node/store/local-store.ts'
+import { SwarmHost } from '../../node/swarm/host.ts'
+import { SwarmSource } from '../../node/swarm/source.ts'
+import { pieces, pseudoRandom } from '../helpers/fixtures.ts'
+import { tempDir } from '../helpers/temp-dir.ts'
+
+/** An origin that counts what it is asked (a stand-in for an HTTP origin). */
+class CountingOrigin implements RawChunkSource {
+  readonly store: LocalStore
+  requests = 0
+  bytes = 0
+  constructor (store: LocalStore) { this.store = store }
+  toString (): string { return 'origin' }
+  async get (id: ChunkId, options?: GetOptions): Promise<Uint8Array> { this.requests++; return await this.store.get(id, options) }
+  async getCompressed (id: ChunkId, options?: GetOptions & { verify?: boolean }): Promise<Uint8Array> {
+    this.requests++
+    const b = await this.store.getCompressed(id, options)
+    this.bytes += b.byteLength
+    return b
+  }
+
+  async has (id: ChunkId): Promise<boolean> { return await this.store.has(id) }
+  async close (): Promise<void> {}
+}
+
+/** A host that claims every chunk and serves garbage. */
+class GarbageStore implements RawChunkSource {
+  toString (): string { return 'garbage' }
+  async get (): Promise<Uint8Array> { return new Uint8Array(10) }
+  async getCompressed (): Promise<Uint8Array> { return Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4]) }
+  async has (): Promise<boolean> { return true }
+  async close (): Promise<void> {}
+}
+
+const tmp = tempDir('caswarm-swarm-')
+const data = pseudoRandom(3 * 1024 * 1024, 7)
+let index: Index
+let originStore: LocalStore
+
+async function fleet (n: number, extra: SwarmHost[] = []): Promise<SwarmHost[]> {
+  const hosts: SwarmHost[] = []
+  for (let i = 0; i < n; i++) {
+    const cache = new LocalStore(join(tmp.path, `run-${Math.random().toString(16).slice(2)}-cache${i}`))
+    hosts.push(await SwarmHost.create({ store: cache, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, peers: [...hosts, ...extra].flatMap(h => h.addresses()) }))
+  }
+  return hosts
+}
+
+describe('swarm on loopback (real libp2p nodes in one process)', () => {
+  before(async () => {
+    originStore = new LocalStore(join(tmp.path, 'origin.castr'))
+    index = (await makeIndex((async function * () { yield * pieces(data, 1 << 20) })(), originStore)).index
+  })
+  after(() => { tmp.cleanup() })
+
+  it('five hosts extracting at once fetch each chunk from the origin about once', async () => {
+    const hosts = await fleet(5)
+    const origin = new CountingOrigin(originStore)
+    try {
+      const distinct = new Set(index.chunks.map(c => c.id.toString())).size
+      const results = await Promise.all(hosts.map(async (host, i) => {
+        const cache = (host as any).init.store as LocalStore
+        const source = new SwarmSource({ host, index, digest: 'sha256', origins: [origin], cache, settle: 2000, minUptime: 0 })
+        const stats = emptyStats()
+        const out = join(tmp.path, `out-${i}`)
+        await source.prepare(index.chunks.map(c => c.id))
+        await extractBlob(index, out, { sources: [source, origin], cache, stats, concurrency: 16 })
+        source.mergeStats(stats)
+        await source.close()
+        return { out, stats, source }
+      }))
+      for (const r of results) assert.ok(Buffer.from(readFileSync(r.out)).equals(data), `${r.out} differs`)
+      const peerBytes = results.reduce((n, r) => n + Object.entries(r.stats.sources).filter(([k]) => k.startsWith('peer:')).reduce((m, [, s]) => m + s.bytes, 0), 0)
+      assert.ok(origin.requests <= Math.ceil(distinct * 1.2), `origin asked ${origin.requests} times for ${distinct} distinct chunks`)
+      assert.ok(peerBytes >= data.length * 3, `only ${peerBytes} bytes came from peers`)
+      console.log(`# loopback: ${origin.requests} origin requests for ${distinct} distinct chunks; ${peerBytes} bytes from peers, ${origin.bytes} wire bytes from origin`)
+    } finally {
+      await Promise.all(hosts.map(async h => await h.stop()))
+    }
+  })
+
+  it('a host serving garbage is banned and changes nothing else', async () => {
+    const evil = await SwarmHost.create({ store: new GarbageStore(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false })
+    const hosts = await fleet(2, [evil])
+    const origin = new CountingOrigin(originStore)
+    try {
+      const results = await Promise.all(hosts.map(async (host, i) => {
+        const cache = (host as any).init.store as LocalStore
+        const source = new SwarmSource({ host, index, digest: 'sha256', origins: [origin], cache, settle: 2000, minUptime: 0 })
+        const stats = emptyStats()
+        const out = join(tmp.path, `evil-out-${i}`)
+        await extractBlob(index, out, { sources: [source, origin], cache, stats })
+        source.mergeStats(stats)
+        await source.close()
+        return { out, stats, host }
+      }))
+      for (const r of results) {
+        assert.ok(Buffer.from(readFileSync(r.out)).equals(data))
+        assert.equal(r.host.policy.isBanned(evil.peerId.toString(), Date.now()), true, 'the garbage host is banned')
+        assert.ok((r.stats.invalid[`peer:${evil.peerId.toString()}`] ?? 0) >= 1)
+        assert.equal(r.stats.sources[`peer:${evil.peerId.toString()}`], undefined)
+      }
+      const distinct = new Set(index.chunks.map(c => c.id.toString())).size
+      assert.ok(origin.requests <= Math.ceil(distinct * 1.2), `origin asked ${origin.requests} times for ${distinct}`)
+    } finally {
+      await Promise.all([...hosts, evil].map(async h => await h.stop()))
+    }
+  })
+})
