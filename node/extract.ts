@@ -63,7 +63,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
   const partial = inPlace ? null : await statOrNull(target)
   let handle: fs.FileHandle
   try {
-    handle = await fs.open(target, inPlace ? 'r+' : (partial != null ? 'r+' : 'w'), 0o666)
+    handle = await fs.open(target, inPlace ? 'r+' : (partial != null ? 'r+' : 'w+'), 0o666)
   } catch (err: any) {
     const why = err.code === 'ENOENT' ? `directory ${path.dirname(output)} does not exist` : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.code === 'EROFS' ? 'read-only file system' : err.message
     throw Object.assign(new Error(`cannot write output ${output}: ${String(why)}`), { code: err.code ?? 'EIO' })
