@@ -1,0 +1,148 @@
+import '../helpers/setup.ts'
+import assert from 'node:assert/strict'
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import * as path from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { parseChunkSize } from '../../protocol/chunker.ts'
+import type { Index } from '../../protocol/index-file.ts'
+import { assembleStream } from '../../node/assemble.ts'
+import { extractBlob, partialPath } from '../../node/extract.ts'
+import { makeIndex } from '../../node/make.ts'
+import { LocalStore } from '../../node/store/local-store.ts'
+import { pieces, pseudoRandom, specRandom } from '../helpers/fixtures.ts'
+import { tempDir } from '../helpers/temp-dir.ts'
+
+/** v1: 3 MB of mixed data; v2: v1 with bytes inserted, overwritten and appended in a few places. */
+export function versions (): { v1: Buffer, v2: Buffer } {
+  const text = Buffer.from('lorem ipsum dolor sit amet, consectetur adipiscing elit '.repeat(20000)).subarray(0, 1_000_000)
+  const v1 = Buffer.concat([specRandom(1_200_000, 'v1a'), text, pseudoRandom(800_000, 31)])
+  const v2 = Buffer.concat([
+    v1.subarray(0, 400_000), Buffer.from('inserted!'.repeat(300)), v1.subarray(400_000, 1_500_000),
+    pseudoRandom(20_000, 32), v1.subarray(1_520_000), pseudoRandom(50_000, 33)
+  ])
+  return { v1, v2 }
+}
+
+describe('extractBlob', () => {
+  const t = tempDir()
+  const { v1, v2 } = versions()
+  const sizes = parseChunkSize('16384')
+  let index1: Index
+  let index2: Index
+  const full = path.join(t.path, 'full.castr') // every chunk of v1 and v2
+  const lean = path.join(t.path, 'lean.castr') // only v2's chunks that v1 lacks
+  const storeOf = (p: string): LocalStore => new LocalStore(p)
+  const out = (name: string): string => path.join(t.path, name)
+
+  before(async () => {
+    index1 = (await makeIndex(pieces(v1, 1 << 16), storeOf(full), { chunkSize: sizes })).index
+    index2 = (await makeIndex(pieces(v2, 1 << 16), storeOf(full), { chunkSize: sizes })).index
+    const inV1 = new Set(index1.chunks.map(c => c.id.toString()))
+    await makeIndex(pieces(v2, 1 << 16), storeOf(lean), { chunkSize: sizes })
+    for (const c of index2.chunks) if (inV1.has(c.id.toString())) rmSync(storeOf(lean).chunkFile(c.id), { force: true })
+  })
+  after(() => { t.cleanup() })
+
+  it('rebuilds the stream from a store, and leaves no partial file', async () => {
+    const stats = await extractBlob(index2, out('a.img'), { sources: [storeOf(full)] })
+    assert.ok(readFileSync(out('a.img')).equals(v2))
+    assert.equal(stats.bytes, v2.byteLength)
+    assert.equal(stats.chunks, index2.chunks.length)
+    const total = Object.values(stats.sources).reduce((n, s) => n + s.chunks, 0)
+    assert.equal(total, index2.chunks.length)
+    assert.ok(stats.sources[`local:${full}`]!.chunks > 0)
+    assert.equal(existsSync(partialPath(out('a.img'))), false)
+    assert.deepEqual(readdirSync(t.path).filter(f => f.includes('partial') || f.endsWith('.tmp')), [])
+  })
+
+  it('takes chunks from a seed first; the store only supplies what the seed lacks', async () => {
+    writeFileSync(out('v1.img'), v1)
+    const stats = await extractBlob(index2, out('b.img'), { sources: [storeOf(lean)], seedPaths: [out('v1.img')] })
+    assert.ok(readFileSync(out('b.img')).equals(v2))
+    const fromSeed = stats.sources[`seed:${out('v1.img')}`]
+    const fromStore = stats.sources[`local:${lean}`]
+    assert.ok(fromSeed != null && fromSeed.chunks > index2.chunks.length / 2, JSON.stringify(stats.sources))
+    const inV1 = new Set(index1.chunks.map(c => c.id.toString()))
+    const notInV1 = index2.chunks.filter(c => !inV1.has(c.id.toString())).length
+    assert.equal(fromStore?.chunks, notInV1)
+    assert.equal(fromSeed.chunks + notInV1 + (stats.sources.repeat?.chunks ?? 0), index2.chunks.length)
+  })
+
+  it('uses the existing output as a seed, then replaces it', async () => {
+    writeFileSync(out('c.img'), v1)
+    const stats = await extractBlob(index2, out('c.img'), { sources: [storeOf(lean)] })
+    assert.ok(readFileSync(out('c.img')).equals(v2))
+    assert.ok((stats.sources[`seed-output:${out('c.img')}`]?.chunks ?? 0) > 0, JSON.stringify(stats.sources))
+  })
+
+  it('resumes: a partial file\'s right bytes are reused in place, wrong ones rewritten', async () => {
+    const partial = Buffer.from(v2)
+    partial.fill(0xee, 1_000_000, 1_300_000) // damaged middle
+    const cut = partial.subarray(0, 2_500_000) // and the tail never written
+    writeFileSync(partialPath(out('d.img')), cut)
+    const stats = await extractBlob(index2, out('d.img'), { sources: [storeOf(full)] })
+    assert.ok(readFileSync(out('d.img')).equals(v2))
+    const inPlace = stats.sources['in-place']?.chunks ?? 0
+    const right = index2.chunks.filter(c => c.start + c.size <= 2_500_000 && (c.start + c.size <= 1_000_000 || c.start >= 1_300_000)).length
+    assert.equal(inPlace, right, JSON.stringify(stats.sources))
+    assert.ok((stats.sources[`local:${full}`]?.chunks ?? 0) >= index2.chunks.length - right - (stats.sources.repeat?.chunks ?? 0))
+    assert.equal(existsSync(partialPath(out('d.img'))), false)
+  })
+
+  it('a bad chunk in the first store is taken from the next, and counted', async () => {
+    const bad = path.join(t.path, 'bad.castr')
+    await makeIndex(pieces(v2, 1 << 16), storeOf(bad), { chunkSize: sizes })
+    const victim = index2.chunks[3]!
+    const file = storeOf(bad).chunkFile(victim.id)
+    rmSync(file)
+    writeFileSync(file, readFileSync(storeOf(bad).chunkFile(index2.chunks[4]!.id)))
+    const stats = await extractBlob(index2, out('e.img'), { sources: [storeOf(bad), storeOf(full)], seedOutput: false })
+    assert.ok(readFileSync(out('e.img')).equals(v2))
+    assert.equal(stats.invalid[`local:${bad}`], 1)
+    assert.equal(stats.sources[`local:${full}`]?.chunks, 1)
+  })
+
+  it('missing chunks: fails with their count and the sources asked; the existing output is untouched', async () => {
+    const existing = Buffer.from('precious old contents')
+    writeFileSync(out('f.img'), existing)
+    const inV1 = new Set(index1.chunks.map(c => c.id.toString()))
+    const missing = index2.chunks.filter(c => inV1.has(c.id.toString())).length
+    await assert.rejects(extractBlob(index2, out('f.img'), { sources: [storeOf(lean)] }), (err: any) => {
+      assert.equal(err.code, 'ERR_CHUNK_MISSING')
+      assert.match(err.message, new RegExp(`^${missing} chunks missing`))
+      assert.ok(err.message.includes(`local:${lean}`), err.message)
+      return true
+    })
+    assert.ok(readFileSync(out('f.img')).equals(existing))
+    await assert.rejects(extractBlob(index2, out('g.img'), { sources: [storeOf(lean)] }), { code: 'ERR_CHUNK_MISSING' })
+    assert.equal(existsSync(out('g.img')), false)
+  })
+
+  it('repeated chunks (zeros) come out right', async () => {
+    const zeros = Buffer.alloc(3_000_000)
+    zeros.write('head', 0)
+    const store = path.join(t.path, 'zeros.castr')
+    const { index } = await makeIndex(pieces(zeros, 1 << 16), storeOf(store))
+    assert.ok(new Set(index.chunks.map(c => c.id.toString())).size < 4)
+    const stats = await extractBlob(index, out('z.img'), { sources: [storeOf(store)], concurrency: 1 })
+    assert.ok((stats.sources.repeat?.chunks ?? 0) > 0, JSON.stringify(stats.sources))
+    assert.ok(readFileSync(out('z.img')).equals(zeros))
+  })
+
+  it('fills the cache with what it fetched; a second run reads the cache only', async () => {
+    const cache = new LocalStore(path.join(t.path, 'cache.castr'))
+    await extractBlob(index1, out('h.img'), { sources: [storeOf(full)], cache })
+    assert.ok(readFileSync(out('h.img')).equals(v1))
+    const stats = await extractBlob(index1, out('i.img'), { sources: [storeOf(lean)], cache })
+    assert.ok(readFileSync(out('i.img')).equals(v1))
+    assert.equal(stats.sources[`local:${lean}`], undefined)
+    assert.ok((stats.sources[`cache:local:${path.join(t.path, 'cache.castr')}`]?.chunks ?? 0) > 0, JSON.stringify(stats.sources))
+  })
+
+  it('assembleStream yields the stream in order', async () => {
+    const parts: Uint8Array[] = []
+    for await (const p of assembleStream(index1, { sources: [storeOf(full)], concurrency: 4 })) parts.push(p)
+    assert.ok(Buffer.concat(parts).equals(v1))
+    await assert.rejects((async () => { for await (const _ of assembleStream(index2, { sources: [storeOf(lean)] })); })(), { code: 'ERR_CHUNK_MISSING' })
+  })
+})
