@@ -1,0 +1,121 @@
+// A simulation's inputs: the fleet, its links, the update, and what happens during the rollout.
+// Every field has a default; scenarios (sim/scenarios/) override some, the CLI a few more.
+import type { SwarmPolicyInit } from '../node/swarm/policy.ts'
+
+const MBIT = 1e6 / 8
+
+/** Something that happens at a simulated time. */
+export type SimEvent =
+  /** the origin stops answering (connections refused) */
+  | { at: number, kind: 'origin-down' }
+  | { at: number, kind: 'origin-up' }
+  /** the origin's egress bandwidth changes (bytes/s) */
+  | { at: number, kind: 'origin-bandwidth', bandwidth: number }
+  /** LAN segments split into groups that cannot reach each other (each keeps the origin) */
+  | { at: number, kind: 'partition', groups: number[][] }
+  | { at: number, kind: 'heal' }
+
+export interface UpdateConfig {
+  /** plain bytes of the update the hosts lack. @default 64 MiB */
+  bytes: number
+  /** chunk sizes (casync's 16K:64K:256K by default) */
+  chunkMin: number
+  chunkAvg: number
+  chunkMax: number
+}
+
+export interface FleetConfig {
+  /** hosts in the fleet (malicious ones included). @default 100 */
+  hosts: number
+  /** PRNG seed: the same seed gives the same report. @default 1 */
+  seed: number
+  update: UpdateConfig
+  /** LAN segments; hosts are spread evenly. @default 1 */
+  segments: number
+  /** connections per host (libp2p connection limit); the mesh is full below it. @default 32 */
+  degree: number
+  /** share of a host's connections that go to other segments (via --peer). @default 0.25 */
+  crossSegment: number
+  /** per-host link bandwidths, bytes/s. @default 1 Gbit/s each way */
+  hostUp: number
+  hostDown: number
+  /** one-way latency between two hosts, seconds. @default 0.2 ms */
+  latency: number
+  /** bandwidth of each segment's link to the other segments, bytes/s. @default 10 Gbit/s */
+  segmentLink: number
+  /** bandwidth of each segment's path to the origin, bytes/s. @default 10 Gbit/s */
+  segmentWan: number
+  origin: {
+    /** egress bytes/s. @default 1 Gbit/s */
+    bandwidth: number
+    /** one-way latency, seconds. @default 10 ms */
+    latency: number
+  }
+  /** chunks in flight per extracting host (extract's concurrency). @default 16 */
+  window: number
+  /**
+   * owned chunks a host fetches from the origin ahead of its window (0: only when the window
+   * reaches them, as node/swarm/source.ts does today). @default 8
+   */
+  ownerPrefetch: number
+  /** how far past its window cursor (in chunks) a host looks for chunks it owns. @default 64 */
+  ownerLookahead: number
+  /** seconds a request may wait at a busy peer before the requester gives up. @default 10 */
+  requestTimeout: number
+  /** share of hosts that are malicious (they extract nothing). @default 0 */
+  malicious: number
+  /** what malicious hosts do: serve corrupt chunks, claim chunks they lack, or half and half */
+  maliciousMode: 'corrupt' | 'liar' | 'mixed'
+  /** share of honest hosts that leave once during the rollout and come back. @default 0 */
+  churn: number
+  /** when hosts start: all at once (within `startJitter`), or in `waves` waves `waveGap` s apart */
+  start: { kind: 'all', jitter: number } | { kind: 'waves', waves: number, gap: number }
+  /** scripted events (origin outage, slow origin, partition) */
+  events: SimEvent[]
+  /** SwarmPolicy options (times in ms, as the policy takes them) */
+  policy: Partial<Omit<SwarmPolicyInit, 'self'>>
+  /** stop after this many simulated seconds (hosts not done count as incomplete). @default 3600 */
+  maxTime: number
+  /** verify received chunks (off only to prove the corruption check can fail). @default true */
+  verify: boolean
+  /** seconds per bucket of the origin egress series; 0: 1/100 of the ideal time */
+  bucket: number
+}
+
+export function defaultConfig (): FleetConfig {
+  return {
+    hosts: 100,
+    seed: 1,
+    update: { bytes: 64 * 1024 * 1024, chunkMin: 16 * 1024, chunkAvg: 64 * 1024, chunkMax: 256 * 1024 },
+    segments: 1,
+    degree: 32,
+    crossSegment: 0.25,
+    hostUp: 1000 * MBIT,
+    hostDown: 1000 * MBIT,
+    latency: 0.0002,
+    segmentLink: 10_000 * MBIT,
+    segmentWan: 10_000 * MBIT,
+    origin: { bandwidth: 1000 * MBIT, latency: 0.010 },
+    window: 16,
+    ownerPrefetch: 8,
+    ownerLookahead: 64,
+    requestTimeout: 10,
+    malicious: 0,
+    maliciousMode: 'mixed',
+    churn: 0,
+    start: { kind: 'all', jitter: 0.01 },
+    events: [],
+    policy: {},
+    maxTime: 3600,
+    verify: true,
+    bucket: 0
+  }
+}
+
+export { MBIT }
+
+/** One host alone fetching the whole update from the origin over the same links. */
+export function idealSeconds (config: FleetConfig, uniqueBytes: number): number {
+  const rate = Math.min(config.hostDown, config.origin.bandwidth, config.segmentWan)
+  return uniqueBytes / rate + 2 * config.origin.latency
+}

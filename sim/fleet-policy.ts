@@ -1,0 +1,108 @@
+// The simulator's host policy: node/swarm/policy.ts's SwarmPolicy, with its *knowledge* read from
+// the fleet's shared, compact state instead of per-host sets. SwarmPolicy keeps, per host, a set
+// of every peer's wants and haves (O(peers × chunks) per host); 10,000 simulated hosts cannot
+// each hold that. Here every host's view comes from one shared structure (a bit per host and
+// chunk), which is what the announcements of the real protocol would have told it:
+//
+//   - holdersOf/has: the host's connected neighbours that hold the chunk (or, for a lying peer,
+//     claim to), as their "have" announcements say;
+//   - ownerOf: the rendezvous owner (the module's own rendezvousWeight/hashKey/chunkHash) among
+//     the reachable hosts that needed the chunk when they joined, the same answer on every host;
+//     when the owner is not a neighbour, the neighbour that will relay it is awaited instead;
+//   - noteWants/noteHaves/noteLacks of peers: already in the shared state.
+//
+// Every *decision* is inherited unchanged: plan() (least-loaded holder, wait for the owner while
+// it makes progress, origin on timeout), requestStarted/Succeeded/Failed (strikes, the ban on a
+// chunk that fails verification), acceptInbound/inboundDone, ban/isBanned.
+import { SwarmPolicy, chunkHash, rendezvousWeight, type ChunkKey, type IndexKey, type PeerKey, type SwarmPolicyInit } from '../node/swarm/policy.ts'
+
+/** What the fleet tells each host's policy (implemented by Fleet). */
+export interface FleetView {
+  /** host index by key */
+  hostIndex: (key: PeerKey) => number
+  hostKey: (host: number) => PeerKey
+  /** chunk index by key */
+  chunkIndex: (key: ChunkKey) => number
+  /** neighbours (connections) of a host */
+  neighbors: (host: number) => Int32Array
+  /** precomputed hashKey(hostKey) */
+  hostHash: (host: number) => number
+  /** whether `peer` holds `chunk` or claims to (a lying peer claims everything) */
+  holds: (peer: number, chunk: number) => boolean
+  /** whether `peer` is up and reachable from `host` */
+  reachable: (host: number, peer: number) => boolean
+  /** the rendezvous owner of `chunk` among the hosts reachable from `host` (-1: none) */
+  owner: (host: number, chunk: number) => number
+  /** last time (ms) `peer` showed progress (joined, or received a verified chunk) */
+  lastProgress: (peer: number) => number
+}
+
+export class FleetPolicy extends SwarmPolicy {
+  private readonly view: FleetView
+  private readonly host: number
+
+  constructor (init: SwarmPolicyInit, view: FleetView, host: number) {
+    super(init)
+    this.view = view
+    this.host = host
+  }
+
+  // Peers' wants and haves live in the shared state; self's go to the base class, which only
+  // uses them to clear its own waits.
+  override noteWants (index: IndexKey, host: PeerKey, chunks: Iterable<ChunkKey>, now: number): void {
+    if (host === this.self) return
+    super.addPeer(host, now)
+  }
+
+  override noteHaves (index: IndexKey | undefined, host: PeerKey, chunks: Iterable<ChunkKey>, now: number): void {
+    if (host === this.self) super.noteHaves(index, host, chunks, now)
+  }
+
+  override noteLacks (_peer: PeerKey, _chunk: ChunkKey, _now: number): void {}
+
+  override has (peer: PeerKey, chunk: ChunkKey, now: number): boolean {
+    const v = this.view
+    const p = v.hostIndex(peer)
+    return v.reachable(this.host, p) && !this.isBanned(peer, now) && v.holds(p, v.chunkIndex(chunk))
+  }
+
+  override holdersOf (chunk: ChunkKey, now: number): PeerKey[] {
+    const v = this.view
+    const c = v.chunkIndex(chunk)
+    const out: PeerKey[] = []
+    for (const p of v.neighbors(this.host)) {
+      if (!v.holds(p, c) || !v.reachable(this.host, p)) continue
+      const key = v.hostKey(p)
+      if (!this.isBanned(key, now)) out.push(key)
+    }
+    return out
+  }
+
+  override ownerOf (_index: IndexKey, chunk: ChunkKey, now: number): PeerKey | undefined {
+    const v = this.view
+    const c = v.chunkIndex(chunk)
+    const o = v.owner(this.host, c)
+    if (o < 0) return undefined
+    if (o === this.host) return this.self
+    let awaited = -1
+    if (v.neighbors(this.host).includes(o)) {
+      awaited = o
+    } else {
+      // the owner is not a connection: the chunk reaches us through a neighbour; await the
+      // neighbour ranked first for this chunk (the same rendezvous weight)
+      const ch = chunkHash(chunk)
+      let best = -1
+      for (const p of v.neighbors(this.host)) {
+        if (!v.reachable(this.host, p) || this.isBanned(v.hostKey(p), now)) continue
+        const w = rendezvousWeight(v.hostHash(p), ch)
+        if (w > best) { best = w; awaited = p }
+      }
+    }
+    if (awaited < 0) return this.self
+    const key = v.hostKey(awaited)
+    if (this.isBanned(key, now)) return this.self
+    // what its announcements told us: it is connected and last made progress then
+    super.addPeer(key, v.lastProgress(awaited))
+    return key
+  }
+}

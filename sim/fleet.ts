@@ -1,0 +1,720 @@
+// A fleet of simulated hosts rolling out one update over a simulated network. Each honest host
+// runs the extract loop of a swarm host: a window of chunks in index order, and for each chunk
+// it asks its SwarmPolicy (node/swarm/policy.ts, through FleetPolicy) what to do: request it from
+// a peer, wait for the peer that will fetch it, or fetch it from the origin. Every received chunk
+// goes through protocol/chunk-id.ts verifyChunk (on a small stand-in payload whose digest is the
+// chunk's ID), and a chunk that fails makes the host call the policy's requestFailed('invalid'),
+// which bans the peer, exactly as the real host does. Chunks are IDs and sizes, not bytes.
+import { ChunkId, verifyChunk } from '../protocol/chunk-id.ts'
+import { ChunkInvalidError } from '../protocol/errors.ts'
+import { chunkHash, hashKey, rendezvousWeight, type Plan } from '../node/swarm/policy.ts'
+import { idealSeconds, type FleetConfig } from './config.ts'
+import { Simulation } from './engine.ts'
+import { FleetPolicy, type FleetView } from './fleet-policy.ts'
+import { Link, Meter, startTransfer, cancelTransfer, type Transfer } from './network.ts'
+import { Random } from './random.ts'
+
+const INDEX = 'update'
+
+type Malice = 0 | 1 | 2 // honest, serves corrupt chunks, claims chunks it lacks
+
+interface Pending {
+  chunk: number
+  /** bumped on every plan; stale timers and wake-ups compare it */
+  gen: number
+  waiting: boolean
+  /** fetched ahead of the window because this host owns it */
+  ahead: boolean
+  transfer?: Transfer
+}
+
+interface QueuedRequest {
+  from: Host
+  chunk: number
+  epoch: number
+  gen: number
+  cancelled: boolean
+}
+
+export interface Host {
+  readonly index: number
+  readonly key: string
+  readonly segment: number
+  readonly malice: Malice
+  readonly up: Link
+  readonly down: Link
+  neighbors: Int32Array
+  policy: FleetPolicy
+  alive: boolean
+  /** the host has started extracting (it is a worker on the index) */
+  joined: boolean
+  /** bumped when the host restarts; stale events compare it */
+  epoch: number
+  startTime: number
+  doneTime: number
+  /** chunks still missing */
+  missing: number
+  cursor: number
+  /** next chunk to look at for owner prefetch */
+  ownCursor: number
+  /** in-order chunks in flight (the window), and owned chunks fetched ahead */
+  inWindow: number
+  inAhead: number
+  pending: Map<number, Pending>
+  inboundQueue: QueuedRequest[]
+  lastProgressMs: number
+  /** bytes received: from the origin, from peers (verified), and rejected */
+  fromOrigin: number
+  fromPeers: number
+  rejected: number
+  /** bytes served to peers */
+  served: number
+  /** a chunk that did not match its ID reached this host's output */
+  corrupted: boolean
+  leaves: number
+}
+
+export interface FleetResult {
+  config: FleetConfig
+  hosts: Host[]
+  chunkSizes: Int32Array
+  uniqueBytes: number
+  originBytes: number
+  originMeter: Meter
+  idealSeconds: number
+  simulatedSeconds: number
+  events: number
+  bans: number
+  invalidChunks: number
+  falseClaims: number
+  originFetches: { owner: number, alone: number, timeout: number }
+}
+
+/** The chunk's stand-in content: 8 bytes that only it has; its ID is their SHA-256. */
+function standIn (seed: number, chunk: number): Uint8Array {
+  const b = new Uint8Array(8)
+  const v = new DataView(b.buffer)
+  v.setUint32(0, seed >>> 0)
+  v.setUint32(4, chunk >>> 0)
+  return b
+}
+
+export class Fleet implements FleetView {
+  readonly config: FleetConfig
+  readonly sim = new Simulation()
+  readonly rng: Random
+  readonly hosts: Host[] = []
+  readonly chunkSizes: Int32Array
+  readonly chunkKeys: string[]
+  private readonly chunkIds: ChunkId[]
+  private readonly chunkHashes: Uint32Array
+  private readonly chunkByKey = new Map<string, number>()
+  private readonly hostByKey = new Map<string, number>()
+  private readonly hostHashes: Uint32Array
+  readonly C: number
+  readonly H: number
+  /** have[h * C + c]: host h holds chunk c (verified) */
+  private readonly have: Uint8Array
+  /** waiting[h * C + c]: host h waits for chunk c to appear at a neighbour */
+  private readonly waiting: Uint8Array
+  /** hosts holding each chunk */
+  private readonly holderCount: Int32Array
+  private readonly verifiedOnce: Uint8Array
+  /** an origin fetch of the chunk started: its owner is no longer re-assigned to newcomers */
+  private readonly claimed: Uint8Array
+  private honestLeft = 0
+  /** rendezvous owner per partition component and chunk (-1: none) */
+  private ownerOf: Int32Array[] = []
+  private ownerWeight: Float64Array[] = []
+  /** component of each segment (partitions) */
+  private component: Int32Array
+  readonly origin: Link
+  readonly originMeter: Meter
+  private readonly segWan: Link[] = []
+  private readonly segCore: Link[] = []
+  uniqueBytes = 0
+  bans = 0
+  invalidChunks = 0
+  falseClaims = 0
+  originFetches = { owner: 0, alone: 0, timeout: 0 }
+  private readonly ideal: number
+
+  constructor (config: FleetConfig) {
+    this.config = config
+    this.rng = new Random(config.seed)
+    const sim = this.sim
+
+    // the update: distinct chunks with casync-like sizes (clamped exponential around the average)
+    const sizes: number[] = []
+    const urng = this.rng.fork(1)
+    let total = 0
+    const { chunkMin, chunkAvg, chunkMax } = config.update
+    while (total < config.update.bytes) {
+      let s = Math.round(chunkMin + urng.exponential(chunkAvg - chunkMin))
+      if (s > chunkMax) s = chunkMax
+      s = Math.min(s, config.update.bytes - total)
+      if (s <= 0) break
+      sizes.push(s)
+      total += s
+    }
+    this.C = sizes.length
+    this.chunkSizes = Int32Array.from(sizes)
+    this.chunkIds = sizes.map((_, c) => ChunkId.digest(standIn(config.seed, c)))
+    this.chunkKeys = this.chunkIds.map(id => id.toString())
+    this.chunkKeys.forEach((k, c) => this.chunkByKey.set(k, c))
+    this.chunkHashes = Uint32Array.from(this.chunkKeys, k => chunkHash(k))
+    this.verifiedOnce = new Uint8Array(this.C)
+    this.holderCount = new Int32Array(this.C)
+    this.claimed = new Uint8Array(this.C)
+
+    // hosts
+    const H = this.H = config.hosts
+    this.have = new Uint8Array(H * this.C)
+    this.waiting = new Uint8Array(H * this.C)
+    this.hostHashes = new Uint32Array(H)
+    const nMalicious = Math.round(H * config.malicious)
+    const maliciousSet = new Set(this.rng.fork(2).sample(H, nMalicious))
+    let m = 0
+    for (let i = 0; i < H; i++) {
+      const key = `h${i}`
+      const segment = i % config.segments
+      let malice: Malice = 0
+      if (maliciousSet.has(i)) {
+        malice = config.maliciousMode === 'corrupt' ? 1 : config.maliciousMode === 'liar' ? 2 : (m++ % 2 === 0 ? 1 : 2)
+      }
+      const host: Host = {
+        index: i,
+        key,
+        segment,
+        malice,
+        up: new Link(sim, `${key}.up`, config.hostUp),
+        down: new Link(sim, `${key}.down`, config.hostDown),
+        neighbors: new Int32Array(0),
+        policy: undefined as unknown as FleetPolicy,
+        alive: true,
+        joined: false,
+        epoch: 0,
+        startTime: 0,
+        doneTime: -1,
+        missing: malice === 0 ? this.C : 0,
+        cursor: 0,
+        ownCursor: 0,
+        inWindow: 0,
+        inAhead: 0,
+        pending: new Map(),
+        inboundQueue: [],
+        lastProgressMs: -Infinity,
+        fromOrigin: 0,
+        fromPeers: 0,
+        rejected: 0,
+        served: 0,
+        corrupted: false,
+        leaves: 0
+      }
+      host.policy = this.newPolicy(i)
+      this.hosts.push(host)
+      this.hostByKey.set(key, i)
+      this.hostHashes[i] = hashKey(key)
+    }
+    for (const c of sizes) this.uniqueBytes += c
+    this.ideal = idealSeconds(config, this.uniqueBytes)
+
+    // links: the origin's egress, each segment's path to the origin and to the other segments
+    this.origin = new Link(sim, 'origin', config.origin.bandwidth)
+    this.originMeter = new Meter(config.bucket > 0 ? config.bucket : Math.max(this.ideal / 100, 1e-3))
+    this.origin.meter = this.originMeter
+    for (let s = 0; s < config.segments; s++) {
+      this.segWan.push(new Link(sim, `seg${s}.wan`, config.segmentWan))
+      this.segCore.push(new Link(sim, `seg${s}.core`, config.segmentLink))
+    }
+    this.component = new Int32Array(config.segments)
+    this.buildNeighbors()
+    this.resetOwners()
+  }
+
+  private newPolicy (i: number): FleetPolicy {
+    return new FleetPolicy({ ...this.config.policy, self: `h${i}` }, this, i)
+  }
+
+  /** A random graph: each host dials degree/2 peers (a share of them in other segments). */
+  private buildNeighbors (): void {
+    const { degree, segments, crossSegment } = this.config
+    const rng = this.rng.fork(3)
+    const sets: Array<Set<number>> = this.hosts.map(() => new Set())
+    const bySeg: number[][] = Array.from({ length: segments }, () => [])
+    for (const h of this.hosts) bySeg[h.segment]!.push(h.index)
+    const link = (a: number, b: number): void => { if (a !== b) { sets[a]!.add(b); sets[b]!.add(a) } }
+    for (const h of this.hosts) {
+      const local = bySeg[h.segment]!
+      if (local.length - 1 <= degree && segments === 1) {
+        for (const p of local) link(h.index, p)
+        continue
+      }
+      const want = Math.ceil(degree / 2)
+      for (let k = 0; k < want; k++) {
+        const cross = segments > 1 && rng.next() < crossSegment
+        const pool = cross ? bySeg[(h.segment + 1 + rng.int(segments - 1)) % segments]! : local
+        if (pool.length > 1 || cross) link(h.index, pool[rng.int(pool.length)]!)
+      }
+    }
+    for (const h of this.hosts) {
+      h.neighbors = Int32Array.from([...sets[h.index]!].sort((a, b) => a - b))
+      for (const p of h.neighbors) h.policy.addPeer(`h${p}`, 0)
+    }
+  }
+
+  // ---- FleetView (what each host's policy reads) ---------------------------------------------
+
+  hostIndex (key: string): number { return this.hostByKey.get(key)! }
+  hostKey (host: number): string { return this.hosts[host]!.key }
+  chunkIndex (key: string): number { return this.chunkByKey.get(key)! }
+  neighbors (host: number): Int32Array { return this.hosts[host]!.neighbors }
+  hostHash (host: number): number { return this.hostHashes[host]! }
+  holds (peer: number, chunk: number): boolean {
+    return this.hosts[peer]!.malice !== 0 || this.have[peer * this.C + chunk] === 1
+  }
+
+  reachable (host: number, peer: number): boolean {
+    const p = this.hosts[peer]!
+    return p.alive && this.component[this.hosts[host]!.segment] === this.component[p.segment]
+  }
+
+  owner (host: number, chunk: number): number {
+    const comp = this.component[this.hosts[host]!.segment]!
+    const o = this.ownerOf[comp]![chunk]!
+    return o >= 0 && this.hosts[o]!.alive ? o : -1
+  }
+
+  lastProgress (peer: number): number { return this.hosts[peer]!.lastProgressMs }
+
+  // ---- ownership (the rendezvous split, kept incrementally) ------------------------------------
+
+  private weight (host: number, chunk: number): number {
+    return rendezvousWeight(this.hostHashes[host]!, this.chunkHashes[chunk]!)
+  }
+
+  /** Recomputes every chunk's owner in every component (start, partition, heal). */
+  private resetOwners (): void {
+    const comps = Math.max(...this.component) + 1
+    this.ownerOf = Array.from({ length: comps }, () => new Int32Array(this.C).fill(-1))
+    this.ownerWeight = Array.from({ length: comps }, () => new Float64Array(this.C).fill(-1))
+    for (const h of this.hosts) if (h.joined && h.alive) this.offerOwnership(h, true)
+  }
+
+  /** A host joined: it becomes the owner of the chunks it needs where it outranks the owner. */
+  private offerOwnership (h: Host, force: boolean): void {
+    const comp = this.component[h.segment]!
+    const owners = this.ownerOf[comp]!
+    const weights = this.ownerWeight[comp]!
+    const base = h.index * this.C
+    for (let c = 0; c < this.C; c++) {
+      if (this.have[base + c] === 1) continue
+      // a chunk already in the swarm keeps its owner
+      if (!force && (this.holderCount[c]! > 0 || this.claimed[c] === 1) && owners[c]! >= 0) continue
+      const w = this.weight(h.index, c)
+      if (w > weights[c]! || (w === weights[c]! && h.index < owners[c]!)) {
+        weights[c] = w
+        owners[c] = h.index
+      }
+    }
+  }
+
+  /** A host left: its chunks go to the next host in rank among those that needed them. */
+  private withdrawOwnership (h: Host): void {
+    const comp = this.component[h.segment]!
+    const owners = this.ownerOf[comp]!
+    const weights = this.ownerWeight[comp]!
+    for (let c = 0; c < this.C; c++) {
+      if (owners[c] !== h.index) continue
+      let best = -1
+      let bestW = -1
+      for (const p of this.hosts) {
+        if (!p.joined || !p.alive || p.malice !== 0 || this.component[p.segment] !== comp) continue
+        if (p.doneTime >= 0 && this.have[p.index * this.C + c] === 1 && this.holderCount[c]! === 0) continue
+        const w = this.weight(p.index, c)
+        if (w > bestW) { bestW = w; best = p.index }
+      }
+      owners[c] = best
+      weights[c] = bestW
+      if (this.holderCount[c] === 0) this.claimed[c] = 0
+    }
+  }
+
+  // ---- running ------------------------------------------------------------------------------
+
+  private nowMs (): number { return this.sim.now * 1000 }
+
+  run (onProgress?: (fleet: Fleet) => void): FleetResult {
+    const { config, sim } = this
+    // starts
+    const srng = this.rng.fork(4)
+    const honest = this.hosts.filter(h => h.malice === 0)
+    this.honestLeft = honest.length
+    for (const h of this.hosts) {
+      if (h.malice !== 0) continue
+      let t = 0
+      if (config.start.kind === 'all') t = srng.next() * config.start.jitter
+      else t = (h.index % config.start.waves) * config.start.gap
+      sim.at(t, (x: Host) => { this.startHost(x) }, h)
+    }
+    // churn: each chosen host leaves once, at a random time during the rollout, for a while
+    const crng = this.rng.fork(5)
+    const churners = crng.sample(honest.length, Math.round(honest.length * config.churn)).map(i => honest[i]!)
+    for (const h of churners) {
+      const leaveAt = crng.range(0.05, 0.8) * this.ideal + (config.start.kind === 'waves' ? (h.index % config.start.waves) * config.start.gap : 0)
+      const downFor = crng.range(0.2, 1) * this.ideal
+      sim.at(leaveAt, (x: Host) => { this.leave(x) }, h)
+      sim.at(leaveAt + downFor, (x: Host) => { this.rejoin(x) }, h)
+    }
+    for (const e of config.events) sim.at(e.at, () => { this.apply(e) })
+    sim.run(config.maxTime, onProgress != null ? () => { onProgress(this) } : undefined, 1 << 18)
+
+    return {
+      config,
+      hosts: this.hosts,
+      chunkSizes: this.chunkSizes,
+      uniqueBytes: this.uniqueBytes,
+      originBytes: this.origin.carried,
+      originMeter: this.originMeter,
+      idealSeconds: this.ideal,
+      simulatedSeconds: sim.now,
+      events: sim.events,
+      bans: this.bans,
+      invalidChunks: this.invalidChunks,
+      falseClaims: this.falseClaims,
+      originFetches: this.originFetches
+    }
+  }
+
+  private apply (e: FleetConfig['events'][number]): void {
+    switch (e.kind) {
+      case 'origin-down': this.origin.fail(); break
+      case 'origin-up': this.origin.restore(); break
+      case 'origin-bandwidth': this.origin.setCapacity(e.bandwidth); break
+      case 'partition':
+      case 'heal': {
+        const comp = new Int32Array(this.config.segments)
+        if (e.kind === 'partition') e.groups.forEach((g, i) => { for (const s of g) comp[s] = i })
+        this.component = comp
+        // cut (or restore) the links between segments; transfers across them fail
+        for (const l of this.segCore) { if (e.kind === 'partition') l.fail(); else l.restore() }
+        this.resetOwners()
+        // every host re-plans what it waits for (owners changed)
+        for (const h of this.hosts) {
+          if (!h.alive || h.malice !== 0) continue
+          for (const p of h.pending.values()) if (p.waiting) this.replan(h, p)
+        }
+        break
+      }
+    }
+  }
+
+  private startHost (h: Host): void {
+    h.joined = true
+    h.startTime = this.sim.now
+    h.lastProgressMs = this.nowMs()
+    const missing: string[] = []
+    const base = h.index * this.C
+    for (let c = 0; c < this.C; c++) if (this.have[base + c] === 0) missing.push(this.chunkKeys[c]!)
+    h.policy.noteWants(INDEX, h.key, missing, this.nowMs())
+    this.offerOwnership(h, false)
+    this.pump(h)
+  }
+
+  private leave (h: Host): void {
+    if (!h.alive) return
+    h.alive = false
+    h.leaves++
+    h.epoch++
+    for (const p of h.pending.values()) {
+      if (p.transfer != null) cancelTransfer(this.sim, p.transfer)
+      this.waiting[h.index * this.C + p.chunk] = 0
+    }
+    h.pending.clear()
+    h.inboundQueue = []
+    h.up.fail()
+    h.down.fail()
+    const now = this.nowMs()
+    for (const n of h.neighbors) this.hosts[n]!.policy.removePeer(h.key, now)
+    this.withdrawOwnership(h)
+  }
+
+  private rejoin (h: Host): void {
+    if (h.alive) return
+    h.alive = true
+    h.up.restore()
+    h.down.restore()
+    // a restarted process: a fresh policy; the cache (what it has) survived
+    h.policy = this.newPolicy(h.index)
+    const now = this.nowMs()
+    for (const n of h.neighbors) {
+      const peer = this.hosts[n]!
+      h.policy.addPeer(peer.key, now)
+      peer.policy.addPeer(h.key, now)
+    }
+    h.cursor = 0
+    h.ownCursor = 0
+    h.inWindow = 0
+    h.inAhead = 0
+    if (h.missing === 0) return
+    h.lastProgressMs = now
+    h.policy.noteWants(INDEX, h.key, [], now)
+    this.offerOwnership(h, false)
+    this.pump(h)
+  }
+
+  /**
+   * Keeps `window` chunks in flight in index order (what extract does), plus up to
+   * `ownerPrefetch` chunks further on that this host owns, so the origin is kept busy.
+   */
+  private pump (h: Host): void {
+    const base = h.index * this.C
+    const C = this.C
+    while (h.inWindow < this.config.window && h.cursor < C) {
+      const c = h.cursor++
+      if (this.have[base + c] === 1 || h.pending.has(c)) continue
+      const p: Pending = { chunk: c, gen: 0, waiting: false, ahead: false }
+      h.pending.set(c, p)
+      h.inWindow++
+      this.replan(h, p)
+    }
+    if (this.config.ownerPrefetch <= 0) return
+    const owners = this.ownerOf[this.component[h.segment]!]!
+    const limit = Math.min(C, h.cursor + this.config.ownerLookahead)
+    if (h.ownCursor < h.cursor) h.ownCursor = h.cursor
+    while (h.inAhead < this.config.ownerPrefetch && h.ownCursor < limit) {
+      const c = h.ownCursor++
+      if (owners[c] !== h.index || this.have[base + c] === 1 || h.pending.has(c) || c < h.cursor) continue
+      const p: Pending = { chunk: c, gen: 0, waiting: false, ahead: true }
+      h.pending.set(c, p)
+      h.inAhead++
+      this.replan(h, p)
+    }
+  }
+
+  private replan (h: Host, p: Pending): void {
+    p.gen++
+    if (p.waiting) { p.waiting = false; this.waiting[h.index * this.C + p.chunk] = 0 }
+    const now = this.nowMs()
+    const key = this.chunkKeys[p.chunk]!
+    const plan: Plan = h.policy.plan(INDEX, key, now)
+    switch (plan.action) {
+      case 'peer': {
+        const peer = this.hosts[this.hostIndex(plan.peer)]!
+        h.policy.requestStarted(plan.peer, key, now)
+        this.sim.after(this.config.latency, this.onRequest, { server: peer, req: { from: h, chunk: p.chunk, epoch: h.epoch, gen: p.gen, cancelled: false } })
+        break
+      }
+      case 'wait': {
+        p.waiting = true
+        this.waiting[h.index * this.C + p.chunk] = 1
+        const at = Math.max(plan.until / 1000, this.sim.now + 1e-6)
+        this.sim.at(at, this.onWake, { h, p, gen: p.gen, epoch: h.epoch })
+        break
+      }
+      case 'origin':
+        this.originFetches[plan.reason]++
+        this.claimed[p.chunk] = 1
+        this.fetchOrigin(h, p, 0)
+        break
+    }
+  }
+
+  private readonly onWake = (x: { h: Host, p: Pending, gen: number, epoch: number }): void => {
+    if (x.h.epoch !== x.epoch || x.p.gen !== x.gen || !x.h.alive) return
+    this.replan(x.h, x.p)
+  }
+
+  private isCurrent (h: Host, chunk: number, epoch: number, gen: number): Pending | undefined {
+    if (!h.alive || h.epoch !== epoch) return undefined
+    const p = h.pending.get(chunk)
+    return p != null && p.gen === gen ? p : undefined
+  }
+
+  // ---- peer requests ------------------------------------------------------------------------
+
+  private readonly onRequest = (x: { server: Host, req: QueuedRequest }): void => {
+    const { server, req } = x
+    const h = req.from
+    if (this.isCurrent(h, req.chunk, req.epoch, req.gen) == null) return
+    if (!this.reachable(h.index, server.index)) { this.fail(h, server, req, 'error', 2 * this.config.latency); return }
+    if (server.malice === 2 || (server.malice === 0 && this.have[server.index * this.C + req.chunk] === 0)) {
+      this.fail(h, server, req, 'missing', this.config.latency)
+      return
+    }
+    if (server.malice === 0 && !server.policy.acceptInbound(h.key, this.nowMs())) {
+      server.inboundQueue.push(req)
+      this.sim.after(this.config.requestTimeout, this.onQueueTimeout, { server, req })
+      return
+    }
+    this.serve(server, req)
+  }
+
+  private readonly onQueueTimeout = (x: { server: Host, req: QueuedRequest }): void => {
+    const { server, req } = x
+    if (req.cancelled) return
+    req.cancelled = true
+    const i = server.inboundQueue.indexOf(req)
+    if (i >= 0) server.inboundQueue.splice(i, 1)
+    this.fail(req.from, server, req, 'timeout', 0)
+  }
+
+  private serve (server: Host, req: QueuedRequest): void {
+    const h = req.from
+    const path = this.peerPath(server, h)
+    const p = h.pending.get(req.chunk)!
+    p.transfer = startTransfer(this.sim, path, this.chunkSizes[req.chunk]!, this.config.latency, this.onServed, { server, req })
+  }
+
+  private readonly onServed = (ok: boolean, t: Transfer): void => {
+    const { server, req } = t.tag as { server: Host, req: QueuedRequest }
+    if (server.malice === 0) {
+      server.policy.inboundDone(req.from.key)
+      this.drainInbound(server)
+    }
+    const h = req.from
+    const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
+    if (p == null) return
+    p.transfer = undefined
+    if (!ok) { this.fail(h, server, req, 'error', 0); return }
+    const bytes = t.bytes
+    server.served += bytes
+    const now = this.nowMs()
+    if (!this.verify(req.chunk, server.malice === 1, server.index)) {
+      h.rejected += bytes
+      this.invalidChunks++
+      const wasBanned = h.policy.isBanned(server.key, now)
+      h.policy.requestFailed(server.key, this.chunkKeys[req.chunk]!, 'invalid', now)
+      if (!wasBanned && h.policy.isBanned(server.key, now)) this.bans++
+      this.replan(h, p)
+      return
+    }
+    if (server.malice === 1) h.corrupted = true // only reachable with verification off
+    h.fromPeers += bytes
+    h.policy.requestSucceeded(server.key, this.chunkKeys[req.chunk]!, bytes, now)
+    this.got(h, p)
+  }
+
+  private drainInbound (server: Host): void {
+    const q = server.inboundQueue
+    while (q.length > 0) {
+      const req = q[0]!
+      if (req.cancelled || this.isCurrent(req.from, req.chunk, req.epoch, req.gen) == null) { q.shift(); continue }
+      if (!server.policy.acceptInbound(req.from.key, this.nowMs())) return
+      q.shift()
+      req.cancelled = true // its queue timer is moot now
+      this.serve(server, { ...req, cancelled: false })
+    }
+  }
+
+  private fail (h: Host, server: Host, req: QueuedRequest, reason: 'missing' | 'timeout' | 'error', delay: number): void {
+    const after = (): void => {
+      const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
+      if (p == null) return
+      p.transfer = undefined
+      const now = this.nowMs()
+      const key = this.chunkKeys[req.chunk]!
+      if (reason === 'missing' && server.malice === 2) this.falseClaims++
+      const wasBanned = h.policy.isBanned(server.key, now)
+      h.policy.requestFailed(server.key, key, reason, now)
+      if (!wasBanned && h.policy.isBanned(server.key, now)) this.bans++
+      this.replan(h, p)
+    }
+    if (delay > 0) this.sim.after(delay, after)
+    else after()
+  }
+
+  private peerPath (from: Host, to: Host): Link[] {
+    if (from.segment === to.segment) return [from.up, to.down]
+    return [from.up, this.segCore[from.segment]!, this.segCore[to.segment]!, to.down]
+  }
+
+  // ---- the origin ---------------------------------------------------------------------------
+
+  private fetchOrigin (h: Host, p: Pending, attempt: number): void {
+    const epoch = h.epoch
+    const gen = p.gen
+    const { latency } = this.config.origin
+    this.sim.after(latency, () => {
+      if (this.isCurrent(h, p.chunk, epoch, gen) == null) return
+      if (!this.origin.up) {
+        // connection refused after a round trip; retry with backoff (0.5 s doubling to 8 s)
+        const backoff = Math.min(8, 0.5 * 2 ** attempt)
+        this.sim.after(latency + backoff, () => {
+          if (this.isCurrent(h, p.chunk, epoch, gen) == null) return
+          // a peer may have it by now: ask the policy again before retrying the origin
+          p.gen++
+          const plan = h.policy.plan(INDEX, this.chunkKeys[p.chunk]!, this.nowMs())
+          if (plan.action === 'origin') this.fetchOrigin(h, p, attempt + 1)
+          else { p.gen--; this.replan(h, p) }
+        })
+        return
+      }
+      p.transfer = startTransfer(this.sim, [this.origin, this.segWan[h.segment]!, h.down], this.chunkSizes[p.chunk]!, latency, (ok, t) => {
+        const cur = this.isCurrent(h, p.chunk, epoch, gen)
+        if (cur == null) return
+        cur.transfer = undefined
+        if (!ok) { this.fetchOrigin(h, cur, attempt + 1); return }
+        this.verify(p.chunk, false, -1)
+        h.fromOrigin += t.bytes
+        this.got(h, cur)
+      })
+    })
+  }
+
+  // ---- verification and completion ------------------------------------------------------------
+
+  /**
+   * The real check: protocol/chunk-id.ts verifyChunk over the chunk's stand-in payload (or a
+   * forged one from a corrupting peer). An honest payload's digest cannot change, so it is
+   * checked once per chunk; every forged payload is checked.
+   */
+  private verify (chunk: number, forged: boolean, server: number): boolean {
+    if (!this.config.verify) return true
+    const id = this.chunkIds[chunk]!
+    if (!forged) {
+      if (this.verifiedOnce[chunk] === 0) { verifyChunk(id, standIn(this.config.seed, chunk)); this.verifiedOnce[chunk] = 1 }
+      return true
+    }
+    const payload = standIn(this.config.seed, chunk)
+    payload[0]! ^= 0xff
+    payload[1]! ^= server & 0xff
+    try {
+      verifyChunk(id, payload)
+      return true
+    } catch (err: any) {
+      if (err?.code === ChunkInvalidError.code) return false
+      throw err
+    }
+  }
+
+  private got (h: Host, p: Pending): void {
+    const c = p.chunk
+    const idx = h.index * this.C + c
+    this.have[idx] = 1
+    this.holderCount[c]!++
+    h.pending.delete(c)
+    if (p.ahead) h.inAhead--
+    else h.inWindow--
+    h.missing--
+    const now = this.nowMs()
+    h.lastProgressMs = now
+    h.policy.noteHave(INDEX, h.key, this.chunkKeys[c]!, now)
+    // the announcement: neighbours waiting for this chunk plan again
+    const C = this.C
+    for (const n of h.neighbors) {
+      if (this.waiting[n * C + c] === 1) {
+        const nh = this.hosts[n]!
+        const np = nh.pending.get(c)
+        if (np != null && np.waiting && nh.alive) this.sim.after(this.config.latency, this.onWake, { h: nh, p: np, gen: np.gen, epoch: nh.epoch })
+      }
+    }
+    if (h.missing === 0) {
+      h.doneTime = this.sim.now
+      h.policy.leaveIndex(INDEX, h.key)
+      if (--this.honestLeft === 0) this.sim.stop()
+      return
+    }
+    this.pump(h)
+  }
+}
