@@ -14,6 +14,7 @@ import { sharedPool } from '../../node/workers/pool.ts'
 import { InvalidArgumentError } from '../../protocol/errors.ts'
 import { collect, printJson, type CommandContext } from '../context.ts'
 import { progressBar } from '../progress.ts'
+import { addSwarmOptions, openSwarmForExtract } from '../swarm-options.ts'
 
 export interface ExtractCliOptions {
   store?: string
@@ -58,7 +59,7 @@ export function printStats (ctx: CommandContext, stats: ExtractStats, extra: Rec
 }
 
 export function register (program: Command, ctx: CommandContext): void {
-  program.command('extract')
+  addSwarmOptions(program.command('extract'))
     .summary('rebuild a file, block device or directory from an index')
     .description('Read INDEX (.caibx blob, .caidx/.catar directory) and write OUTPUT, taking each chunk from seeds first (the existing output is one), then the cache, then LAN peers, then the stores in order. Every chunk is verified before it is written. A file output is assembled under a hidden partial name and renamed into place when complete; re-running an interrupted extract reuses what is already right.')
     .argument('<index>', 'the index to read: a path (or URL where supported)')
@@ -72,6 +73,7 @@ export function register (program: Command, ctx: CommandContext): void {
     .option('--with <feature>', 'archive feature to restore (repeatable)', collect)
     .option('--without <feature>', 'archive feature to leave out (repeatable)', collect)
     .option('--json', 'print stats as JSON on stdout')
+    .option('--peers <on|off>', 'take chunks from LAN peers before the stores (see `caswarm node`); default $CASWARM_PEERS or on', process.env.CASWARM_PEERS ?? 'on')
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', `
 Examples:
@@ -86,25 +88,29 @@ Examples:
       if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`--concurrency must be a positive integer, not ${opts.concurrency}`)
       useWorkerPool(sharedPool())
       const index = await readIndex(indexPath, { signal: ctx.signal })
-      const { stores, cache } = openSources(indexPath, index, opts)
+      const { stores, cache: givenCache } = openSources(indexPath, index, opts)
+      const swarm = await openSwarmForExtract(index, stores, givenCache, opts as any)
+      const cache = swarm?.cache ?? givenCache
       const provided = await Promise.all(sourceProviders.map(async p => await p(index, opts, ctx, cache)))
       const total = index.chunks.length === 0 ? 0 : index.chunks[index.chunks.length - 1]!.start + index.chunks[index.chunks.length - 1]!.size
       let bar = progressBar(ctx, 'seed', 0, false)
       try {
         const stats = await extractBlob(index, output, {
-          sources: [...provided.flatMap(p => p.sources), ...stores],
+          sources: [...(swarm != null ? [swarm.source] : []), ...provided.flatMap(p => p.sources), ...stores],
           cache,
           seedPaths: opts.seed,
           seedOutput: opts.seedOutput,
           concurrency,
           signal: ctx.signal,
-          onSeedsReady: () => { bar.stop(); bar = progressBar(ctx, 'extract', total, opts.progress) },
+          onSeedsReady: (seeds) => { swarm?.seedsReady(seeds); bar.stop(); bar = progressBar(ctx, 'extract', total, opts.progress) },
           onProgress: (b) => { bar.update(b) }
         })
         bar.stop()
+        swarm?.finish(stats)
         printStats(ctx, stats, { index: indexPath, output }, opts.json)
       } finally {
         bar.stop()
+        await swarm?.close()
         for (const p of provided) await p.close()
         for (const s of stores) await s.close()
         await cache?.close()

@@ -4,6 +4,9 @@ import type { CommandContext } from '../context.ts'
 import { register as make } from './make.ts'
 import { register as extract } from './extract.ts'
 import { register as serve } from './serve.ts'
+import { register as node } from './node.ts'
+import { register as peers } from './peers.ts'
+import { register as keygen } from './keygen.ts'
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void
 
@@ -11,4 +14,7 @@ export const commands: RegisterCommand[] = [
   make,
   extract,
   serve,
+  node,
+  peers,
+  keygen,
 ]

@@ -1,0 +1,45 @@
+// The LAN swarm's command-line options, shared by `node`, `peers` and `extract`.
+import type { Command } from 'commander'
+import { digestFromFlags } from '../protocol/chunk-id.ts'
+import type { Index } from '../protocol/index-file.ts'
+import type { ChunkSource, ChunkStore } from '../node/store/chunk-store.ts'
+import { LocalStore } from '../node/store/local-store.ts'
+import { readSwarmKey, type SwarmHostInit } from '../node/swarm/host.ts'
+import { defaultCacheDir, openExtractSwarm, type ExtractSwarm } from '../node/swarm/session.ts'
+import { parsePeersOption } from '../node/swarm/source.ts'
+import { collect } from './context.ts'
+
+export interface SwarmCliOptions {
+  listen?: string[]
+  peer?: string[]
+  swarmKey?: string
+  mdns: boolean
+  mdnsTag?: string
+}
+
+export function addSwarmOptions (cmd: Command, defaultListen = '/ip4/0.0.0.0/tcp/0'): Command {
+  return cmd
+    .option('--listen <multiaddr>', `address to listen on (repeatable; default ${defaultListen})`, collect)
+    .option('--peer <multiaddr>', 'static peer, e.g. /ip4/10.0.0.5/tcp/7700/p2p/12D3… (repeatable; for LANs without multicast)', collect)
+    .option('--swarm-key <file>', 'private swarm: only hosts with this key (from `caswarm keygen`) can connect')
+    .option('--no-mdns', 'no mDNS discovery (static peers only)')
+    .option('--mdns-tag <tag>', 'mDNS service tag; hosts with another tag are ignored', 'caswarm.local')
+}
+
+export async function swarmHostInit (opts: SwarmCliOptions, defaultListen = '/ip4/0.0.0.0/tcp/0'): Promise<SwarmHostInit> {
+  return {
+    listen: opts.listen != null && opts.listen.length > 0 ? opts.listen : [defaultListen],
+    peers: opts.peer ?? [],
+    mdns: opts.mdns,
+    serviceTag: opts.mdnsTag,
+    swarmKey: opts.swarmKey != null ? await readSwarmKey(opts.swarmKey) : undefined
+  }
+}
+
+/** The swarm for one `caswarm extract`, or undefined with --peers=off. The cache defaults to the daemon's. */
+export async function openSwarmForExtract (index: Index, stores: ChunkSource[], cache: ChunkStore | undefined, opts: SwarmCliOptions & { peers?: string }): Promise<(ExtractSwarm & { cache: LocalStore }) | undefined> {
+  if (!parsePeersOption(opts.peers)) return undefined
+  const local = cache instanceof LocalStore ? cache : new LocalStore(defaultCacheDir(), { digest: digestFromFlags(index.featureFlags) })
+  const swarm = await openExtractSwarm({ index, origins: stores, cache: local, host: await swarmHostInit(opts) })
+  return { ...swarm, cache: local }
+}

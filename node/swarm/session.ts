@@ -1,0 +1,77 @@
+// One extraction's use of the swarm: start (or borrow) a host, build the SwarmSource before the
+// origin stores, declare the missing chunks once seeds are indexed, and close it all afterwards.
+// `caswarm extract` and the demo use it; a daemon on the same host is just another peer.
+import { homedir } from 'node:os'
+import * as path from 'node:path'
+import { digestFromFlags, type ChunkId } from '../../protocol/chunk-id.ts'
+import type { Index } from '../../protocol/index-file.ts'
+import type { ExtractStats } from '../assemble.ts'
+import type { Seed } from '../seed.ts'
+import type { ChunkSource, ChunkStore, RawChunkSource } from '../store/chunk-store.ts'
+import { SwarmHost, type SwarmHostInit } from './host.ts'
+import { SwarmSource } from './source.ts'
+
+/** `/var/lib/caswarm/cache` as root, `~/.cache/caswarm` otherwise (XDG_CACHE_HOME respected). */
+export function defaultCacheDir (): string {
+  if (process.getuid?.() === 0) return '/var/lib/caswarm/cache'
+  return path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'caswarm')
+}
+
+/** Where `caswarm node` keeps its identity. */
+export function defaultKeyFile (): string {
+  if (process.getuid?.() === 0) return '/var/lib/caswarm/node.key'
+  return path.join(process.env.XDG_CONFIG_HOME ?? path.join(homedir(), '.config'), 'caswarm', 'node.key')
+}
+
+export interface ExtractSwarmInit {
+  index: Index
+  /** the origin stores, in order */
+  origins: ChunkSource[]
+  /** the cache chunks are written to and served from */
+  cache: ChunkStore & RawChunkSource
+  /** host options (listen, peers, mdns, swarm key); a host is started for this extraction */
+  host?: SwarmHostInit
+  /** an already running host to use instead */
+  existing?: SwarmHost
+  /** ms to wait for peers' answers before the first chunk. @default 1500 */
+  settle?: number
+  /** ms of host uptime before the split starts (mDNS discovery). @default 500 with mDNS, else 0 */
+  minUptime?: number
+}
+
+export interface ExtractSwarm {
+  host: SwarmHost
+  source: SwarmSource
+  /** give to extractBlob's onSeedsReady: declares the chunks not in seeds as missing */
+  seedsReady: (seeds: Seed[]) => void
+  /** replace the 'swarm' stats entry by per-peer and origin entries */
+  finish: (stats: ExtractStats) => void
+  close: () => Promise<void>
+}
+
+export async function openExtractSwarm (init: ExtractSwarmInit): Promise<ExtractSwarm> {
+  const host = init.existing ?? await SwarmHost.create({ ...init.host, store: init.cache })
+  const mdnsOn = init.existing == null && (init.host?.mdns ?? true)
+  const source = new SwarmSource({
+    host,
+    index: init.index,
+    digest: digestFromFlags(init.index.featureFlags),
+    origins: init.origins,
+    cache: init.cache,
+    settle: init.settle,
+    minUptime: init.minUptime ?? (mdnsOn ? 500 : 0)
+  })
+  return {
+    host,
+    source,
+    seedsReady: (seeds) => {
+      const missing: ChunkId[] = init.index.chunks.filter(c => !seeds.some(s => s.has(c.id))).map(c => c.id)
+      source.prepare(missing).catch(() => {})
+    },
+    finish: (stats) => { source.mergeStats(stats) },
+    close: async () => {
+      await source.close()
+      if (init.existing == null) await host.stop()
+    }
+  }
+}
