@@ -48,7 +48,7 @@ describe('caswarm serve', () => {
   const log: RequestLogEntry[] = []
 
   before(async () => {
-    index = (await makeIndex([data], new LocalStore(storeDir))).index
+    index = (await makeIndex((async function * () { yield data })(), new LocalStore(storeDir))).index
     await writeIndexFile(join(srv, 'blob.caibx'), index)
     server = new ChunkServer({ store: storeDir, indexDir: srv, token: TOKEN, onRequest: e => log.push(e) })
     base = await server.listen(0)

@@ -86,7 +86,7 @@ describe('HTTP chunk store', () => {
 
   before(async () => {
     const local = new LocalStore(storeDir)
-    index = (await makeIndex([data], local)).index
+    index = (await makeIndex((async function * () { yield data })(), local)).index
     await writeIndexFile(join(tmp.path, 'blob.caibx'), index)
     server = new FaultyServer(tmp.path)
     base = await server.start()

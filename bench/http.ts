@@ -1,0 +1,164 @@
+// HTTP origin benchmark: a cold extract over loopback HTTP from a real nginx, caswarm against
+// casync (whose casync-http helper fetches one chunk at a time), and a seeded extract that must ask
+// nginx for exactly the chunks the seed lacks (counted from nginx's access log).
+//   node --import tsx bench/http.ts [--size-mb=128] [--runs=3]
+import '../node/polyfills.ts'
+import { execFile } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { decodeIndex } from '../protocol/index-file.ts'
+import { readIndex } from '../node/index-io.ts'
+import { HttpStore } from '../node/store/http-store.ts'
+import { pseudoRandom } from '../test/helpers/fixtures.ts'
+import { startNginx } from '../test/helpers/nginx.ts'
+
+const CLI = fileURLToPath(new URL('../bin/caswarm.js', import.meta.url))
+
+export interface HttpBenchOptions {
+  /** size of the image (MB). @default 128 */
+  sizeMB?: number
+  /** timed runs of each extract; the median is reported. @default 3 */
+  runs?: number
+  log?: (line: string) => void
+  /** where the images, store and outputs go. @default /dev/shm when there is one */
+  dir?: string
+}
+
+export interface HttpBenchResult {
+  name: 'http'
+  sizeBytes: number
+  chunks: number
+  /** median wall-clock seconds of `caswarm extract` (process start to exit) */
+  caswarmSeconds: number
+  /** median of the time caswarm itself reports (without process start-up) */
+  caswarmExtractSeconds: number
+  casyncSeconds: number
+  /** casync time / caswarm time (wall clock) */
+  speedup: number
+  caswarmMBps: number
+  casyncMBps: number
+  /** the HttpStore alone: every chunk fetched and verified, 16 in flight */
+  storeRequestsPerSecond: number
+  storeMBps: number
+  seeded: { chunksLacking: number, chunkRequests: number, distinctRequested: number, exact: boolean, otherRequests: string[] }
+}
+
+function timed (cmd: string, args: string[]): Promise<{ seconds: number, stdout: string }> {
+  const t = performance.now()
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { maxBuffer: 1 << 26 }, (err, stdout, stderr) => {
+      if (err != null) { reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr}`)); return }
+      resolve({ seconds: (performance.now() - t) / 1000, stdout })
+    })
+  })
+}
+
+function median (xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+
+export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBenchResult> {
+  const log = options.log ?? ((line: string) => { process.stderr.write(line + '\n') })
+  const size = Math.round((options.sizeMB ?? 128) * 1e6)
+  const runs = options.runs ?? 3
+  // in RAM when possible: the disk's writeback must not be what is measured
+  const tmp = (() => {
+    const base = options.dir ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir())
+    const path = mkdtempSync(join(base, 'caswarm-bench-http-'))
+    return { path, cleanup: () => { rmSync(path, { recursive: true, force: true }) } }
+  })()
+  const root = join(tmp.path, 'www')
+  mkdirSync(root)
+  const nginx = await startNginx(root, join(tmp.path, 'nginx'))
+  try {
+    const v1 = join(tmp.path, 'v1.img')
+    const v2 = join(tmp.path, 'v2.img')
+    const a = pseudoRandom(size, 5)
+    writeFileSync(v1, a)
+    // v2: v1 with 20 small edits spread over the image
+    const b = Buffer.from(a)
+    for (let i = 0; i < 20; i++) pseudoRandom(300, 100 + i).copy(b, Math.floor((i + 0.5) * size / 20))
+    writeFileSync(v2, b)
+    await timed(process.execPath, [CLI, 'make', '--no-progress', join(root, 'v1.caibx'), v1])
+    await timed(process.execPath, [CLI, 'make', '--no-progress', join(root, 'v2.caibx'), v2])
+    const index = await readIndex(join(root, 'v1.caibx'))
+    log(`http bench: ${(size / 1e6).toFixed(0)} MB, ${index.chunks.length} chunks, nginx at ${nginx.url}`)
+
+    // the store alone
+    const store = new HttpStore(`${nginx.url}default.castr`)
+    const t0 = performance.now()
+    let next = 0
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < index.chunks.length) { const c = index.chunks[next++]!; await store.get(c.id, { size: c.size }) }
+    }))
+    const storeSeconds = (performance.now() - t0) / 1000
+    await store.close()
+    log(`  HttpStore alone: ${(index.chunks.length / storeSeconds).toFixed(0)} chunks/s, ${(size / 1e6 / storeSeconds).toFixed(0)} MB/s`)
+
+    const out = join(tmp.path, 'out.img')
+    const cw: number[] = []; const cwInner: number[] = []; const ca: number[] = []
+    for (let r = 0; r < runs; r++) {
+      rmSync(out, { force: true })
+      const x = await timed(process.execPath, [CLI, 'extract', '--no-progress', '--no-seed-output', '--json', `${nginx.url}v1.caibx`, out])
+      cw.push(x.seconds)
+      cwInner.push(JSON.parse(x.stdout).seconds)
+      if (!readFileSync(out).equals(a)) throw new Error('caswarm extract produced wrong bytes')
+      rmSync(out, { force: true })
+      const y = await timed('casync', ['extract', '--seed-output=no', `--store=${nginx.url}default.castr`, `${nginx.url}v1.caibx`, out])
+      ca.push(y.seconds)
+      if (!readFileSync(out).equals(a)) throw new Error('casync extract produced wrong bytes')
+      log(`  run ${r + 1}: caswarm ${x.seconds.toFixed(2)} s (extract ${cwInner[r]!.toFixed(2)} s), casync ${y.seconds.toFixed(2)} s`)
+    }
+    rmSync(out, { force: true })
+
+    // seeded: v2 with v1 as seed must ask for exactly the chunks v1 lacks
+    const before = nginx.requests().length
+    await timed(process.execPath, [CLI, 'extract', '--no-progress', `--seed=${v1}`, `${nginx.url}v2.caibx`, out])
+    if (!readFileSync(out).equals(b)) throw new Error('seeded caswarm extract produced wrong bytes')
+    const asked = nginx.requests().slice(before)
+    const i1 = decodeIndex(readFileSync(join(root, 'v1.caibx')))
+    const i2 = decodeIndex(readFileSync(join(root, 'v2.caibx')))
+    const inSeed = new Set(i1.chunks.map(c => c.id.toString()))
+    const lacking = [...new Set(i2.chunks.map(c => c.id.toString()).filter(id => !inSeed.has(id)))].sort()
+    const got = asked.filter(l => l.includes('.cacnk')).map(l => /([0-9a-f]{64})\.cacnk/.exec(l)?.[1] ?? l).sort()
+    const seeded = {
+      chunksLacking: lacking.length,
+      chunkRequests: got.length,
+      distinctRequested: new Set(got).size,
+      exact: got.length === lacking.length && got.every((id, i) => id === lacking[i]),
+      otherRequests: asked.filter(l => !l.includes('.cacnk'))
+    }
+    log(`  seeded extract: ${seeded.chunkRequests} chunk requests for ${seeded.chunksLacking} chunks the seed lacks (exact: ${seeded.exact}); other requests: ${seeded.otherRequests.join(', ')}`)
+
+    const caswarmSeconds = median(cw)
+    const casyncSeconds = median(ca)
+    const result: HttpBenchResult = {
+      name: 'http',
+      sizeBytes: size,
+      chunks: index.chunks.length,
+      caswarmSeconds,
+      caswarmExtractSeconds: median(cwInner),
+      casyncSeconds,
+      speedup: casyncSeconds / caswarmSeconds,
+      caswarmMBps: size / 1e6 / caswarmSeconds,
+      casyncMBps: size / 1e6 / casyncSeconds,
+      storeRequestsPerSecond: index.chunks.length / storeSeconds,
+      storeMBps: size / 1e6 / storeSeconds,
+      seeded
+    }
+    log(`  cold extract over HTTP: caswarm ${caswarmSeconds.toFixed(2)} s (${result.caswarmMBps.toFixed(0)} MB/s), casync ${casyncSeconds.toFixed(2)} s (${result.casyncMBps.toFixed(0)} MB/s): ${result.speedup.toFixed(2)}x`)
+    return result
+  } finally {
+    await nginx.stop()
+    tmp.cleanup()
+  }
+}
+
+if (process.argv[1] != null && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const arg = (name: string): string | undefined => process.argv.find(a => a.startsWith(`--${name}=`))?.split('=')[1]
+  const result = await benchHttp({ sizeMB: arg('size-mb') != null ? Number(arg('size-mb')) : undefined, runs: arg('runs') != null ? Number(arg('runs')) : undefined })
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+}
