@@ -1,6 +1,6 @@
 import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -10,6 +10,7 @@ import { ChunkId, chunkPath } from '../../protocol/chunk-id.ts'
 import { compress } from '../../protocol/compression.ts'
 import { decodeIndex, encodeIndex, type Index } from '../../protocol/index-file.ts'
 import { ChunkServer, formatLogEntry, type RequestLogEntry } from '../../node/http/server.ts'
+import { parseListen } from '../../cli/commands/serve.ts'
 import { HttpUploadStore } from '../../node/http/upload.ts'
 import { makeIndex } from '../../node/make.ts'
 import { writeIndexFile } from '../../node/index-io.ts'
@@ -163,5 +164,31 @@ describe('caswarm serve', () => {
     assert.equal(x.code, 0, x.stderr)
     assert.deepEqual(readFileSync(out), readFileSync(v2))
     assert.deepEqual(Buffer.from(encodeIndex(i2)), readFileSync(join(srv, 'v', 'v2.caibx')))
+  })
+
+  it('the CLI: listens where told, logs each request on stdout, stops cleanly on SIGTERM', async () => {
+    assert.deepEqual(parseListen('0.0.0.0:80'), { host: '0.0.0.0', port: 80 })
+    assert.deepEqual(parseListen(':8080'), { host: '127.0.0.1', port: 8080 })
+    assert.deepEqual(parseListen('[::1]:9'), { host: '::1', port: 9 })
+    assert.throws(() => parseListen('host:99999'), { code: 'ERR_INVALID_ARGUMENT' })
+    const child = spawn(process.execPath, [CLI, 'serve', `--store=${storeDir}`, `--index-dir=${srv}`, '--listen=127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString()
+        const m = /listening on (http:\/\/\S+\/)/.exec(stderr)
+        if (m != null) resolve(m[1]!)
+      })
+      child.once('exit', (code) => { reject(new Error(`serve exited with ${String(code)}: ${stderr}`)) })
+    })
+    const r = await fetch(`${url}blob.caibx`)
+    assert.equal(r.status, 200)
+    const exited = new Promise<number | null>(resolve => child.once('exit', resolve))
+    await new Promise(resolve => setTimeout(resolve, 100))
+    child.kill('SIGTERM')
+    assert.equal(await exited, 0)
+    assert.match(stdout, /"GET \/blob\.caibx HTTP\/1\.1" 200 \d+/)
   })
 })
