@@ -14,6 +14,7 @@ import { sharedPool } from '../../node/workers/pool.ts'
 import { InvalidArgumentError } from '../../protocol/errors.ts'
 import { collect, printJson, type CommandContext } from '../context.ts'
 import { progressBar } from '../progress.ts'
+import { extractTreeArchive } from '../tree-archive.ts'
 import { addSwarmOptions, openSwarmForExtract } from '../swarm-options.ts'
 
 export interface ExtractCliOptions {
@@ -37,7 +38,7 @@ export interface SourceProvider {
 export const sourceProviders: SourceProvider[] = []
 
 /** Hook for archive outputs (.catar/.caidx): returns true when it handled the command. */
-export const archiveExtractors: Array<(indexPath: string, output: string, opts: ExtractCliOptions, ctx: CommandContext) => Promise<boolean>> = []
+export const archiveExtractors: Array<(indexPath: string, output: string, opts: ExtractCliOptions, ctx: CommandContext) => Promise<boolean>> = [extractTreeArchive]
 
 /** Opens the stores an extraction reads, in order: --store (or the default beside the index), then --extra-store. */
 export function openSources (indexPath: string, index: Index, opts: ExtractCliOptions): { stores: ChunkSource[], cache?: ChunkStore } {

@@ -7,6 +7,10 @@ import { register as serve } from './serve.ts'
 import { register as node } from './node.ts'
 import { register as peers } from './peers.ts'
 import { register as keygen } from './keygen.ts'
+import { register as list } from './list.ts'
+import { register as mtree } from './mtree.ts'
+import { register as digest } from './digest.ts'
+import { register as stat } from './stat.ts'
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void
 
@@ -17,4 +21,8 @@ export const commands: RegisterCommand[] = [
   node,
   peers,
   keygen,
+  list,
+  mtree,
+  digest,
+  stat,
 ]

@@ -13,6 +13,7 @@ import { blockDeviceSize } from '../../node/block-device.ts'
 import { defaultStoreFor, openStore } from '../../node/store/location.ts'
 import { collect, printJson, type CommandContext } from '../context.ts'
 import { progressBar } from '../progress.ts'
+import { makeTreeArchive } from '../tree-archive.ts'
 
 export interface MakeCliOptions {
   store?: string
@@ -26,7 +27,7 @@ export interface MakeCliOptions {
 }
 
 /** Hook for archive targets (.catar/.caidx): returns true when it handled the command. */
-export const archiveMakers: Array<(target: string, input: string, opts: MakeCliOptions, ctx: CommandContext) => Promise<boolean>> = []
+export const archiveMakers: Array<(target: string, input: string, opts: MakeCliOptions, ctx: CommandContext) => Promise<boolean>> = [makeTreeArchive]
 
 export function register (program: Command, ctx: CommandContext): void {
   program.command('make')

@@ -28,8 +28,15 @@ let loaded: TreeNative | undefined
 
 export function treeNative (): TreeNative {
   if (loaded != null) return loaded
+  const require = createRequire(import.meta.url)
   try {
-    loaded = createRequire(import.meta.url)('../../native/index.cjs') as TreeNative
+    // from node/tree/ in the sources, or from dist/node/tree/ in the compiled build
+    try {
+      loaded = require('../../native/index.cjs') as TreeNative
+    } catch (err: any) {
+      if (err.code !== 'MODULE_NOT_FOUND') throw err
+      loaded = require('../../../native/index.cjs') as TreeNative
+    }
   } catch (err: any) {
     throw Object.assign(new Error(`the native tree addon is not built (run "npm install" or "npx node-gyp rebuild -C native"): ${String(err.message)}`), { code: 'ERR_NATIVE_MISSING', cause: err })
   }

@@ -185,6 +185,17 @@ export class ArchiveEncoder {
       this.stringRecord(CA_FORMAT_FILENAME, name)
     }
     const entryStart = this.offset
+    const remaining = this.records(node)
+    this.stack.push({ kind, entryStart, start, name: node.name, children: [], remaining })
+  }
+
+  /**
+   * Writes a node's own records (ENTRY, metadata, then PAYLOAD header / SYMLINK / DEVICE) with no
+   * FILENAME and no tree bookkeeping; returns the payload length still to come. Used by node()
+   * and by encodeNodeRecords().
+   */
+  records (node: ArchiveNode): number {
+    const kind = node.mode & S_IFMT
     this.header(CA_ENTRY_SIZE, CA_FORMAT_ENTRY)
     this.view.setUint32(this.pos, this.flagsLo, true)
     this.view.setUint32(this.pos + 4, this.flagsHi, true)
@@ -234,7 +245,7 @@ export class ArchiveEncoder {
       this.u64(node.major ?? 0)
       this.u64(node.minor ?? 0)
     }
-    this.stack.push({ kind, entryStart, start, name: node.name, children: [], remaining })
+    return remaining
   }
 
   payload (data: Uint8Array): void {
@@ -285,4 +296,12 @@ export async function * encodeArchive (events: AsyncIterable<ArchiveEvent> | Ite
   }
   if (!encoder.finished) throw new InvalidArgumentError('the event stream ended before the root directory was closed')
   yield * encoder.take()
+}
+
+/** A node's ENTRY…PAYLOAD-header/SYMLINK/DEVICE bytes, as casync's stat hashes them (HLDigest). */
+export function encodeNodeRecords (node: ArchiveNode, featureFlags: bigint): Uint8Array {
+  const encoder = new ArchiveEncoder({ featureFlags, bufferSize: 4096 })
+  encoder.records(node)
+  const parts = encoder.take()
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts)
 }

@@ -1,0 +1,309 @@
+// The tree writer: turns decoded ArchiveEvents into files, restoring what the archive's feature
+// set holds (owners when root, modes, nanosecond times, symlinks, devices, FIFOs, sockets,
+// xattrs, ACLs, file capabilities, chattr flags). It never follows a symlink: every node is
+// created with O_EXCL/O_NOFOLLOW (or mkdir/symlink/mknod, which do not follow), whatever was in
+// the way is removed first, and metadata calls are the l*/f* variants. Names were validated by the
+// decoder and are checked again here, so nothing can land outside the target.
+import { randomBytes } from 'node:crypto'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../../protocol/catar/constants.ts'
+import { ArchiveDecoder } from '../../protocol/catar/decoder.ts'
+import { chattrFromEntryFlags, fatFromEntryFlags } from '../../protocol/catar/derive.ts'
+import { checkName } from '../../protocol/catar/encoder.ts'
+import {
+  timeGranularity, WITH_16BIT_UIDS, WITH_32BIT_UIDS, WITH_ACL, WITH_FAT_ATTRS, WITH_PERMISSIONS
+} from '../../protocol/catar/feature-flags.ts'
+import type { AclEntry, ArchiveEvent, ArchiveNode } from '../../protocol/catar/types.ts'
+import { InvalidArgumentError, InvalidFormatError } from '../../protocol/errors.ts'
+import { accessAclXattr, ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, defaultAclXattr } from './acl.ts'
+import { treeNative, type TreeNative } from './native.ts'
+
+const SLASH = Buffer.from('/')
+const O_CREATE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW | fs.constants.O_NOCTTY
+
+export interface TreeWriterOptions {
+  /** restore owners (needs root). @default process.getuid() === 0 */
+  owners?: boolean
+  /** the target may hold an older tree: replace what is in the way, delete what the archive lacks */
+  inPlace?: boolean
+  signal?: AbortSignal
+}
+
+export interface TreeWriteStats {
+  files: number
+  directories: number
+  symlinks: number
+  others: number
+  bytes: number
+}
+
+interface Frame {
+  path: Buffer
+  node: ArchiveNode
+  kind: number
+  fd?: number
+  names?: Set<string>
+}
+
+export class TreeWriter {
+  readonly root: Buffer
+  readonly stats: TreeWriteStats = { files: 0, directories: 0, symlinks: 0, others: 0, bytes: 0 }
+  private readonly owners: boolean
+  private readonly inPlace: boolean
+  private readonly native: TreeNative
+  private readonly stack: Frame[] = []
+  private readonly umask: number
+  private readonly ids = { user: new Map<string, number | null>(), group: new Map<string, number | null>() }
+  private flags = 0n
+  private done = false
+
+  constructor (root: string | Buffer, options: TreeWriterOptions = {}) {
+    this.root = Buffer.isBuffer(root) ? root : Buffer.from(root)
+    this.owners = options.owners ?? process.getuid?.() === 0
+    this.inPlace = options.inPlace ?? false
+    this.native = treeNative()
+    this.umask = process.umask()
+  }
+
+  get finished (): boolean { return this.done }
+
+  /** Writes one event; `featureFlags` are the archive's (ArchiveDecoder.featureFlags). */
+  push (event: ArchiveEvent, featureFlags: bigint): void {
+    this.flags = featureFlags
+    try {
+      if (event.type === 'node') this.node(event.node)
+      else if (event.type === 'payload') this.payload(event.data)
+      else this.end()
+    } catch (err: any) {
+      for (const f of this.stack) if (f.fd != null) { try { fs.closeSync(f.fd) } catch {} f.fd = undefined }
+      throw err
+    }
+  }
+
+  private node (node: ArchiveNode): void {
+    if (this.done) throw new InvalidFormatError('data after the root directory')
+    const parent = this.stack[this.stack.length - 1]
+    const kind = node.mode & S_IFMT
+    if (parent == null) {
+      if (kind !== S_IFDIR) throw new InvalidFormatError('the root of an archive must be a directory')
+      const st = fs.lstatSync(this.root)
+      if (!st.isDirectory()) throw new InvalidArgumentError(`${this.root.toString()} is not a directory`)
+      this.stack.push({ path: this.root, node, kind, names: this.inPlace ? new Set() : undefined })
+      this.stats.directories++
+      return
+    }
+    if (parent.kind !== S_IFDIR || node.name == null) throw new InvalidFormatError('an entry outside a directory')
+    checkName(node.name)
+    parent.names?.add(Buffer.from(node.name.buffer, node.name.byteOffset, node.name.byteLength).toString('latin1'))
+    const p = Buffer.concat([parent.path, SLASH, node.name])
+    const frame: Frame = { path: p, node, kind }
+    switch (kind) {
+      case S_IFDIR:
+        this.create(p, true, () => { fs.mkdirSync(p, 0o700) })
+        if (this.inPlace) frame.names = new Set()
+        this.stats.directories++
+        break
+      case S_IFREG:
+        this.create(p, false, () => { frame.fd = fs.openSync(p, O_CREATE, 0o600) })
+        this.stats.files++
+        break
+      case S_IFLNK:
+        this.create(p, false, () => { fs.symlinkSync(Buffer.from(node.target!), p) })
+        this.stats.symlinks++
+        break
+      case S_IFBLK: case S_IFCHR: case S_IFIFO: case S_IFSOCK:
+        this.create(p, false, () => { this.native.mknod(p, kind | 0o600, node.major ?? 0, node.minor ?? 0) })
+        this.stats.others++
+        break
+      default:
+        throw new InvalidFormatError(`unknown file type in mode 0o${node.mode.toString(8)}`)
+    }
+    this.stack.push(frame)
+  }
+
+  /** Runs `make`; if the name is taken, reuses a real directory (when `dir`) or removes the thing and retries. */
+  private create (p: Buffer, dir: boolean, make: () => void): void {
+    try {
+      make()
+      return
+    } catch (err: any) {
+      if (err.code !== 'EEXIST') throw err
+    }
+    const st = fs.lstatSync(p)
+    if (dir && st.isDirectory()) return
+    if (st.isDirectory()) fs.rmSync(p, { recursive: true, force: true })
+    else fs.unlinkSync(p)
+    make()
+  }
+
+  private payload (data: Uint8Array): void {
+    const top = this.stack[this.stack.length - 1]
+    if (top?.fd == null) throw new InvalidFormatError('payload outside a regular file')
+    let off = 0
+    while (off < data.byteLength) off += fs.writeSync(top.fd, data, off, data.byteLength - off)
+    this.stats.bytes += data.byteLength
+  }
+
+  private end (): void {
+    const top = this.stack.pop()
+    if (top == null) throw new InvalidFormatError('end of a node that was never opened')
+    if (top.kind === S_IFDIR && top.names != null) this.removeExtras(top.path, top.names)
+    this.metadata(top)
+    if (this.stack.length === 0) this.done = true
+  }
+
+  private removeExtras (dir: Buffer, keep: Set<string>): void {
+    for (const name of fs.readdirSync(dir, { encoding: 'buffer' })) {
+      if (keep.has(name.toString('latin1'))) continue
+      const p = Buffer.concat([dir, SLASH, name])
+      const st = fs.lstatSync(p)
+      if (st.isDirectory()) fs.rmSync(p, { recursive: true, force: true })
+      else fs.unlinkSync(p)
+    }
+  }
+
+  private resolveId (kind: 'user' | 'group', name: string | undefined, id: number): number {
+    if (name == null) return id
+    const cache = this.ids[kind]
+    let found = cache.get(name)
+    if (found === undefined) {
+      found = kind === 'user' ? this.native.userId(name) : this.native.groupId(name)
+      cache.set(name, found)
+    }
+    return found ?? id
+  }
+
+  private readonly resolveAcl = (e: AclEntry, kind: 'user' | 'group'): number => this.resolveId(kind, e.name, e.id)
+
+  /** restores what the feature flags hold, in an order that keeps each step valid */
+  private metadata (frame: Frame): void {
+    const { path: p, node, kind } = frame
+    const f = this.flags
+    const fd = frame.fd
+    const n = this.native
+    try {
+      if (this.owners && (f & (WITH_16BIT_UIDS | WITH_32BIT_UIDS)) !== 0n) {
+        const uid = this.resolveId('user', node.user, node.uid)
+        const gid = this.resolveId('group', node.group, node.gid)
+        if (fd != null) fs.fchownSync(fd, uid, gid)
+        else fs.lchownSync(p, uid, gid)
+      }
+      if (kind !== S_IFLNK) {
+        const perms = (f & (WITH_PERMISSIONS | WITH_ACL)) !== 0n ? node.mode & 0o7777 : node.mode & 0o777 & ~this.umask
+        if (fd != null) fs.fchmodSync(fd, perms)
+        else fs.chmodSync(p, perms)
+        for (const x of node.xattrs ?? []) n.lsetxattr(p, Buffer.from(x.name).toString('latin1'), x.value)
+        if ((f & WITH_ACL) !== 0n) {
+          const access = accessAclXattr(node, this.resolveAcl)
+          if (access != null) n.lsetxattr(p, ACL_ACCESS_XATTR, access)
+          const def = kind === S_IFDIR ? defaultAclXattr(node, this.resolveAcl) : undefined
+          if (def != null) n.lsetxattr(p, ACL_DEFAULT_XATTR, def)
+        }
+        if (node.fcaps != null) n.lsetxattr(p, 'security.capability', node.fcaps)
+      }
+      if (node.selinux != null) {
+        try { n.lsetxattr(p, 'security.selinux', Buffer.from(node.selinux + '\0')) } catch (err: any) { if (err.code !== 'ENOTSUP' && err.code !== 'EOPNOTSUPP') throw err }
+      }
+      if (timeGranularity(f) !== 0n) {
+        const sec = Number(node.mtime / 1_000_000_000n)
+        const nsec = Number(node.mtime % 1_000_000_000n)
+        if (fd != null) n.futimens(fd, sec, nsec)
+        else n.lutimens(p, sec, nsec)
+      }
+      if (fd != null) { fs.closeSync(fd); frame.fd = undefined }
+      if ((kind === S_IFREG || kind === S_IFDIR) && (node.flags !== 0n || node.quotaProjId != null)) {
+        const { value, mask } = chattrFromEntryFlags(node.flags, f)
+        const fat = (f & WITH_FAT_ATTRS) !== 0n && (node.flags & WITH_FAT_ATTRS) !== 0n ? fatFromEntryFlags(node.flags) : -1
+        n.setInodeFlags(p, value, value !== 0 ? mask : 0, fat, node.quotaProjId != null ? Number(node.quotaProjId) : -1)
+      }
+    } catch (err: any) {
+      if (fd != null && frame.fd != null) { try { fs.closeSync(fd) } catch {} frame.fd = undefined }
+      throw err
+    }
+  }
+
+  /** re-applies the root's time (a rename may touch it) */
+  touchRoot (root: Buffer, node: ArchiveNode): void {
+    if (timeGranularity(this.flags) === 0n) return
+    this.native.lutimens(root, Number(node.mtime / 1_000_000_000n), Number(node.mtime % 1_000_000_000n))
+  }
+}
+
+export interface ExtractTreeOptions extends TreeWriterOptions {
+  /** called with the archive's feature flags once the first ENTRY is read */
+  onFeatureFlags?: (flags: bigint) => void
+}
+
+export interface ExtractTreeResult extends TreeWriteStats {
+  featureFlags: bigint
+  /** how the target was written: 'new' (temp dir renamed into place), 'replaced' (old tree swapped out), 'in-place' */
+  mode: 'new' | 'replaced' | 'in-place'
+}
+
+/**
+ * Decodes a catar stream and writes the tree to `target`. The tree is built in a temporary
+ * directory beside the target and renamed into place at the end, so a failure (corrupt archive,
+ * missing chunk, Ctrl+C) leaves the target as it was; an existing target is replaced as a whole
+ * (what casync's --delete=yes default amounts to). Where a rename is impossible (the target is a
+ * mount point) the tree is written in place.
+ */
+export async function extractTree (source: AsyncIterable<Uint8Array>, target: string, options: ExtractTreeOptions = {}): Promise<ExtractTreeResult> {
+  const abs = path.resolve(target)
+  let existing: fs.Stats | undefined
+  try { existing = fs.lstatSync(abs) } catch (err: any) { if (err.code !== 'ENOENT') throw err }
+  if (existing != null && !existing.isDirectory()) throw Object.assign(new Error(`${target} exists and is not a directory`), { code: 'EEXIST' })
+  let work = path.join(path.dirname(abs), `.${path.basename(abs)}.caswarm-${randomBytes(6).toString('hex')}`)
+  // a mount point cannot be renamed: write into it directly
+  let inPlace = existing != null && existing.dev !== fs.lstatSync(path.dirname(abs)).dev
+  if (inPlace) {
+    work = abs
+  } else {
+    try {
+      fs.mkdirSync(work, 0o700)
+    } catch (err: any) {
+      if (existing == null || (err.code !== 'EACCES' && err.code !== 'EROFS' && err.code !== 'EPERM')) throw err
+      inPlace = true
+      work = abs
+    }
+  }
+  const writer = new TreeWriter(work, { ...options, inPlace })
+  const decoder = new ArchiveDecoder()
+  let rootNode: ArchiveNode | undefined
+  try {
+    for await (const data of source) {
+      options.signal?.throwIfAborted()
+      for (const event of decoder.push(data)) {
+        if (rootNode == null && event.type === 'node') {
+          rootNode = event.node
+          options.onFeatureFlags?.(decoder.featureFlags!)
+        }
+        writer.push(event, decoder.featureFlags!)
+      }
+    }
+    decoder.end()
+    if (!writer.finished) throw new InvalidFormatError('archive ended before the root directory was complete')
+  } catch (err) {
+    if (!inPlace) fs.rmSync(work, { recursive: true, force: true })
+    throw err
+  }
+  const result = { ...writer.stats, featureFlags: decoder.featureFlags!, mode: 'new' as ExtractTreeResult['mode'] }
+  if (inPlace) return { ...result, mode: 'in-place' }
+  try {
+    fs.renameSync(work, abs)
+  } catch (err: any) {
+    if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST' && err.code !== 'EBUSY') { fs.rmSync(work, { recursive: true, force: true }); throw err }
+    const old = path.join(path.dirname(abs), `.${path.basename(abs)}.caswarm-old-${randomBytes(6).toString('hex')}`)
+    try {
+      fs.renameSync(abs, old)
+    } catch (err2) {
+      fs.rmSync(work, { recursive: true, force: true })
+      throw err2
+    }
+    fs.renameSync(work, abs)
+    fs.rmSync(old, { recursive: true, force: true })
+    result.mode = 'replaced'
+  }
+  if (rootNode != null) writer.touchRoot(Buffer.from(abs), rootNode)
+  return result
+}
