@@ -73,6 +73,8 @@ export class SwarmHost {
   private readonly sessions = new Map<string, { key: Uint8Array, digest: DigestAlgorithm, wants: Map<string, ChunkId>, sentTo: Set<string>, acked: Set<string> }>()
   private readonly pendingHaves = new Map<string, ChunkId[]>()
   private readonly pendingFetching = new Map<string, ChunkId[]>()
+  /** chunks this host is fetching from the origin right now */
+  private readonly fetchingNow = new Set<string>()
   private flushScheduled = false
   private redial?: NodeJS.Timeout
   private readonly staticPeers: Multiaddr[]
@@ -203,6 +205,7 @@ export class SwarmHost {
   /** This host got a chunk (verified and stored): it no longer wants it, and peers are told. */
   gotChunk (id: ChunkId): void {
     const c = id.toString()
+    this.fetchingNow.delete(c)
     for (const [k, s] of this.sessions) {
       if (!s.wants.delete(c)) continue
       this.policy.noteHave(k, this.policy.self, c, Date.now())
@@ -215,6 +218,7 @@ export class SwarmHost {
 
   /** This host starts fetching a chunk from the origin: peers wait for it rather than fetch it too. */
   fetching (key: string, id: ChunkId): void {
+    this.fetchingNow.add(id.toString())
     let list = this.pendingFetching.get(key)
     if (list == null) this.pendingFetching.set(key, list = [])
     list.push(id)
@@ -337,6 +341,9 @@ export class SwarmHost {
   /** Answers a WANT with what this host holds of it (always, so the sender knows we answered). */
   private async answerWant (peer: PeerId, index: Uint8Array, digest: DigestAlgorithm, ids: ChunkId[]): Promise<void> {
     const store = this.init.store
+    // first what we are fetching from the origin now (so a late joiner waits for it), then what we hold
+    const busy = ids.filter(id => this.fetchingNow.has(id.toString()))
+    if (busy.length > 0) for (const part of splitIds(busy)) this.exchange.send(peer, { type: 'fetching', index, digest, ids: part })
     const held: ChunkId[] = []
     if (store != null) {
       for (let i = 0; i < ids.length; i += 64) {
