@@ -58,6 +58,11 @@ export interface FleetConfig {
    * reaches them, as node/swarm/source.ts does today). @default 8
    */
   ownerPrefetch: number
+  /**
+   * chunks are taken in a per-host order within blocks of this many (a power of two), so hosts
+   * hold different chunks and can trade; 1: strict index order (what extract does today). @default 64
+   */
+  shuffleBlock: number
   /** how far past its window cursor (in chunks) a host looks for chunks it owns. @default 64 */
   ownerLookahead: number
   /** seconds a request may wait at a busy peer before the requester gives up. @default 10 */
@@ -98,6 +103,7 @@ export function defaultConfig (): FleetConfig {
     origin: { bandwidth: 1000 * MBIT, latency: 0.010 },
     window: 16,
     ownerPrefetch: 8,
+    shuffleBlock: 64,
     ownerLookahead: 64,
     requestTimeout: 10,
     malicious: 0,

@@ -41,10 +41,31 @@ export class FleetPolicy extends SwarmPolicy {
   private readonly view: FleetView
   private readonly host: number
 
+  /** bans this host has handed out (a shortcut: with none, nobody is banned) */
+  private banned = 0
+
   constructor (init: SwarmPolicyInit, view: FleetView, host: number) {
     super(init)
     this.view = view
     this.host = host
+  }
+
+  override ban (peer: PeerKey, now: number, reason: string): void {
+    this.banned++
+    super.ban(peer, now, reason)
+  }
+
+  /**
+   * The base class also records the peer as a holder of the chunk; here that is already in the
+   * shared state, so the per-host copy is dropped again (it would grow to hosts × chunks sets).
+   */
+  override requestSucceeded (peer: PeerKey, chunk: ChunkKey, bytes: number, now: number): void {
+    super.requestSucceeded(peer, chunk, bytes, now)
+    super.noteLacks(peer, chunk, now)
+  }
+
+  override isBanned (peer: PeerKey, now: number): boolean {
+    return this.banned > 0 && super.isBanned(peer, now)
   }
 
   // Peers' wants and haves live in the shared state; self's go to the base class, which only

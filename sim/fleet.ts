@@ -62,6 +62,8 @@ export interface Host {
   inAhead: number
   pending: Map<number, Pending>
   inboundQueue: QueuedRequest[]
+  /** requests accepted from each peer, served one after another on that peer's stream */
+  streams: Map<number, { active: boolean, queue: QueuedRequest[] }>
   lastProgressMs: number
   /** bytes received: from the origin, from peers (verified), and rejected */
   fromOrigin: number
@@ -72,6 +74,9 @@ export interface Host {
   /** a chunk that did not match its ID reached this host's output */
   corrupted: boolean
   leaves: number
+  /** this host's order within a block: position i → (i * A + B) mod block */
+  shuffleA: number
+  shuffleB: number
 }
 
 export interface FleetResult {
@@ -203,13 +208,16 @@ export class Fleet implements FleetView {
         inAhead: 0,
         pending: new Map(),
         inboundQueue: [],
+        streams: new Map(),
         lastProgressMs: -Infinity,
         fromOrigin: 0,
         fromPeers: 0,
         rejected: 0,
         served: 0,
         corrupted: false,
-        leaves: 0
+        leaves: 0,
+        shuffleA: (hashKey(key) | 1) >>> 0,
+        shuffleB: hashKey(`${key}/b`) >>> 0
       }
       host.policy = this.newPolicy(i)
       this.hosts.push(host)
@@ -432,6 +440,7 @@ export class Fleet implements FleetView {
     }
     h.pending.clear()
     h.inboundQueue = []
+    h.streams.clear()
     h.up.fail()
     h.down.fail()
     const now = this.nowMs()
@@ -470,8 +479,15 @@ export class Fleet implements FleetView {
   private pump (h: Host): void {
     const base = h.index * this.C
     const C = this.C
-    while (h.inWindow < this.config.window && h.cursor < C) {
-      const c = h.cursor++
+    const block = this.config.shuffleBlock
+    const mask = block - 1
+    const end = (C + mask) & ~mask
+    while (h.inWindow < this.config.window && h.cursor < end) {
+      const i = h.cursor++
+      // within each block of `shuffleBlock` chunks, a per-host order (an affine permutation)
+      const start = i & ~mask
+      const c = block > 1 ? start + ((Math.imul(i & mask, h.shuffleA) + h.shuffleB) & mask) : i
+      if (c >= C) continue
       if (this.have[base + c] === 1 || h.pending.has(c)) continue
       const p: Pending = { chunk: c, gen: 0, waiting: false, ahead: false }
       h.pending.set(c, p)
@@ -481,10 +497,11 @@ export class Fleet implements FleetView {
     if (this.config.ownerPrefetch <= 0) return
     const owners = this.ownerOf[this.component[h.segment]!]!
     const limit = Math.min(C, h.cursor + this.config.ownerLookahead)
-    if (h.ownCursor < h.cursor) h.ownCursor = h.cursor
+    const blockStart = h.cursor & ~mask
+    if (h.ownCursor < blockStart) h.ownCursor = blockStart
     while (h.inAhead < this.config.ownerPrefetch && h.ownCursor < limit) {
       const c = h.ownCursor++
-      if (owners[c] !== h.index || this.have[base + c] === 1 || h.pending.has(c) || c < h.cursor) continue
+      if (owners[c] !== h.index || this.have[base + c] === 1 || h.pending.has(c)) continue
       const p: Pending = { chunk: c, gen: 0, waiting: false, ahead: true }
       h.pending.set(c, p)
       h.inAhead++
@@ -559,11 +576,30 @@ export class Fleet implements FleetView {
     this.fail(req.from, server, req, 'timeout', 0)
   }
 
+  /** An accepted request joins the requester's stream; a stream sends one chunk at a time. */
   private serve (server: Host, req: QueuedRequest): void {
-    const h = req.from
-    const path = this.peerPath(server, h)
-    const p = h.pending.get(req.chunk)!
-    p.transfer = startTransfer(this.sim, path, this.chunkSizes[req.chunk]!, this.config.latency, this.onServed, { server, req })
+    let st = server.streams.get(req.from.index)
+    if (st == null) server.streams.set(req.from.index, st = { active: false, queue: [] })
+    st.queue.push(req)
+    if (!st.active) this.nextOnStream(server, req.from.index)
+  }
+
+  private nextOnStream (server: Host, peer: number): void {
+    const st = server.streams.get(peer)
+    if (st == null) return
+    st.active = false
+    while (st.queue.length > 0) {
+      const req = st.queue.shift()!
+      const h = req.from
+      const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
+      if (p == null) {
+        if (server.malice === 0) { server.policy.inboundDone(h.key); this.drainInbound(server) }
+        continue
+      }
+      st.active = true
+      p.transfer = startTransfer(this.sim, this.peerPath(server, h), this.chunkSizes[req.chunk]!, this.config.latency, this.onServed, { server, req })
+      return
+    }
   }
 
   private readonly onServed = (ok: boolean, t: Transfer): void => {
@@ -572,6 +608,7 @@ export class Fleet implements FleetView {
       server.policy.inboundDone(req.from.key)
       this.drainInbound(server)
     }
+    if (server.alive) this.nextOnStream(server, req.from.index)
     const h = req.from
     const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
     if (p == null) return

@@ -11,6 +11,7 @@ import { register as list } from './list.ts'
 import { register as mtree } from './mtree.ts'
 import { register as digest } from './digest.ts'
 import { register as stat } from './stat.ts'
+import { register as sim } from './sim.ts'
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void
 
@@ -25,4 +26,5 @@ export const commands: RegisterCommand[] = [
   mtree,
   digest,
   stat,
+  sim,
 ]
