@@ -10,6 +10,8 @@ import { extractBlob } from '../../node/extract.ts'
 import { makeIndex } from '../../node/make.ts'
 import type { GetOptions, RawChunkSource } from '../../node/store/chunk-store.ts'
 import { LocalStore } from '../../node/store/local-store.ts'
+import { generateKey } from '@libp2p/pnet'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { SwarmHost } from '../../node/swarm/host.ts'
 import { SwarmSource } from '../../node/swarm/source.ts'
 import { pieces, pseudoRandom } from '../helpers/fixtures.ts'
@@ -115,6 +117,25 @@ describe('swarm on loopback (real libp2p nodes in one process)', () => {
       assert.ok(origin.requests <= Math.ceil(distinct * 1.2), `origin asked ${origin.requests} times for ${distinct}`)
     } finally {
       await Promise.all([...hosts, evil].map(async h => await h.stop()))
+    }
+  })
+
+  it('a private swarm: hosts with the key connect, a host without it cannot', async () => {
+    const key = new Uint8Array(95)
+    generateKey(key)
+    const other = new Uint8Array(95)
+    generateKey(other)
+    const a = await SwarmHost.create({ listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, swarmKey: key })
+    const b = await SwarmHost.create({ listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, swarmKey: key, peers: a.addresses() })
+    const c = await SwarmHost.create({ listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, swarmKey: other, peers: a.addresses() })
+    const d = await SwarmHost.create({ listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, peers: a.addresses() })
+    try {
+      await sleep(300)
+      assert.deepEqual(b.connectedPeers().map(p => p.toString()), [a.peerId.toString()])
+      assert.deepEqual(c.connectedPeers(), [])
+      assert.deepEqual(d.connectedPeers(), [])
+    } finally {
+      await Promise.all([a, b, c, d].map(async h => await h.stop()))
     }
   })
 })
