@@ -12,8 +12,13 @@ import { LocalStore } from '../../node/store/local-store.ts'
 import { pieces, pseudoRandom, specRandom } from '../helpers/fixtures.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 
+/** `data` as an async stream of `size`-byte reads. */
+async function * stream (data: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  yield * pieces(data, size)
+}
+
 /** v1: 3 MB of mixed data; v2: v1 with bytes inserted, overwritten and appended in a few places. */
-export function versions (): { v1: Buffer, v2: Buffer } {
+function versions (): { v1: Buffer, v2: Buffer } {
   const text = Buffer.from('lorem ipsum dolor sit amet, consectetur adipiscing elit '.repeat(20000)).subarray(0, 1_000_000)
   const v1 = Buffer.concat([specRandom(1_200_000, 'v1a'), text, pseudoRandom(800_000, 31)])
   const v2 = Buffer.concat([
@@ -35,10 +40,10 @@ describe('extractBlob', () => {
   const out = (name: string): string => path.join(t.path, name)
 
   before(async () => {
-    index1 = (await makeIndex(pieces(v1, 1 << 16), storeOf(full), { chunkSize: sizes })).index
-    index2 = (await makeIndex(pieces(v2, 1 << 16), storeOf(full), { chunkSize: sizes })).index
+    index1 = (await makeIndex(stream(v1, 1 << 16), storeOf(full), { chunkSize: sizes })).index
+    index2 = (await makeIndex(stream(v2, 1 << 16), storeOf(full), { chunkSize: sizes })).index
     const inV1 = new Set(index1.chunks.map(c => c.id.toString()))
-    await makeIndex(pieces(v2, 1 << 16), storeOf(lean), { chunkSize: sizes })
+    await makeIndex(stream(v2, 1 << 16), storeOf(lean), { chunkSize: sizes })
     for (const c of index2.chunks) if (inV1.has(c.id.toString())) rmSync(storeOf(lean).chunkFile(c.id), { force: true })
   })
   after(() => { t.cleanup() })
@@ -91,7 +96,7 @@ describe('extractBlob', () => {
 
   it('a bad chunk in the first store is taken from the next, and counted', async () => {
     const bad = path.join(t.path, 'bad.castr')
-    await makeIndex(pieces(v2, 1 << 16), storeOf(bad), { chunkSize: sizes })
+    await makeIndex(stream(v2, 1 << 16), storeOf(bad), { chunkSize: sizes })
     const victim = index2.chunks[3]!
     const file = storeOf(bad).chunkFile(victim.id)
     rmSync(file)
@@ -122,7 +127,7 @@ describe('extractBlob', () => {
     const zeros = Buffer.alloc(3_000_000)
     zeros.write('head', 0)
     const store = path.join(t.path, 'zeros.castr')
-    const { index } = await makeIndex(pieces(zeros, 1 << 16), storeOf(store))
+    const { index } = await makeIndex(stream(zeros, 1 << 16), storeOf(store))
     assert.ok(new Set(index.chunks.map(c => c.id.toString())).size < 4)
     const stats = await extractBlob(index, out('z.img'), { sources: [storeOf(store)], concurrency: 1 })
     assert.ok((stats.sources.repeat?.chunks ?? 0) > 0, JSON.stringify(stats.sources))

@@ -15,6 +15,11 @@ import { LocalStore } from '../../node/store/local-store.ts'
 import { pieces, pseudoRandom, specRandom } from '../helpers/fixtures.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 
+/** `data` as an async stream of `size`-byte reads. */
+async function * stream (data: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  yield * pieces(data, size)
+}
+
 const fixture = (name: string): Buffer => readFileSync(new URL(`../fixtures/${name}`, import.meta.url))
 const BLOB1 = fixture('blob1')
 
@@ -50,7 +55,7 @@ describe('makeIndex', () => {
 
   it('makes casync\'s exact index for blob1 (16384, SHA-512/256) and stores every chunk, verified', async () => {
     const store = new LocalStore(path.join(t.path, 'a.castr'), { digest: 'sha512-256' })
-    const result = await makeIndex(pieces(BLOB1, 4096), store, { chunkSize: parseChunkSize('16384'), digest: 'sha512-256' })
+    const result = await makeIndex(stream(BLOB1, 4096), store, { chunkSize: parseChunkSize('16384'), digest: 'sha512-256' })
     assert.deepEqual(Buffer.from(encodeIndex(result.index)), fixture('blob1.caibx'))
     assert.equal(result.streamDigest, createHash('sha512-256').update(BLOB1).digest('hex'))
     assert.deepEqual({ ...result.stats, seconds: 0 }, { bytes: 100000, chunks: 7, newChunks: 7, storedBytes: result.stats.storedBytes, seconds: 0 })
@@ -61,7 +66,7 @@ describe('makeIndex', () => {
       assert.deepEqual(Buffer.from(await store.get(c.id, { size: c.size })), BLOB1.subarray(c.start, c.start + c.size))
     }
     // a second make finds every chunk in the store and writes nothing
-    const again = await makeIndex(pieces(BLOB1, 100000), store, { chunkSize: parseChunkSize('16384'), digest: 'sha512-256' })
+    const again = await makeIndex(stream(BLOB1, 100000), store, { chunkSize: parseChunkSize('16384'), digest: 'sha512-256' })
     assert.equal(again.stats.newChunks, 0)
     assert.equal(again.stats.storedBytes, 0)
     assert.deepEqual(encodeIndex(again.index), encodeIndex(result.index))
@@ -70,7 +75,7 @@ describe('makeIndex', () => {
   it('defaults to SHA-256, 16K:64K:256K and zstd, with casync\'s blob flags', async () => {
     const data = specRandom(1 << 20, 'make-defaults')
     const store = new LocalStore(path.join(t.path, 'b.castr'))
-    const { index, streamDigest } = await makeIndex(pieces(data, 1 << 16), store)
+    const { index, streamDigest } = await makeIndex(stream(data, 1 << 16), store)
     assert.equal(index.featureFlags, 0x9000000000000000n)
     assert.equal(index.featureFlags, blobFeatureFlags('sha256'))
     assert.deepEqual([index.chunkSizeMin, index.chunkSizeAvg, index.chunkSizeMax], [16384, 65536, 262144])
@@ -82,7 +87,7 @@ describe('makeIndex', () => {
   for (const compression of ['xz', 'gzip'] as const) {
     it(`writes ${compression} chunks when asked`, async () => {
       const store = new LocalStore(path.join(t.path, `${compression}.castr`))
-      const { index } = await makeIndex(pieces(BLOB1, 65536), store, { chunkSize: parseChunkSize('16384'), compression })
+      const { index } = await makeIndex(stream(BLOB1, 65536), store, { chunkSize: parseChunkSize('16384'), compression })
       const files = storeFiles(path.join(t.path, `${compression}.castr`))
       assert.equal(files.length, index.chunks.length)
       for (const f of files) assert.equal(detectCompression(readFileSync(f)), compression)
@@ -93,7 +98,7 @@ describe('makeIndex', () => {
 
   it('an empty input gives casync\'s empty index', async () => {
     const store = new LocalStore(path.join(t.path, 'empty.castr'))
-    const { index, stats } = await makeIndex(pieces(new Uint8Array(0), 1), store, { digest: 'sha512-256' })
+    const { index, stats } = await makeIndex(stream(new Uint8Array(0), 1), store, { digest: 'sha512-256' })
     assert.deepEqual(Buffer.from(encodeIndex(index)), fixture('empty.caibx'))
     assert.equal(stats.chunks, 0)
   })
@@ -102,8 +107,8 @@ describe('makeIndex', () => {
     const data = Buffer.concat([pseudoRandom(300000, 21), Buffer.alloc(600000), pseudoRandom(300000, 21)])
     const store = new MemoryStore()
     const local = new LocalStore(path.join(t.path, 'ref.castr'))
-    const { index, stats } = await makeIndex(pieces(data, 1 << 16), store)
-    const ref = await makeIndex(pieces(data, 1 << 16), local)
+    const { index, stats } = await makeIndex(stream(data, 1 << 16), store)
+    const ref = await makeIndex(stream(data, 1 << 16), local)
     assert.deepEqual(encodeIndex(index), encodeIndex(ref.index))
     const distinct = new Set(index.chunks.map(c => c.id.toString()))
     assert.ok(distinct.size < index.chunks.length, 'the input repeats chunks')
@@ -111,7 +116,7 @@ describe('makeIndex', () => {
     assert.equal(store.puts, distinct.size)
     assert.equal(stats.newChunks, distinct.size)
     for (const c of index.chunks) assert.deepEqual(Buffer.from(await store.get(c.id)), data.subarray(c.start, c.start + c.size))
-    const again = await makeIndex(pieces(data, 1 << 16), store)
+    const again = await makeIndex(stream(data, 1 << 16), store)
     assert.equal(again.stats.newChunks, 0)
     assert.equal(store.puts, distinct.size)
   })
@@ -119,7 +124,7 @@ describe('makeIndex', () => {
   it('a failing store fails the make', async () => {
     const store = new MemoryStore()
     store.failAfter = 3
-    await assert.rejects(makeIndex(pieces(pseudoRandom(2_000_000, 22), 1 << 16), store), /disk on fire/)
+    await assert.rejects(makeIndex(stream(pseudoRandom(2_000_000, 22), 1 << 16), store), /disk on fire/)
   })
 
   it('an aborted signal stops the make', async () => {
@@ -138,7 +143,7 @@ describe('makeIndex', () => {
   it('decodes back to the same index through the codec (SHA-512/256, small chunks)', async () => {
     const data = specRandom(200000, 'small')
     const store = new LocalStore(path.join(t.path, 'small.castr'), { digest: 'sha512-256' })
-    const { index } = await makeIndex(pieces(data, 777), store, { chunkSize: parseChunkSize('64:256:1024'), digest: 'sha512-256' })
+    const { index } = await makeIndex(stream(data, 777), store, { chunkSize: parseChunkSize('64:256:1024'), digest: 'sha512-256' })
     assert.ok(index.chunks.length > 100)
     assert.deepEqual(decodeIndex(encodeIndex(index)), index)
     let at = 0
