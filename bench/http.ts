@@ -48,7 +48,8 @@ export interface HttpBenchResult {
 function timed (cmd: string, args: string[]): Promise<{ seconds: number, stdout: string }> {
   const t = performance.now()
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 1 << 26 }, (err, stdout, stderr) => {
+    // no LAN peers and no swarm cache: a cold extract from the origin alone
+    execFile(cmd, args, { maxBuffer: 1 << 26, env: { ...process.env, CASWARM_PEERS: 'off' } }, (err, stdout, stderr) => {
       if (err != null) { reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr}`)); return }
       resolve({ seconds: (performance.now() - t) / 1000, stdout })
     })

@@ -2,7 +2,7 @@
 // publish it (spec §2.2). undici Pool with keep-alive and pipelining, a bound on requests in flight,
 // retries with backoff; 404 means missing (the next source is asked); every chunk is verified.
 import { chunkPath, type ChunkId, type DigestAlgorithm, DEFAULT_DIGEST } from '../../protocol/chunk-id.ts'
-import { type Compression, DEFAULT_COMPRESSION } from '../../protocol/compression.ts'
+import { type Compression, DEFAULT_COMPRESSION, detectCompression } from '../../protocol/compression.ts'
 import { CHUNK_SUFFIX, MAX_CHUNK_DECOMPRESSED } from '../../protocol/constants.ts'
 import { ChunkInvalidError, ChunkMissingError, InvalidArgumentError } from '../../protocol/errors.ts'
 import { defaultLogger, type ComponentLogger, type Logger } from '../logger.ts'
@@ -19,6 +19,8 @@ export interface HttpStoreInit extends HttpClientInit {
   extension?: string
   /** Largest chunk file accepted (compressed bytes). @default 128 MiB */
   maxChunkFile?: number
+  /** Decode zstd chunks on the thread that received them, not on the worker pool. @default true */
+  inlineZstd?: boolean
 }
 
 export interface HttpStoreComponents { logger: ComponentLogger }
@@ -44,6 +46,7 @@ export class HttpStore implements ChunkStore, RawChunkSource {
   protected readonly extension: string
   protected readonly log: Logger
   private readonly maxChunkFile: number
+  private readonly inlineZstd: boolean
   private readonly counters = { chunks: 0, plainBytes: 0, missing: 0, invalid: 0 }
 
   constructor (url: string, init: HttpStoreInit = {}, components: HttpStoreComponents = { logger: defaultLogger() }) {
@@ -58,6 +61,7 @@ export class HttpStore implements ChunkStore, RawChunkSource {
     this.compression = init.compression ?? DEFAULT_COMPRESSION
     this.extension = init.extension ?? CHUNK_SUFFIX
     this.maxChunkFile = init.maxChunkFile ?? 128 * 1024 * 1024
+    this.inlineZstd = init.inlineZstd ?? true
     this.client = new HttpClient(parsed.origin, init)
     this.log = components.logger.forComponent('caswarm:store:http')
   }
@@ -100,7 +104,9 @@ export class HttpStore implements ChunkStore, RawChunkSource {
         const stored = await readBody(body, headers, this.maxChunkFile, url, this.client.stats)
         if (!verify) return { stored }
         try {
-          const plain = await decodeChunk(id, stored, this.digest, { size: options.size, maxSize })
+          // zstd (casync's default) decodes faster here than a round trip to a worker costs
+          const inline = this.inlineZstd && detectCompression(stored) === 'zstd'
+          const plain = await decodeChunk(id, stored, this.digest, { size: options.size, maxSize, inline })
           return { stored, plain }
         } catch (err: any) {
           if (err.code === ChunkInvalidError.code) {

@@ -16,6 +16,9 @@ export interface DecodeOptions {
   maxSize?: number
   /** false skips the digest check (only for stores opened with verify: false). @default true */
   verify?: boolean
+  /** decode on the calling thread even when a worker pool is registered (cheap zstd chunks that
+   *  arrived on the main thread: posting them to a worker costs more than decoding them) */
+  inline?: boolean
 }
 
 let pool: WorkerPool | undefined
@@ -26,7 +29,7 @@ export function useWorkerPool (p: WorkerPool | undefined): void {
 }
 
 export async function decodeChunk (id: ChunkId, stored: Uint8Array, digest: DigestAlgorithm, options: DecodeOptions = {}): Promise<Uint8Array> {
-  if (pool != null) {
+  if (pool != null && options.inline !== true) {
     const reply = await pool.run({
       op: 'decode',
       data: ownBuffer(stored),

@@ -68,7 +68,7 @@ class FaultyServer {
 
 function cli (args: string[], env: Record<string, string> = {}): Promise<{ code: number, stdout: string, stderr: string }> {
   return new Promise(resolve => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } }, (err: any, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, CASWARM_PEERS: 'off', ...env } }, (err: any, stdout, stderr) => {
       resolve({ code: err == null ? 0 : (typeof err.code === 'number' ? err.code : 1), stdout, stderr })
     })
   })
