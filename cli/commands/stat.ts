@@ -2,7 +2,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import type { Command } from 'commander'
 import { digestFromFlags } from '../../protocol/chunk-id.ts'
-import { S_IFDIR, S_IFMT, S_IFREG } from '../../protocol/catar/constants.ts'
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFMT, S_IFREG } from '../../protocol/catar/constants.ts'
 import { encodeNodeRecords } from '../../protocol/catar/encoder.ts'
 import { statLines, type StatInfo } from '../../protocol/catar/listing.ts'
 import type { CommandContext } from '../context.ts'
@@ -30,7 +30,8 @@ Examples:
           if (kind === S_IFDIR) return
           const algorithm = hashName(digestFromFlags(f))
           hl = createHash(algorithm).update(encodeNodeRecords(v.node, f))
-          if (kind === S_IFREG) payload = createHash(algorithm)
+          // casync prints a payload digest for regular files and (of nothing) for devices
+          if (kind === S_IFREG || kind === S_IFBLK || kind === S_IFCHR) payload = createHash(algorithm)
         },
         payload: (v, data) => { if (v.depth === 0) { payload?.update(data); hl?.update(data) } }
       })

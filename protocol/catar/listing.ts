@@ -99,7 +99,7 @@ export interface StatInfo {
   /** archive offset of the ENTRY */
   offset: number
   featureFlags: bigint
-  /** payload digest (regular files) */
+  /** payload digest (regular files; devices hash an empty payload) */
   digest?: string
   /** digest over ENTRY … end of PAYLOAD/SYMLINK (non-directories) */
   hlDigest?: string
