@@ -1,7 +1,7 @@
 import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
-import { existsSync, readFileSync, writeFileSync, readdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
@@ -190,5 +190,22 @@ describe('caswarm serve', () => {
     child.kill('SIGTERM')
     assert.equal(await exited, 0)
     assert.match(stdout, /"GET \/blob\.caibx HTTP\/1\.1" 200 \d+/)
+  })
+
+  it('list and mtree read a remote .caidx and its store over HTTP', async () => {
+    const tree = join(tmp.path, 'tree')
+    mkdirSync(join(tree, 'sub'), { recursive: true })
+    writeFileSync(join(tree, 'a.txt'), 'hello\n')
+    writeFileSync(join(tree, 'sub', 'b.txt'), 'world\n')
+    const made = await cli(['make', '--no-progress', `--store=${storeDir}`, join(srv, 'tree.caidx'), tree])
+    assert.equal(made.code, 0, made.stderr)
+    const local = await cli(['list', `--store=${storeDir}`, join(srv, 'tree.caidx')])
+    const remote = await cli(['list', `${base}tree.caidx`])
+    assert.equal(remote.code, 0, remote.stderr)
+    assert.match(remote.stdout, /-rw-r--r-- sub\/b\.txt/)
+    assert.equal(remote.stdout, local.stdout)
+    const mtree = await cli(['mtree', `${base}tree.caidx`])
+    assert.equal(mtree.code, 0, mtree.stderr)
+    assert.match(mtree.stdout, /^a\.txt type=file .*size=6/m)
   })
 })
