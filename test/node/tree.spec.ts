@@ -1,0 +1,118 @@
+import '../helpers/setup.ts'
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { ArchiveEncoder } from '../../protocol/catar/encoder.ts'
+import { archiveFeatureFlags } from '../../protocol/catar/feature-flags.ts'
+import type { ArchiveEvent } from '../../protocol/catar/types.ts'
+import { treeNative } from '../../node/tree/native.ts'
+import { encodeTree } from '../../node/tree/reader.ts'
+import { extractTree, TreeWriter } from '../../node/tree/writer.ts'
+import { tempDir } from '../helpers/temp-dir.ts'
+
+const FLAGS = archiveFeatureFlags({ digest: 'sha256' })
+const te = new TextEncoder()
+
+async function collect (source: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const b of source) parts.push(b.slice())
+  return Buffer.concat(parts)
+}
+
+function encodeSync (events: ArchiveEvent[]): Buffer {
+  const e = new ArchiveEncoder({ featureFlags: FLAGS })
+  for (const ev of events) e.push(ev)
+  return Buffer.concat(e.take())
+}
+
+const dir = (name?: string): ArchiveEvent => ({ type: 'node', node: { ...(name != null ? { name: te.encode(name) } : {}), mode: 0o40755, flags: 0n, uid: 0, gid: 0, mtime: 1_600_000_000_000_000_001n } })
+const file = (name: string, body: string): ArchiveEvent[] => [
+  { type: 'node', node: { name: te.encode(name), mode: 0o100644, flags: 0n, uid: 0, gid: 0, mtime: 1_600_000_000_123_456_789n, size: body.length } },
+  ...(body.length > 0 ? [{ type: 'payload' as const, data: te.encode(body) }] : []),
+  { type: 'end' }
+]
+const end: ArchiveEvent = { type: 'end' }
+
+describe('tree reader and writer', () => {
+  let tmp: { path: string, cleanup: () => void }
+  before(() => { tmp = tempDir('caswarm-tree-') })
+  after(() => { tmp?.cleanup() })
+
+  it('round-trips a tree: encode → extract → encode gives the same bytes (owners, ns times, xattrs, devices, links)', async () => {
+    const n = treeNative()
+    const src = path.join(tmp.path, 'src')
+    fs.mkdirSync(path.join(src, 'sub', 'deeper'), { recursive: true })
+    fs.writeFileSync(path.join(src, 'sub', 'deeper', 'f'), 'x'.repeat(100_000))
+    fs.writeFileSync(path.join(src, 'owned'), 'o'); fs.chownSync(path.join(src, 'owned'), 1, 1)
+    fs.writeFileSync(path.join(src, 'x'), 'x'); n.lsetxattr(path.join(src, 'x'), 'user.k', Buffer.from('v'))
+    fs.symlinkSync('../outside', path.join(src, 'rel'))
+    n.mknod(path.join(src, 'fifo'), 0o010600, 0, 0)
+    n.mknod(path.join(src, 'null'), 0o020666, 1, 3)
+    fs.writeFileSync(path.join(src, 'skipped'), 'nodump'); n.setInodeFlags(path.join(src, 'skipped'), 0x40, 0x40, -1, -1)
+    fs.writeFileSync(path.join(src, '.caexclude'), 'ignored-*\n')
+    fs.writeFileSync(path.join(src, 'ignored-1'), 'excluded')
+    for (const p of ['sub/deeper/f', 'sub/deeper', 'sub', 'rel', 'fifo', 'owned', '.']) n.lutimens(path.join(src, p), 1_650_000_000, 987_654_321)
+    const first = await collect(encodeTree(src, { featureFlags: FLAGS }))
+    const out = path.join(tmp.path, 'out')
+    const r = await extractTree([first], out)
+    assert.equal(r.mode, 'new')
+    assert.equal(fs.existsSync(path.join(out, 'skipped')), false, 'nodump file archived')
+    assert.equal(fs.existsSync(path.join(out, 'ignored-1')), false, '.caexclude ignored')
+    assert.equal(fs.readlinkSync(path.join(out, 'rel')), '../outside')
+    assert.equal(fs.statSync(path.join(out, 'owned')).uid, 1)
+    assert.equal(fs.lstatSync(path.join(out, 'sub', 'deeper'), { bigint: true }).mtimeNs, 1_650_000_000_987_654_321n)
+    assert.equal(fs.lstatSync(path.join(out, 'rel'), { bigint: true }).mtimeNs, 1_650_000_000_987_654_321n)
+    const second = await collect(encodeTree(out, { featureFlags: FLAGS }))
+    assert.ok(second.equals(first), 'the extracted tree serialises differently')
+  })
+
+  it('replaces an existing target as a whole (extra files go, as with casync --delete=yes)', async () => {
+    const out = path.join(tmp.path, 'replace')
+    fs.mkdirSync(path.join(out, 'old'), { recursive: true })
+    fs.writeFileSync(path.join(out, 'stale'), 'stale')
+    const r = await extractTree([encodeSync([dir(), ...file('new', 'fresh'), end])], out)
+    assert.equal(r.mode, 'replaced')
+    assert.deepEqual(fs.readdirSync(out), ['new'])
+    assert.deepEqual(fs.readdirSync(tmp.path).filter(n => n.includes('caswarm')), [], 'temporary directories left behind')
+  })
+
+  it('in place, never follows a symlink that is in the way (a directory or file of that name is written instead)', () => {
+    const root = path.join(tmp.path, 'inplace')
+    const outside = path.join(tmp.path, 'outside')
+    fs.mkdirSync(root); fs.mkdirSync(outside)
+    fs.symlinkSync(outside, path.join(root, 'sub'))
+    fs.writeFileSync(path.join(outside, 'victim'), 'keep me')
+    fs.symlinkSync(path.join(outside, 'victim'), path.join(root, 'victim'))
+    const w = new TreeWriter(root, { inPlace: true })
+    for (const ev of [dir(), dir('sub'), ...file('passwd', 'pwned'), end, ...file('victim', 'pwned'), end]) w.push(ev, FLAGS)
+    assert.ok(w.finished)
+    assert.deepEqual(fs.readdirSync(outside), ['victim'])
+    assert.equal(fs.readFileSync(path.join(outside, 'victim'), 'utf8'), 'keep me')
+    assert.ok(fs.lstatSync(path.join(root, 'sub')).isDirectory())
+    assert.equal(fs.readFileSync(path.join(root, 'sub', 'passwd'), 'utf8'), 'pwned')
+    assert.ok(fs.lstatSync(path.join(root, 'victim')).isFile())
+  })
+
+  it('refuses hostile archives and writes nothing: traversal, truncation, wrong GOODBYE', async () => {
+    const parent = path.join(tmp.path, 'hostile')
+    fs.mkdirSync(parent)
+    const good = encodeSync([dir(), dir('zz'), ...file('f', 'data'), end, end])
+    const dotdot = Buffer.from(good); dotdot.write('..', dotdot.indexOf('zz\0'), 'latin1')
+    const slash = Buffer.from(encodeSync([dir(), ...file('a_b', 'x'), end])); slash.write('a/b', slash.indexOf('a_b\0'), 'latin1')
+    const goodbye = Buffer.from(good); goodbye[goodbye.byteLength - 30] ^= 1
+    const cases: Array<[string, Buffer, RegExp]> = [
+      ['dotdot', dotdot, /"\." or "\.\."/],
+      ['slash', slash, /contains "\/"/],
+      ['truncated', good.subarray(0, good.byteLength - 10), /truncated/],
+      ['goodbye', goodbye, /GOODBYE/]
+    ]
+    for (const [name, data, re] of cases) {
+      const target = path.join(parent, name)
+      await assert.rejects(extractTree([data], target), (err: any) => err.code === 'ERR_INVALID_FORMAT' && re.test(err.message), name)
+      assert.equal(fs.existsSync(target), false, `${name}: target created`)
+    }
+    assert.deepEqual(fs.readdirSync(parent), [], 'something was written beside the targets')
+    assert.equal(fs.existsSync(path.join(tmp.path, 'f')), false)
+  })
+})
