@@ -1,7 +1,7 @@
 // Blob benchmark: casync and caswarm side by side on the same image, same flags
 // (--digest=sha256, default chunk size 16K:64K:256K, zstd): make, extract from the store, and the
 // extract of a modified version with the old one as seed. Every command is a child process timed
-// by wall clock; peak RSS comes from `/usr/bin/time -v` (Debian package `time`) when installed,
+// by wall clock (caswarm with CASWARM_PEERS=off: no LAN swarm, no swarm cache, as casync); peak RSS comes from `/usr/bin/time -v` (Debian package `time`) when installed,
 // else from polling /proc/<pid>/status (VmHWM).
 //   node --import tsx bench/blob.ts [--size=512] [--work-dir=DIR] [--keep]
 import '../node/polyfills.ts'
@@ -187,7 +187,7 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   mkdirSync(dir, { recursive: true })
   const p = (name: string): string => join(dir, name)
   const cli = await caswarmCli(log, opts.build !== false)
-  const caswarm = async (args: string[]): Promise<Run> => await measure(process.execPath, [...cli, ...args, '--no-progress'])
+  const caswarm = async (args: string[]): Promise<Run> => await measure(process.execPath, [...cli, ...args, '--no-progress'], { ...process.env, CASWARM_PEERS: 'off' })
   const casync = async (args: string[]): Promise<Run> => await measure('casync', args)
   const bytes = sizeMB * (1 << 20)
   const mb = bytes / 1e6

@@ -16,7 +16,7 @@ const CLI = fileURLToPath(new URL('../../bin/caswarm.js', import.meta.url))
 interface Result { code: number, stdout: string, stderr: string }
 
 function caswarm (...args: string[]): Result {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1' }, maxBuffer: 1 << 26 })
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1', CASWARM_PEERS: 'off' }, maxBuffer: 1 << 26 })
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
 }
 

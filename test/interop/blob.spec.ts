@@ -17,7 +17,7 @@ const CLI = fileURLToPath(new URL('../../bin/caswarm.js', import.meta.url))
 const skip = needs('casync')
 
 function exec (cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, CI: '1' }, maxBuffer: 1 << 26 })
+  const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, CI: '1', CASWARM_PEERS: 'off' }, maxBuffer: 1 << 26 })
   assert.equal(r.status, 0, `${cmd} ${args.join(' ')} exited ${String(r.status)}: ${r.stderr}`)
   return r.stdout
 }
