@@ -248,7 +248,7 @@ export interface ExtractTreeResult extends TreeWriteStats {
  * (what casync's --delete=yes default amounts to). Where a rename is impossible (the target is a
  * mount point) the tree is written in place.
  */
-export async function extractTree (source: AsyncIterable<Uint8Array>, target: string, options: ExtractTreeOptions = {}): Promise<ExtractTreeResult> {
+export async function extractTree (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, target: string, options: ExtractTreeOptions = {}): Promise<ExtractTreeResult> {
   const abs = path.resolve(target)
   let existing: fs.Stats | undefined
   try { existing = fs.lstatSync(abs) } catch (err: any) { if (err.code !== 'ENOENT') throw err }

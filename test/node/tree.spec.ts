@@ -100,7 +100,7 @@ describe('tree reader and writer', () => {
     const good = encodeSync([dir(), dir('zz'), ...file('f', 'data'), end, end])
     const dotdot = Buffer.from(good); dotdot.write('..', dotdot.indexOf('zz\0'), 'latin1')
     const slash = Buffer.from(encodeSync([dir(), ...file('a_b', 'x'), end])); slash.write('a/b', slash.indexOf('a_b\0'), 'latin1')
-    const goodbye = Buffer.from(good); goodbye[goodbye.byteLength - 30] ^= 1
+    const goodbye = Buffer.from(good); goodbye[goodbye.byteLength - 30]! ^= 1
     const cases: Array<[string, Buffer, RegExp]> = [
       ['dotdot', dotdot, /"\." or "\.\."/],
       ['slash', slash, /contains "\/"/],

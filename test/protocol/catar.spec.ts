@@ -159,14 +159,14 @@ describe('catar: hostile archives are refused with the offset and reason', () =>
 
   it('a wrong GOODBYE table, a wrong size, trailing bytes, unknown records, mixed feature flags', async () => {
     const base = await encode(specTree())
-    const bad = Buffer.from(base); bad[3539 + 16 + 16] ^= 1 // first item's hash
+    const bad = Buffer.from(base); bad[3539 + 16 + 16]! ^= 1 // first item's hash
     assert.throws(() => decodeAll(bad), /GOODBYE table does not match/)
     const swapped = Buffer.from(base); swapped.copy(swapped, 3539 + 16, 3539 + 40, 3539 + 64); base.copy(swapped, 3539 + 40, 3539 + 16, 3539 + 40)
     assert.throws(() => decodeAll(swapped), /GOODBYE/)
     assert.throws(() => decodeAll(Buffer.concat([base, Buffer.alloc(1)])), /after the end/)
-    const unknown = Buffer.from(base); unknown[64 + 8] ^= 0xff
+    const unknown = Buffer.from(base); unknown[64 + 8]! ^= 0xff
     assert.throws(() => decodeAll(unknown), /unknown record type/)
-    const flags = Buffer.from(base); flags[89 + 16] ^= 0x20 // file.txt's ENTRY feature flags
+    const flags = Buffer.from(base); flags[89 + 16]! ^= 0x20 // file.txt's ENTRY feature flags
     assert.throws(() => decodeAll(flags), /differ from the archive/)
     const mode = Buffer.from(base); mode.writeUInt32LE(0o170644, 89 + 24)
     assert.throws(() => decodeAll(mode), /file type/)

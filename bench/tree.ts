@@ -1,0 +1,129 @@
+// Directory trees: make and extract of .catar and .caidx, caswarm against casync, on a real tree
+// (default /usr/share/doc; `--tree=DIR` picks another). Each operation runs `reps` times
+// alternating the two tools, and the fastest run of each counts (this machine is shared and
+// noisy). Both sides use --digest=sha256 and must produce identical archives and trees.
+//   node --import tsx bench/run.ts --only=tree [--tree=/usr/share] [--reps=3]
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { BenchOptions, BenchRow, Measure } from './run.ts'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+function argValue (name: string): string | undefined {
+  const a = process.argv.find(x => x.startsWith(`--${name}=`))
+  return a?.slice(name.length + 3)
+}
+
+interface Run extends Measure { stdout: string }
+
+async function measure (cmd: string, args: string[]): Promise<Run> {
+  const argv = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-v', cmd, ...args] : [cmd, ...args]
+  const started = performance.now()
+  return await new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, CASWARM_PEERS: 'off', TZ: 'UTC' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    child.on('error', reject)
+    child.on('close', (code) => {
+      const seconds = (performance.now() - started) / 1000
+      if (code !== 0) { reject(new Error(`${cmd} ${args.join(' ')} exited ${String(code)}: ${stderr.slice(-2000)}`)); return }
+      const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)
+      resolve({ seconds, peakRssMB: m != null ? Math.round(Number(m[1]) / 1024) : 0, stdout })
+    })
+  })
+}
+
+async function cliArgs (build: boolean, log: (l: string) => void): Promise<string[]> {
+  if (build) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const child = spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' })
+      child.on('close', code => { resolve(code === 0) })
+      child.on('error', () => { resolve(false) })
+    })
+    if (!ok) log('tree: `npm run build` failed; measuring dist/ as it is, or the sources through tsx')
+  }
+  const dist = join(ROOT, 'dist', 'cli', 'index.js')
+  return existsSync(dist) ? [dist] : ['--import', 'tsx', join(ROOT, 'cli', 'index.ts')]
+}
+
+function duBytes (dir: string): number {
+  let total = 0
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name)
+      if (e.isDirectory()) walk(p)
+      else if (e.isFile()) total += statSync(p).size
+    }
+  }
+  walk(dir)
+  return total
+}
+
+export async function run (opts: BenchOptions): Promise<BenchRow[]> {
+  const log = opts.log ?? ((l: string) => { process.stderr.write(`${l}\n`) })
+  const tree = argValue('tree') ?? '/usr/share/doc'
+  const reps = Math.max(1, Number(argValue('reps') ?? 3))
+  const dir = join(opts.workDir, 'tree')
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
+  const p = (n: string): string => join(dir, n)
+  const cli = await cliArgs(opts.build !== false, log)
+  const caswarm = async (args: string[]): Promise<Run> => await measure(process.execPath, [...cli, ...args])
+  const casync = async (args: string[]): Promise<Run> => await measure('casync', args)
+  const mb = duBytes(tree) / 1e6
+  log(`tree: ${tree} (${mb.toFixed(0)} MB of file data), best of ${reps}`)
+  const rows: BenchRow[] = []
+
+  /** best of `reps` for each tool, alternating; `names[i]` are removed before tool i runs */
+  const best = async (names: [string[], string[]], a: () => Promise<Run>, b: () => Promise<Run>): Promise<[Run, Run]> => {
+    let ra: Run | undefined
+    let rb: Run | undefined
+    const clean = (list: string[]): void => { for (const n of list) rmSync(p(n), { recursive: true, force: true }) }
+    for (let i = 0; i < reps; i++) {
+      clean(names[0]); const x = await a(); if (ra == null || x.seconds < ra.seconds) ra = x
+      clean(names[1]); const y = await b(); if (rb == null || y.seconds < rb.seconds) rb = y
+    }
+    return [ra!, rb!]
+  }
+
+  // make .catar
+  const [mc, mw] = await best([['casync.catar'], ['caswarm.catar']],
+    async () => await casync(['make', '--digest=sha256', p('casync.catar'), tree]),
+    async () => await caswarm(['make', '--digest=sha256', p('caswarm.catar'), tree]))
+  const same = readFileSync(p('casync.catar')).equals(readFileSync(p('caswarm.catar')))
+  rows.push({ suite: 'tree', op: 'make .catar', mb, casync: mc, caswarm: mw, target: '≥ 1x', note: same ? 'archives byte-identical' : 'ARCHIVES DIFFER' })
+
+  // make .caidx (fresh store each time: every chunk compressed and written)
+  const [ic, iw] = await best([['casync.caidx', 'casync.castr'], ['caswarm.caidx', 'caswarm.castr']],
+    async () => await casync(['make', '--digest=sha256', `--store=${p('casync.castr')}`, p('casync.caidx'), tree]),
+    async () => await caswarm(['make', '--digest=sha256', '--no-progress', '-s', p('caswarm.castr'), p('caswarm.caidx'), tree]))
+  const sameIdx = readFileSync(p('casync.caidx')).equals(readFileSync(p('caswarm.caidx')))
+  rows.push({ suite: 'tree', op: 'make .caidx', mb, casync: ic, caswarm: iw, target: '≥ 1x', note: sameIdx ? 'indexes byte-identical' : 'INDEXES DIFFER' })
+
+  // extract .catar (into a fresh directory)
+  const [xc, xw] = await best([['x-casync'], ['x-caswarm']],
+    async () => await casync(['extract', p('casync.catar'), p('x-casync')]),
+    async () => await caswarm(['extract', '--no-progress', p('casync.catar'), p('x-caswarm')]))
+  const d1 = (await casync(['digest', '--digest=sha256', p('x-caswarm')])).stdout
+  const d0 = (await casync(['digest', '--digest=sha256', tree])).stdout
+  rows.push({ suite: 'tree', op: 'extract .catar', mb, casync: xc, caswarm: xw, target: '≥ 1x', note: d1 === d0 ? 'extracted tree digests as the source' : 'EXTRACTED TREE DIFFERS' })
+
+  // extract .caidx from the local store (no seeds: --seed-output=no for casync, a fresh output for both)
+  const [yc, yw] = await best([['y-casync'], ['y-caswarm']],
+    async () => await casync(['extract', '--seed-output=no', `--store=${p('casync.castr')}`, p('casync.caidx'), p('y-casync')]),
+    async () => await caswarm(['extract', '--no-progress', '--no-seed-output', '-s', p('casync.castr'), p('casync.caidx'), p('y-caswarm')]))
+  const d2 = (await casync(['digest', '--digest=sha256', p('y-caswarm')])).stdout
+  rows.push({ suite: 'tree', op: 'extract .caidx', mb, casync: yc, caswarm: yw, target: '≥ 1x', note: d2 === d0 ? 'extracted tree digests as the source' : 'EXTRACTED TREE DIFFERS' })
+
+  if (opts.keep !== true) rmSync(dir, { recursive: true, force: true })
+  return rows
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { printTable } = await import('./run.ts')
+  printTable(await run({ workDir: join(ROOT, '.bench'), sizeMB: 0, build: !process.argv.includes('--no-build') }))
+}
