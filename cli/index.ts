@@ -1,11 +1,11 @@
 // caswarm's command line: one file per command under cli/commands/, each exporting
-// `register(program, ctx)`. Errors map to exit codes by class (cli/errors.ts).
+// `register(program, ctx)`, loaded only when its verb runs. Errors map to exit codes by class (cli/errors.ts).
 import '../node/polyfills.ts'
 import { Command, CommanderError } from 'commander'
 import { InterruptedError } from '../protocol/errors.ts'
 import type { CommandContext } from './context.ts'
 import { EXIT, EXIT_CODES_HELP, exitCodeFor } from './errors.ts'
-import { commands } from './commands/index.ts'
+import { loadCommands } from './commands/index.ts'
 
 export async function main (argv: string[] = process.argv): Promise<number> {
   const controller = new AbortController()
@@ -24,7 +24,7 @@ export async function main (argv: string[] = process.argv): Promise<number> {
     .showHelpAfterError()
     .exitOverride()
     .addHelpText('after', EXIT_CODES_HELP)
-  for (const register of commands) register(program, ctx)
+  for (const register of await loadCommands(argv)) register(program, ctx)
   try {
     await program.parseAsync(argv)
     return EXIT.OK

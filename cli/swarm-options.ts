@@ -1,12 +1,12 @@
-// The LAN swarm's command-line options, shared by `node`, `peers` and `extract`.
+// The LAN swarm's command-line options, shared by `node`, `peers` and `extract`. The swarm
+// modules (libp2p) are imported only when a swarm is actually opened.
 import type { Command } from 'commander'
 import { digestFromFlags } from '../protocol/chunk-id.ts'
 import type { Index } from '../protocol/index-file.ts'
 import type { ChunkSource, ChunkStore } from '../node/store/chunk-store.ts'
 import { LocalStore } from '../node/store/local-store.ts'
-import { readSwarmKey, type SwarmHostInit } from '../node/swarm/host.ts'
-import { defaultCacheDir, openExtractSwarm, type ExtractSwarm } from '../node/swarm/session.ts'
-import { parsePeersOption } from '../node/swarm/source.ts'
+import type { SwarmHostInit } from '../node/swarm/host.ts'
+import type { ExtractSwarm } from '../node/swarm/session.ts'
 import { collect } from './context.ts'
 
 export interface SwarmCliOptions {
@@ -32,13 +32,15 @@ export async function swarmHostInit (opts: SwarmCliOptions, defaultListen = '/ip
     peers: opts.peer ?? [],
     mdns: opts.mdns,
     serviceTag: opts.mdnsTag,
-    swarmKey: opts.swarmKey != null ? await readSwarmKey(opts.swarmKey) : undefined
+    swarmKey: opts.swarmKey != null ? await (await import('../node/swarm/host.ts')).readSwarmKey(opts.swarmKey) : undefined
   }
 }
 
 /** The swarm for one `caswarm extract`, or undefined with --peers=off. The cache defaults to the daemon's. */
 export async function openSwarmForExtract (index: Index, stores: ChunkSource[], cache: ChunkStore | undefined, opts: SwarmCliOptions & { peers?: string }): Promise<(ExtractSwarm & { cache: LocalStore }) | undefined> {
+  const { parsePeersOption } = await import('../node/swarm/source.ts')
   if (!parsePeersOption(opts.peers)) return undefined
+  const { defaultCacheDir, openExtractSwarm } = await import('../node/swarm/session.ts')
   const local = cache instanceof LocalStore ? cache : new LocalStore(defaultCacheDir(), { digest: digestFromFlags(index.featureFlags) })
   const swarm = await openExtractSwarm({ index, origins: stores, cache: local, host: await swarmHostInit(opts) })
   return { ...swarm, cache: local }

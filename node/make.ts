@@ -1,12 +1,15 @@
 // `make`: one pipeline from a stream to a chunk store and an index. The main thread reads and
 // chunks; worker threads hash, compress and (for a local store) write each chunk, skipping
 // chunks the store already holds. Results are put back in stream order.
+import { createReadStream } from 'node:fs'
+import * as fs from 'node:fs/promises'
 import { copyBytes } from '../protocol/bytes.ts'
 import { createStreamDigest, digestFlag, ChunkId, type DigestAlgorithm, DEFAULT_DIGEST } from '../protocol/chunk-id.ts'
 import { chunk, chunkSizes, type ChunkSizes } from '../protocol/chunker.ts'
 import { type Compression, DEFAULT_COMPRESSION } from '../protocol/compression.ts'
 import { CA_FORMAT_EXCLUDE_FILE, CA_FORMAT_EXCLUDE_NODUMP, CHUNK_SUFFIX } from '../protocol/constants.ts'
 import type { Index, IndexChunk } from '../protocol/index-file.ts'
+import { blockDeviceSize } from './block-device.ts'
 import type { ChunkStore } from './store/chunk-store.ts'
 import { LocalStore } from './store/local-store.ts'
 import { sharedPool, transferable, type WorkerPool } from './workers/pool.ts'
@@ -50,7 +53,7 @@ export function blobFeatureFlags (digest: DigestAlgorithm): bigint {
   return CA_FORMAT_EXCLUDE_NODUMP | CA_FORMAT_EXCLUDE_FILE | digestFlag(digest)
 }
 
-export async function makeIndex (source: AsyncIterable<Uint8Array>, store: ChunkStore, options: MakeOptions = {}): Promise<MakeResult> {
+export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, store: ChunkStore, options: MakeOptions = {}): Promise<MakeResult> {
   const started = performance.now()
   const sizes = options.chunkSize ?? chunkSizes()
   const digest = options.digest ?? DEFAULT_DIGEST
@@ -117,6 +120,126 @@ export async function makeIndex (source: AsyncIterable<Uint8Array>, store: Chunk
       chunkSizeMax: sizes.max,
       chunks
     },
+    streamDigest: streamDigest.digest(),
+    stats
+  }
+}
+
+/** Below this, a file is chunked on the main thread: splitting it would not pay. */
+const PARALLEL_MIN_SIZE = 48 << 20
+
+/**
+ * make from a file or block device, using every core for the chunker too. The file is cut into
+ * ranges whose cut points are found in parallel; range k+1's chunker starts at an arbitrary
+ * offset, so its first cuts may be wrong, but content-defined cuts depend only on the bytes
+ * since the previous cut: once range k's chunker, run on past its end, makes a cut that range
+ * k+1's chunker also made, both agree from there on. The ranges are stitched at that shared cut
+ * (or, if none is found within the overlap, range k+1 is chunked again from a known cut), so
+ * the index is exactly the one a single sequential chunker produces. Workers then hash,
+ * compress and store the chunks, reading them again from the page cache.
+ */
+export async function makeIndexFromFile (file: string, store: ChunkStore, options: MakeOptions = {}): Promise<MakeResult> {
+  const pool = options.pool ?? sharedPool()
+  const handle = await fs.open(file, 'r')
+  try {
+    const st = await handle.stat()
+    const size = st.isBlockDevice() ? await blockDeviceSize(file) : st.size
+    if (!(store instanceof LocalStore) || pool.size < 2 || size < PARALLEL_MIN_SIZE) {
+      return await makeIndex(createReadStream(file, { highWaterMark: 1 << 20, signal: options.signal }), store, options)
+    }
+    return await makeParallel(handle, file, size, store, pool, options)
+  } finally {
+    await handle.close()
+  }
+}
+
+async function makeParallel (handle: fs.FileHandle, file: string, size: number, store: LocalStore, pool: WorkerPool, options: MakeOptions): Promise<MakeResult> {
+  const started = performance.now()
+  const sizes = options.chunkSize ?? chunkSizes()
+  const digest = options.digest ?? DEFAULT_DIGEST
+  const compression = options.compression ?? DEFAULT_COMPRESSION
+  const fd = handle.fd
+  await fs.mkdir(store.path, { recursive: true })
+  // ranges start at multiples of max, so runs of max-size chunks (zeros) line up across ranges
+  const rangeSize = Math.ceil(Math.max(32 << 20, Math.ceil(size / (pool.size * 4))) / sizes.max) * sizes.max
+  const overlap = 16 * sizes.max
+  const starts: number[] = []
+  for (let s = 0; s < size; s += rangeSize) starts.push(s)
+  const cutsJob = async (start: number, until: number): Promise<number[]> => {
+    const reply = await pool.run({ op: 'cuts', fd, start, until, min: sizes.min, avg: sizes.avg, max: sizes.max })
+    return Array.from(reply.ends!)
+  }
+  const jobs = starts.map((s, k) => cutsJob(s, k + 1 < starts.length ? starts[k + 1]! + overlap : Number.POSITIVE_INFINITY))
+  for (const j of jobs) j.catch(() => {})
+
+  // whole-stream digest, read sequentially beside the workers (what casync make prints)
+  const streamDigest = createStreamDigest(digest)
+  const digestDone = (async () => {
+    for await (const data of createReadStream(file, { highWaterMark: 1 << 20, signal: options.signal, end: size - 1 })) streamDigest.update(data as Uint8Array)
+  })()
+  digestDone.catch(() => {})
+
+  const stats: MakeStats = { bytes: 0, chunks: 0, newChunks: 0, storedBytes: 0, seconds: 0 }
+  const batches: Array<Promise<{ start: number, ends: Float64Array, ids: Uint8Array }>> = []
+  let pending: number[] = []
+  let batchStart = 0
+  let lastEnd = 0
+  const flush = (): void => {
+    if (pending.length === 0) return
+    const ends = Float64Array.from(pending)
+    const start = batchStart
+    const p = pool.run({ op: 'store-range', fd, start, ends, digest, compression, storePath: store.path, extension: store.extension }).then((reply) => {
+      stats.newChunks += reply.newChunks ?? 0
+      stats.storedBytes += reply.storedBytes ?? 0
+      stats.bytes += ends[ends.length - 1]! - start
+      options.onProgress?.(stats.bytes)
+      return { start, ends, ids: reply.ids! }
+    })
+    p.catch(() => {})
+    batches.push(p)
+    batchStart = ends[ends.length - 1]!
+    pending = []
+  }
+  const emit = (end: number): void => {
+    pending.push(end)
+    lastEnd = end
+    if (end - batchStart >= (8 << 20) || pending.length >= 256) flush()
+  }
+
+  let current = await jobs[0]!
+  for (let k = 0; k < starts.length; k++) {
+    options.signal?.throwIfAborted()
+    if (k + 1 === starts.length) { for (const c of current) emit(c); break }
+    const nextStart = starts[k + 1]!
+    const next = await jobs[k + 1]!
+    const nextSet = new Set(next)
+    const idx = current.findIndex(c => c >= nextStart && nextSet.has(c))
+    if (idx >= 0) {
+      for (let i = 0; i <= idx; i++) emit(current[i]!)
+      current = next.slice(next.indexOf(current[idx]!) + 1)
+    } else {
+      // no shared cut within the overlap: chunk again from the last known cut
+      for (const c of current) { if (c >= nextStart) break; emit(c) }
+      current = await cutsJob(lastEnd, k + 2 < starts.length ? starts[k + 2]! + overlap : Number.POSITIVE_INFINITY)
+    }
+  }
+  flush()
+  if (lastEnd !== size) throw Object.assign(new Error(`${file}: chunked ${lastEnd} of ${size} bytes (did it change while it was read?)`), { code: 'EIO' })
+
+  const chunks: IndexChunk[] = []
+  for (const b of batches) {
+    const { start, ends, ids } = await b
+    let from = start
+    for (let i = 0; i < ends.length; i++) {
+      chunks.push({ id: new ChunkId(copyBytes(ids, i * 32, i * 32 + 32)), start: from, size: ends[i]! - from })
+      from = ends[i]!
+    }
+  }
+  await digestDone
+  stats.chunks = chunks.length
+  stats.seconds = (performance.now() - started) / 1000
+  return {
+    index: { featureFlags: options.featureFlags ?? blobFeatureFlags(digest), chunkSizeMin: sizes.min, chunkSizeAvg: sizes.avg, chunkSizeMax: sizes.max, chunks },
     streamDigest: streamDigest.digest(),
     stats
   }

@@ -1,30 +1,29 @@
-// The command registry: each entry adds one verb to the program.
+// The command registry: each verb's module is loaded only when that verb runs (or for the
+// full --help), so `caswarm make` does not pay for loading libp2p or the simulator.
 import type { Command } from 'commander'
 import type { CommandContext } from '../context.ts'
-import { register as make } from './make.ts'
-import { register as extract } from './extract.ts'
-import { register as serve } from './serve.ts'
-import { register as node } from './node.ts'
-import { register as peers } from './peers.ts'
-import { register as keygen } from './keygen.ts'
-import { register as list } from './list.ts'
-import { register as mtree } from './mtree.ts'
-import { register as digest } from './digest.ts'
-import { register as stat } from './stat.ts'
-import { register as sim } from './sim.ts'
 
 export type RegisterCommand = (program: Command, ctx: CommandContext) => void
 
-export const commands: RegisterCommand[] = [
-  make,
-  extract,
-  serve,
-  node,
-  peers,
-  keygen,
-  list,
-  mtree,
-  digest,
-  stat,
-  sim,
-]
+type Loader = () => Promise<{ register: RegisterCommand }>
+
+export const commandModules: Record<string, Loader> = {
+  make: async () => await import('./make.ts'),
+  extract: async () => await import('./extract.ts'),
+  list: async () => await import('./list.ts'),
+  mtree: async () => await import('./mtree.ts'),
+  digest: async () => await import('./digest.ts'),
+  stat: async () => await import('./stat.ts'),
+  serve: async () => await import('./serve.ts'),
+  node: async () => await import('./node.ts'),
+  peers: async () => await import('./peers.ts'),
+  keygen: async () => await import('./keygen.ts'),
+  sim: async () => await import('./sim.ts')
+}
+
+/** The commands to register for this argv: just the verb given, or all of them (help, typos). */
+export async function loadCommands (argv: string[]): Promise<RegisterCommand[]> {
+  const verb = argv.slice(2).find(a => !a.startsWith('-'))
+  const names = verb != null && Object.hasOwn(commandModules, verb) ? [verb] : Object.keys(commandModules)
+  return await Promise.all(names.map(async name => (await commandModules[name]!()).register))
+}

@@ -1,6 +1,5 @@
 // caswarm make: chunk a file or block device (or, with .catar/.caidx, a directory tree) into a
 // store and write the index.
-import { createReadStream } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import type { Command } from 'commander'
 import { parseDigest } from '../../protocol/chunk-id.ts'
@@ -8,7 +7,7 @@ import { parseChunkSize } from '../../protocol/chunker.ts'
 import { parseCompression } from '../../protocol/compression.ts'
 import { InvalidArgumentError } from '../../protocol/errors.ts'
 import { writeIndexFile } from '../../node/index-io.ts'
-import { makeIndex } from '../../node/make.ts'
+import { makeIndexFromFile } from '../../node/make.ts'
 import { blockDeviceSize } from '../../node/block-device.ts'
 import { defaultStoreFor, openStore } from '../../node/store/location.ts'
 import { collect, printJson, type CommandContext } from '../context.ts'
@@ -62,7 +61,7 @@ Examples:
       const total = st.isBlockDevice() ? await blockDeviceSize(input) : st.size
       const bar = progressBar(ctx, 'make', total, opts.progress)
       try {
-        const result = await makeIndex(createReadStream(input, { highWaterMark: 1 << 20, signal: ctx.signal }), store, {
+        const result = await makeIndexFromFile(input, store, {
           chunkSize, digest, compression, signal: ctx.signal, onProgress: bar.update
         })
         bar.stop()

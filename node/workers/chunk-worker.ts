@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads'
 import { copyBytes, ownBuffer } from '../../protocol/bytes.ts'
 import { ChunkId, chunkPath, digestBytes } from '../../protocol/chunk-id.ts'
 import { CutFinder } from '../../protocol/chunker.ts'
-import { compress, decompress, decompressSync } from '../../protocol/compression.ts'
+import { compress, compressSync, type Compression, decompress, decompressSync } from '../../protocol/compression.ts'
 import { ChunkInvalidError } from '../../protocol/errors.ts'
 import type { WorkerReply, WorkerRequest } from './pool.ts'
 
@@ -27,24 +27,8 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
     const idBytes = digestBytes(data, req.digest)
     const id = new ChunkId(idBytes)
     if (req.storePath != null) {
-      const file = path.join(req.storePath, chunkPath(id, req.extension))
-      if (exists(file) || exists(path.join(req.storePath, chunkPath(id, '')))) return { reply: { seq: req.seq, id: copyBytes(idBytes), stored: false }, transfer: [] }
-      const compressed = await compress(data, req.compression)
-      const dir = path.dirname(file)
-      if (!madeDirs.has(dir)) {
-        // plain mkdir (the store root exists): recursive mkdir costs several syscalls per chunk
-        try { fs.mkdirSync(dir) } catch (err: any) { if (err.code === 'ENOENT') fs.mkdirSync(dir, { recursive: true }); else if (err.code !== 'EEXIST') throw err }
-        madeDirs.add(dir)
-      }
-      const tmp = `${dir}/${id.toString()}.${randomBytes(8).toString('hex')}.tmp`
-      try {
-        fs.writeFileSync(tmp, compressed, { mode: 0o444 })
-        fs.renameSync(tmp, file)
-      } catch (err) {
-        try { fs.rmSync(tmp, { force: true }) } catch {}
-        throw err
-      }
-      return { reply: { seq: req.seq, id: copyBytes(idBytes), stored: true, storedBytes: compressed.byteLength }, transfer: [] }
+      const stored = await storeLocal(id, data, req.storePath, req.extension, req.compression)
+      return { reply: { seq: req.seq, id: copyBytes(idBytes), stored: stored >= 0, storedBytes: Math.max(0, stored) }, transfer: [] }
     }
     const compressed = await compress(data, req.compression)
     const buffer = ownBuffer(compressed)
@@ -56,6 +40,8 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
     const match = n === req.size && new ChunkId(digestBytes(buf, req.digest)).equals(new ChunkId(new Uint8Array(req.id)))
     return { reply: { seq: req.seq, match }, transfer: [] }
   }
+  if (req.op === 'cuts') { const ends = findCuts(req); return { reply: { seq: req.seq, ends }, transfer: [ends.buffer as ArrayBuffer] } }
+  if (req.op === 'store-range') { const r = await storeRange(req); return { reply: { seq: req.seq, ...r }, transfer: [r.ids.buffer as ArrayBuffer] } }
   if (req.op === 'seed') return { reply: { seq: req.seq, ...indexSeedRange(req) }, transfer: [] }
   if (req.op === 'place') return { reply: { seq: req.seq, ...place(req) }, transfer: [] }
   // decode: decompress (unless plain) and verify
@@ -77,6 +63,83 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
   }
   const buffer = ownBuffer(plain)
   return { reply: { seq: req.seq, plain: buffer }, transfer: [buffer] }
+}
+
+/** Cut positions from an arbitrary start (see node/make.ts for how ranges are stitched together). */
+function findCuts (req: Extract<WorkerRequest, { op: 'cuts' }>): Float64Array {
+  const finder = new CutFinder({ min: req.min, avg: req.avg, max: req.max })
+  const ends: number[] = []
+  let buf = new Uint8Array((1 << 20) + req.max)
+  let have = 0
+  let base = req.start
+  for (;;) {
+    const n = have < buf.byteLength ? fs.readSync(req.fd, buf, have, buf.byteLength - have, base + have) : 0
+    have += n
+    let at = 0
+    for (;;) {
+      const len = finder.next(at === 0 ? buf.subarray(0, have) : buf.subarray(at, have))
+      if (len < 0) break
+      at += len
+      ends.push(base + at)
+      if (base + at >= req.until) return Float64Array.from(ends)
+    }
+    if (n === 0) {
+      if (have > at) ends.push(base + have) // the final chunk
+      return Float64Array.from(ends)
+    }
+    buf.copyWithin(0, at, have)
+    have -= at
+    base += at
+    if (have === buf.byteLength) { const bigger = new Uint8Array(buf.byteLength * 2); bigger.set(buf); buf = bigger }
+  }
+}
+
+/** Hashes a run of chunks read from fd and writes those the local store lacks. */
+async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): Promise<{ ids: Uint8Array, newChunks: number, storedBytes: number }> {
+  const total = req.ends[req.ends.length - 1]! - req.start
+  const region = Buffer.allocUnsafe(total)
+  let got = 0
+  while (got < total) {
+    const n = fs.readSync(req.fd, region, got, total - got, req.start + got)
+    if (n === 0) throw Object.assign(new Error(`input shrank while it was read (short read at ${req.start + got})`), { code: 'EIO' })
+    got += n
+  }
+  const ids = new Uint8Array(req.ends.length * 32)
+  let newChunks = 0
+  let storedBytes = 0
+  let from = 0
+  for (let i = 0; i < req.ends.length; i++) {
+    const to = req.ends[i]! - req.start
+    const data = region.subarray(from, to)
+    const idBytes = digestBytes(data, req.digest)
+    ids.set(idBytes, i * 32)
+    const stored = await storeLocal(new ChunkId(idBytes), data, req.storePath, req.extension, req.compression)
+    if (stored >= 0) { newChunks++; storedBytes += stored }
+    from = to
+  }
+  return { ids, newChunks, storedBytes }
+}
+
+/** Writes a chunk into a local store unless present: its stored size, or -1 when it was there. */
+async function storeLocal (id: ChunkId, data: Uint8Array, storePath: string, extension: string, compression: Compression): Promise<number> {
+  const file = path.join(storePath, chunkPath(id, extension))
+  if (exists(file) || exists(path.join(storePath, chunkPath(id, '')))) return -1
+  const compressed = compression === 'xz' ? await compress(data, compression) : compressSync(data, compression)
+  const dir = path.dirname(file)
+  if (!madeDirs.has(dir)) {
+    // plain mkdir (the store root exists): recursive mkdir costs several syscalls per chunk
+    try { fs.mkdirSync(dir) } catch (err: any) { if (err.code === 'ENOENT') fs.mkdirSync(dir, { recursive: true }); else if (err.code !== 'EEXIST') throw err }
+    madeDirs.add(dir)
+  }
+  const tmp = `${dir}/${id.toString()}.${randomBytes(8).toString('hex')}.tmp`
+  try {
+    fs.writeFileSync(tmp, compressed, { mode: 0o444 })
+    fs.renameSync(tmp, file)
+  } catch (err) {
+    try { fs.rmSync(tmp, { force: true }) } catch {}
+    throw err
+  }
+  return compressed.byteLength
 }
 
 let wantedCache: { bytes: Uint8Array, map: Map<string, number> } | undefined

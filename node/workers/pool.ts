@@ -20,6 +20,10 @@ export type WorkerRequest =
    * is in `sizes` and report those whose ID is in `wanted` (32-byte IDs back to back)
    */
   | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array }
+  /** chunk fd from `start` (any offset) until a cut at or past `until`, or the end: the cuts' end offsets */
+  | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
+  /** read the chunks [ends[i-1], ends[i]) (ends[-1] = start) from fd; hash, and store the ones the local store lacks */
+  | { op: 'store-range', seq: number, fd: number, start: number, ends: Float64Array, digest: DigestAlgorithm, compression: Compression, storePath: string, extension: string }
   /** whether outFd already holds the chunk at `offset` */
   | { op: 'check', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, fd: number, offset: number }
 
@@ -42,6 +46,11 @@ export interface WorkerReply {
   /** seed: wanted chunks found, as [offset, size, index into wanted] triples; bytes chunked */
   found?: number[]
   scanned?: number
+  /** cuts: chunk end offsets */
+  ends?: Float64Array
+  /** store-range: the chunks' IDs back to back, and how many were new and their stored bytes */
+  ids?: Uint8Array
+  newChunks?: number
   error?: { message: string, code?: string, name?: string }
 }
 
