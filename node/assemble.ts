@@ -116,9 +116,56 @@ export class ChunkFetcher {
     await this.obtain(c, out, signal)
   }
 
-  private async obtain (c: IndexChunk, out: OutputTarget | undefined, signal: AbortSignal | undefined): Promise<Uint8Array | undefined> {
-    const errors: Error[] = []
+  /** How many leading candidates a worker can read directly (seed files, local stores). */
+  fastPrefix (): number {
+    let n = 0
     for (const cand of this.candidates) {
+      if (cand.kind === 'seed' ? typeof (cand.seed as any).locate !== 'function' : !(this.fastStore(cand) instanceof LocalStore)) break
+      n++
+    }
+    return n
+  }
+
+  private fastStore (cand: Candidate): ChunkSource | null {
+    if (cand.kind === 'seed') return null
+    // a chunk from a store must also reach the cache, which needs its bytes on this thread
+    return cand.kind === 'cache' ? cand.store : (this.cache == null ? cand.source : null)
+  }
+
+  /**
+   * Places a run of chunks with one worker round trip, trying the fast-path candidates in order;
+   * chunks none of them could supply go through place() with the remaining candidates. Resolves
+   * with each chunk's error (ChunkMissingError and the like), or null where it was placed.
+   */
+  async placeBatch (chunks: IndexChunk[], out: OutputTarget, signal = this.options.signal): Promise<Array<Error | null>> {
+    const prefix = this.fastPrefix()
+    const items = await Promise.all(chunks.map(async c => ({
+      id: c.id.bytes,
+      size: c.size,
+      outOffset: c.start,
+      from: await Promise.all(this.candidates.slice(0, prefix).map(async cand => await this.fastSource(cand, c)))
+    })))
+    const reply = await sharedPool().run({ op: 'place-batch', digest: this.digest, outFd: out.handle.fd, items })
+    const results: Array<Promise<Error | null>> = []
+    reply.placed!.forEach((r, i) => {
+      const c = chunks[i]!
+      let retry = false
+      for (const f of r.failures) {
+        const cand = this.candidates[f.source]!
+        if (f.status === 'invalid') this.bad(cand.name, new ChunkInvalidError(c.id, undefined, `${cand.name}: ${f.detail ?? 'bad chunk'}`))
+        else if (f.status === 'xz') retry = true
+        else if (cand.kind === 'seed') (cand.seed as any).forget?.(c.id)
+      }
+      if (r.from >= 0) { count(this.stats, this.candidates[r.from]!.name, c.size); results.push(Promise.resolve(null)); return }
+      // xz chunks are decoded on the asynchronous path: try every candidate again
+      results.push(this.obtain(c, out, signal, retry ? 0 : prefix).then(() => null, (err: Error) => err))
+    })
+    return await Promise.all(results)
+  }
+
+  private async obtain (c: IndexChunk, out: OutputTarget | undefined, signal: AbortSignal | undefined, skip = 0): Promise<Uint8Array | undefined> {
+    const errors: Error[] = []
+    for (const cand of this.candidates.slice(skip)) {
       signal?.throwIfAborted()
       if (cand.kind === 'seed' && !cand.seed.has(c.id)) continue
       // fast path: a worker reads, verifies and writes (local stores and seed files)
@@ -174,8 +221,7 @@ export class ChunkFetcher {
       const loc = await locate.call(cand.seed, c.id, c.size)
       return loc == null ? null : { kind: 'file', fd: loc.fd, offset: loc.offset }
     }
-    // a chunk from a store must also reach the cache, which needs its bytes here
-    const store = cand.kind === 'cache' ? cand.store : (this.cache == null ? cand.source : null)
+    const store = this.fastStore(cand)
     if (store instanceof LocalStore) return { kind: 'store', path: store.path, extension: store.extension }
     return null
   }

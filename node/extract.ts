@@ -96,23 +96,59 @@ export async function extractBlob (index: Index, output: string, options: Extrac
       try {
         await fetcher.place(c, out)
       } catch (err: any) {
-        if (err.code !== ChunkMissingError.code) throw err
-        missingCount++
-        if (missing.length < 10) missing.push(c.id)
+        missed(c, err)
         return
       }
       written.set(c.id.toString(), c)
     }
 
-    const limit = options.concurrency ?? 16
+    // Without a partial file to reuse, runs of chunks whose first sources a worker can read
+    // directly (seed files, local stores) go to the worker in batches: one round trip each.
+    const batched = !reuse && fetcher.fastPrefix() > 0
+    const tasks: Array<{ chunks: IndexChunk[], run: () => Promise<void> }> = []
+    const missed = (c: IndexChunk, err: any): void => {
+      if (err.code !== ChunkMissingError.code) throw err
+      missingCount++
+      if (missing.length < 10) missing.push(c.id)
+    }
+    if (batched) {
+      const BATCH = 32
+      for (let i = 0; i < index.chunks.length; i += BATCH) {
+        const all = index.chunks.slice(i, i + BATCH)
+        tasks.push({
+          chunks: all,
+          run: async () => {
+            const fresh: IndexChunk[] = []
+            const repeats: IndexChunk[] = []
+            const seen = new Set<string>()
+            for (const c of all) {
+              const key = c.id.toString()
+              if (written.has(key) || seen.has(key)) repeats.push(c)
+              else { seen.add(key); fresh.push(c) }
+            }
+            const errors = await fetcher.placeBatch(fresh, out)
+            fresh.forEach((c, k) => {
+              const err = errors[k]
+              if (err != null) missed(c, err)
+              else written.set(c.id.toString(), c)
+            })
+            for (const c of repeats) await one(c)
+          }
+        })
+      }
+    } else {
+      for (const c of index.chunks) tasks.push({ chunks: [c], run: async () => { await one(c) } })
+    }
+
+    const limit = batched ? Math.max(2, sharedPool().size * 2) : (options.concurrency ?? 16)
     const running = new Set<Promise<void>>()
     let failure: unknown
-    for (const c of index.chunks) {
+    for (const task of tasks) {
       if (failure != null) break
-      const p = one(c).then(() => {
-        done += c.size
+      const p = task.run().then(() => {
+        for (const c of task.chunks) done += c.size
         stats.bytes = done
-        stats.chunks++
+        stats.chunks += task.chunks.length
         options.onProgress?.(done)
       }, (err) => { failure ??= err })
       running.add(p)

@@ -43,6 +43,20 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
   if (req.op === 'cuts') { const ends = findCuts(req); return { reply: { seq: req.seq, ends }, transfer: [ends.buffer as ArrayBuffer] } }
   if (req.op === 'store-range') { const r = await storeRange(req); return { reply: { seq: req.seq, ...r }, transfer: [r.ids.buffer as ArrayBuffer] } }
   if (req.op === 'seed') return { reply: { seq: req.seq, ...indexSeedRange(req) }, transfer: [] }
+  if (req.op === 'place-batch') {
+    const placed = req.items.map((item) => {
+      const failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz', detail?: string }> = []
+      for (let i = 0; i < item.from.length; i++) {
+        const from = item.from[i]
+        if (from == null) continue
+        const r = place({ op: 'place', seq: 0, id: item.id, size: item.size, digest: req.digest, outFd: req.outFd, outOffset: item.outOffset, from })
+        if (r.status === 'ok') return { from: i, failures }
+        failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status!, detail: r.detail })
+      }
+      return { from: -1, failures }
+    })
+    return { reply: { seq: req.seq, placed }, transfer: [] }
+  }
   if (req.op === 'place') return { reply: { seq: req.seq, ...place(req) }, transfer: [] }
   // decode: decompress (unless plain) and verify
   const id = new ChunkId(new Uint8Array(req.id))

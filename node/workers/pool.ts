@@ -24,6 +24,8 @@ export type WorkerRequest =
   | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
   /** read the chunks [ends[i-1], ends[i]) (ends[-1] = start) from fd; hash, and store the ones the local store lacks */
   | { op: 'store-range', seq: number, fd: number, start: number, ends: Float64Array, digest: DigestAlgorithm, compression: Compression, storePath: string, extension: string }
+  /** place many chunks; each tries its sources in order */
+  | { op: 'place-batch', seq: number, digest: DigestAlgorithm, outFd: number, items: Array<{ id: Uint8Array, size: number, outOffset: number, from: Array<PlaceSource | null> }> }
   /** whether outFd already holds the chunk at `offset` */
   | { op: 'check', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, fd: number, offset: number }
 
@@ -46,6 +48,8 @@ export interface WorkerReply {
   /** seed: wanted chunks found, as [offset, size, index into wanted] triples; bytes chunked */
   found?: number[]
   scanned?: number
+  /** place-batch: per item, the index of the source that supplied it (-1: none), and per source what went wrong */
+  placed?: Array<{ from: number, failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz', detail?: string }> }>
   /** cuts: chunk end offsets */
   ends?: Float64Array
   /** store-range: the chunks' IDs back to back, and how many were new and their stored bytes */
