@@ -14,7 +14,7 @@
 // Every *decision* is inherited unchanged: plan() (least-loaded holder, wait for the owner while
 // it makes progress, origin on timeout), requestStarted/Succeeded/Failed (strikes, the ban on a
 // chunk that fails verification), acceptInbound/inboundDone, ban/isBanned.
-import { SwarmPolicy, chunkHash, rendezvousWeight, type ChunkKey, type IndexKey, type PeerKey, type SwarmPolicyInit } from '../node/swarm/policy.ts'
+import { SwarmPolicy, chunkHash, rendezvousWeight, type ChunkKey, type FailureReason, type IndexKey, type PeerKey, type SwarmPolicyInit } from '../node/swarm/policy.ts'
 
 /** What the fleet tells each host's policy (implemented by Fleet). */
 export interface FleetView {
@@ -62,6 +62,16 @@ export class FleetPolicy extends SwarmPolicy {
   override requestSucceeded (peer: PeerKey, chunk: ChunkKey, bytes: number, now: number): void {
     super.requestSucceeded(peer, chunk, bytes, now)
     super.noteLacks(peer, chunk, now)
+  }
+
+  /**
+   * The base class strikes a peer that answered "missing" only if it had claimed the chunk; the
+   * claim lives in the shared state, so it is handed to the base class first.
+   */
+  override requestFailed (peer: PeerKey, chunk: ChunkKey, reason: FailureReason, now: number): void {
+    const v = this.view
+    if (v.holds(v.hostIndex(peer), v.chunkIndex(chunk))) super.noteHaves(undefined, peer, [chunk], now)
+    super.requestFailed(peer, chunk, reason, now)
   }
 
   override isBanned (peer: PeerKey, now: number): boolean {

@@ -11,7 +11,7 @@ import { chunkHash, hashKey, rendezvousWeight, type Plan } from '../node/swarm/p
 import { idealSeconds, type FleetConfig } from './config.ts'
 import { Simulation } from './engine.ts'
 import { FleetPolicy, type FleetView } from './fleet-policy.ts'
-import { Link, Meter, startTransfer, cancelTransfer, type Transfer } from './network.ts'
+import { Link, Meter, startTransfer, type Transfer } from './network.ts'
 import { Random } from './random.ts'
 
 const INDEX = 'update'
@@ -303,10 +303,21 @@ export class Fleet implements FleetView {
 
   /** Recomputes every chunk's owner in every component (start, partition, heal). */
   private resetOwners (): void {
+    const before = this.ownerOf
     const comps = Math.max(...this.component) + 1
     this.ownerOf = Array.from({ length: comps }, () => new Int32Array(this.C).fill(-1))
     this.ownerWeight = Array.from({ length: comps }, () => new Float64Array(this.C).fill(-1))
     for (const h of this.hosts) if (h.joined && h.alive) this.offerOwnership(h, true)
+    // an owner that is fetching a chunk keeps it in its own component
+    for (const old of before) {
+      for (let c = 0; c < this.C; c++) {
+        const o = old[c]!
+        if (o < 0 || this.claimed[c] === 0 || this.holderCount[c]! > 0) continue
+        const comp = this.component[this.hosts[o]!.segment]!
+        this.ownerOf[comp]![c] = o
+        this.ownerWeight[comp]![c] = this.weight(o, c)
+      }
+    }
   }
 
   /** A host joined: it becomes the owner of the chunks it needs where it outranks the owner. */
@@ -434,13 +445,15 @@ export class Fleet implements FleetView {
     h.alive = false
     h.leaves++
     h.epoch++
-    for (const p of h.pending.values()) {
-      if (p.transfer != null) cancelTransfer(this.sim, p.transfer)
-      this.waiting[h.index * this.C + p.chunk] = 0
-    }
+    // its transfers die with its links (below); their servers see the failure and move on
+    for (const p of h.pending.values()) this.waiting[h.index * this.C + p.chunk] = 0
     h.pending.clear()
+    // requests waiting here: their connections close, the requesters see an error
+    const waiting = [...h.inboundQueue]
+    for (const st of h.streams.values()) waiting.push(...st.queue)
     h.inboundQueue = []
     h.streams.clear()
+    for (const req of waiting) if (!req.cancelled) { req.cancelled = true; this.fail(req.from, h, req, 'error', this.config.latency) }
     h.up.fail()
     h.down.fail()
     const now = this.nowMs()

@@ -137,6 +137,7 @@ export class Link {
     this.advance()
     const job = this.popJob()
     if (job == null) return
+    job.dead = true // done here: a later drop() must not count it again
     this.active--
     // the finished job's tag is the virtual time now (up to rounding): snap to it
     if (job.tag > this.virtual) this.virtual = job.tag
