@@ -1,0 +1,43 @@
+// Each scenario's headline property, on a small fleet (the p99-vs-ideal targets are measured at
+// scale, see the README's "Fleet simulator" section; here the properties that must always hold).
+import '../helpers/setup.ts'
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { runScenario } from '../../sim/run.ts'
+import { scenarios } from '../../sim/scenarios/index.ts'
+
+describe('sim scenarios', () => {
+  for (const scenario of Object.values(scenarios)) {
+    it(`${scenario.name}: ${scenario.summary}`, () => {
+      const { report, headlines } = runScenario(scenario, { hosts: 60, updateBytes: 3 << 20, seed: 2 })
+      assert.ok(report.completedHosts > 0)
+      for (const h of headlines) {
+        if (/p99 completion/.test(h.claim)) continue
+        assert.ok(h.ok, `${scenario.name}: ${h.claim} (${h.detail})`)
+      }
+    })
+  }
+
+  it('malicious: with 5% hostile hosts, liars are struck and banned and corrupt servers banned', () => {
+    const { report } = runScenario(scenarios.malicious!, { hosts: 100, updateBytes: 2 << 20, malicious: 0.05 })
+    assert.equal(report.maliciousHosts, 5)
+    assert.equal(report.corruptedOutputs, 0)
+    assert.ok(report.falseClaims > 0 && report.invalidChunks > 0 && report.bans > 0, JSON.stringify({ f: report.falseClaims, i: report.invalidChunks, b: report.bans }))
+  })
+
+  it('origin-outage: peers keep trading while the origin is down', () => {
+    const { report, config } = runScenario(scenarios['origin-outage']!, { hosts: 60, updateBytes: 3 << 20 })
+    const down = config.events.find(e => e.kind === 'origin-down')!.at
+    const up = config.events.find(e => e.kind === 'origin-up')!.at
+    const b = report.originSeries.bucketSeconds
+    const during = report.originSeries.bytes.slice(Math.ceil(down / b) + 1, Math.floor(up / b))
+    assert.ok(during.length > 0 && during.every(x => x === 0), 'nothing leaves the origin while it is down')
+    assert.equal(report.completedHosts, report.honestHosts)
+  })
+
+  it('partition: each side finishes on its own', () => {
+    const { report } = runScenario(scenarios.partition!, { hosts: 60, updateBytes: 3 << 20 })
+    assert.equal(report.completedHosts, report.honestHosts)
+    assert.ok(report.originRatio > 1, 'chunks only the other side had are fetched again')
+  })
+})
