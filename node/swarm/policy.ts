@@ -356,6 +356,16 @@ export class SwarmPolicy {
     })
   }
 
+  /** Connected, non-banned peers that announced (within fetchingTtl) they are fetching the chunk. */
+  fetchersOf (chunk: ChunkKey, now: number): PeerKey[] {
+    const out: PeerKey[] = []
+    for (const s of this.peerStates.values()) {
+      const t = s.fetching.get(chunk)
+      if (t != null && now - t <= this.fetchingTtl && s.connected && !this.bannedAt(s, now)) out.push(s.key)
+    }
+    return out
+  }
+
   /** Hosts working on the index (self included if it called noteWants), banned peers excluded. */
   workers (index: IndexKey, now: number): PeerKey[] {
     const st = this.indexes.get(index)

@@ -4,6 +4,7 @@
 // timed out), fetch it from the origin stores itself. Every chunk, from a peer or the origin, is
 // verified (decodeChunk), written to the cache in its compressed form and announced to the
 // peers at once, so they can take it from here while the extraction goes on.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { ChunkId, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
 import { ChunkMissingError, InvalidArgumentError } from '../../protocol/errors.ts'
 import type { Index } from '../../protocol/index-file.ts'
@@ -26,6 +27,11 @@ export interface SwarmSourceInit {
   settle?: number
   /** prepare() waits until the host has run this long (discovery). @default 300 */
   minUptime?: number
+  /**
+   * Origin fetches this host runs ahead of the extraction for the chunks it owns (0: none, fetch
+   * an owned chunk only when the extraction reaches it). Needs a cache. @default 4
+   */
+  ownerPrefetch?: number
 }
 
 export interface SwarmSourceStats {
@@ -53,6 +59,13 @@ export class SwarmSource implements ChunkSource {
   private key = ''
   private ready?: Promise<void>
   private readonly inFlight = new Map<string, Promise<Uint8Array>>()
+  private readonly ownerPrefetch: number
+  private readonly sizes = new Map<string, number>()
+  private readonly prefetchAbort = new AbortController()
+  private readonly lastOrigin = new Map<string, string>()
+  private prefetching?: Promise<void>
+  /** chunks prefetched into the cache that get() has not handed out (the extraction reads them from the cache) */
+  private readonly prefetched = new Map<string, string>()
 
   constructor (init: SwarmSourceInit) {
     this.host = init.host
@@ -62,6 +75,8 @@ export class SwarmSource implements ChunkSource {
     this.cache = init.cache
     this.settle = init.settle ?? 1500
     this.minUptime = init.minUptime ?? 300
+    this.ownerPrefetch = init.cache != null ? (init.ownerPrefetch ?? 4) : 0
+    for (const c of init.index.chunks) this.sizes.set(c.id.toString(), c.size)
     this.log = defaultLogger().forComponent('caswarm:swarm:source')
   }
 
@@ -91,8 +106,42 @@ export class SwarmSource implements ChunkSource {
       }
       await this.host.join(Buffer.from(this.key, 'hex'), this.digest, wants, { settle: this.settle, minUptime: this.minUptime, signal: options.signal })
       this.log('joined index %s wanting %d chunks; %d peers', this.key.slice(0, 12), wants.length, this.host.connectedPeers().length)
+      this.startPrefetch(wants)
     })()
     await this.ready
+  }
+
+  /**
+   * The chunks this host owns (by the policy's rendezvous split) are fetched from the origin
+   * right away, a few at a time in index order, rather than when the extraction reaches them:
+   * peers waiting for them are served sooner, so their waits do not time out into duplicate
+   * origin fetches. Each lands in the cache (where the extraction finds it) and is announced.
+   */
+  private startPrefetch (wants: ChunkId[]): void {
+    if (this.ownerPrefetch <= 0 || wants.length === 0) return
+    const queue = wants.slice()
+    const policy = this.host.policy
+    const signal = this.prefetchAbort.signal
+    const lane = async (): Promise<void> => {
+      // let the hosts' views of who wants what settle before acting on ownership
+      await sleep(this.settle, undefined, { signal }).catch(() => {})
+      while (queue.length > 0 && !signal.aborted) {
+        const id = queue.shift()!
+        const k = id.toString()
+        const now = Date.now()
+        if (this.inFlight.has(k) || policy.ownerOf(this.key, k, now) !== policy.self) continue
+        if (policy.holdersOf(k, now).length > 0 || policy.fetchersOf(k, now).length > 0) continue
+        const p = this.fromOrigin(id, { signal, size: this.sizes.get(k) }).finally(() => this.inFlight.delete(k))
+        this.inFlight.set(k, p)
+        try {
+          await p
+          this.prefetched.set(k, this.lastOrigin.get(k) ?? 'origin')
+        } catch (err: any) {
+          if (!signal.aborted) this.log('prefetch of %s failed - %s', k.slice(0, 12), err.message)
+        }
+      }
+    }
+    this.prefetching = Promise.all(Array.from({ length: this.ownerPrefetch }, lane)).then(() => {})
   }
 
   async has (id: ChunkId): Promise<boolean> {
@@ -102,8 +151,13 @@ export class SwarmSource implements ChunkSource {
   async get (id: ChunkId, options: GetOptions = {}): Promise<Uint8Array> {
     await this.prepare(undefined, options)
     const k = id.toString()
+    this.prefetched.delete(k)
     const pending = this.inFlight.get(k)
-    if (pending != null) return await pending
+    if (pending != null) {
+      const data = await pending
+      this.prefetched.delete(k)
+      return data
+    }
     const p = this.obtain(id, options).finally(() => this.inFlight.delete(k))
     this.inFlight.set(k, p)
     return await p
@@ -155,6 +209,7 @@ export class SwarmSource implements ChunkSource {
           plain = await origin.get(id, options)
         }
         await this.keep(id, plain, compressed, origin.toString())
+        this.lastOrigin.set(id.toString(), origin.toString())
         return plain
       } catch (err: any) {
         options.signal?.throwIfAborted()
@@ -185,9 +240,17 @@ export class SwarmSource implements ChunkSource {
 
   /** Replaces the 'swarm' entry of extract stats by where the swarm's chunks came from. */
   mergeStats (stats: ExtractStats): void {
-    const mine = stats.sources[this.toString()]
-    if (mine == null) return
     delete stats.sources[this.toString()]
+    // prefetched chunks the extraction read back from the cache: count them once, as origin bytes
+    const cacheName = this.cache != null ? `cache:${this.cache.toString()}` : undefined
+    const cached = cacheName != null ? stats.sources[cacheName] : undefined
+    if (cached != null) {
+      for (const k of this.prefetched.keys()) {
+        cached.chunks--
+        cached.bytes -= this.sizes.get(k) ?? 0
+      }
+      if (cached.chunks <= 0) delete stats.sources[cacheName!]
+    }
     for (const [name, s] of Object.entries(this.stats.sources)) {
       const t = stats.sources[name] ??= { chunks: 0, bytes: 0 }
       t.chunks += s.chunks
@@ -197,6 +260,8 @@ export class SwarmSource implements ChunkSource {
   }
 
   async close (): Promise<void> {
+    this.prefetchAbort.abort()
+    await this.prefetching?.catch(() => {})
     if (this.key !== '') this.host.leave(this.key)
   }
 }
