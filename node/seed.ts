@@ -36,7 +36,7 @@ export class FileSeed implements Seed {
   readonly digest: DigestAlgorithm
   /** chunk ID hex → where it is in the seed */
   readonly chunks = new Map<string, SeedChunkLocation>()
-  private handle?: fs.FileHandle
+  private handle?: Promise<fs.FileHandle>
   bytesIndexed = 0
 
   constructor (file: string, digest: DigestAlgorithm, name = `seed:${file}`) {
@@ -59,8 +59,10 @@ export class FileSeed implements Seed {
     const wanted = new Uint8Array(target.chunks.length * 32)
     target.chunks.forEach((c, i) => { wanted.set(c.id.bytes, i * 32) })
     const sizes = Int32Array.from(new Set(target.chunks.map(c => c.size)))
-    const handle = await fs.open(file, 'r')
-    seed.handle = handle
+    seed.handle = fs.open(file, 'r')
+    const handle = await seed.handle.catch((err: any) => {
+      throw Object.assign(new Error(`cannot read seed ${file}: ${err.code === 'ENOENT' ? 'no such file' : String(err.message)}`), { code: err.code })
+    })
     const st = await handle.stat()
     const size = st.isBlockDevice() ? await blockDeviceSize(file) : st.size
     const rangeSize = Math.max(16 << 20, Math.ceil(size / (pool.size * 4)))
@@ -81,7 +83,13 @@ export class FileSeed implements Seed {
       }))
       if (size === 0) break
     }
-    await Promise.all(jobs)
+    try {
+      await Promise.all(jobs)
+    } catch (err) {
+      await Promise.allSettled(jobs)
+      await seed.close()
+      throw err
+    }
     seed.bytesIndexed = size
     log('%s: %d bytes indexed, %d wanted chunks found', seed.name, size, seed.chunks.size)
     return seed
@@ -91,12 +99,17 @@ export class FileSeed implements Seed {
     return this.chunks.has(id.toString())
   }
 
+  /** The seed file, opened once however many callers ask at the same time. */
+  private async open (): Promise<fs.FileHandle> {
+    this.handle ??= fs.open(this.path, 'r')
+    return await this.handle
+  }
+
   /** Where the seed holds a chunk, and an open descriptor to read it by (for worker threads). */
   async locate (id: ChunkId, size: number): Promise<{ fd: number, offset: number } | null> {
     const loc = this.chunks.get(id.toString())
     if (loc == null || loc.size !== size) return null
-    this.handle ??= await fs.open(this.path, 'r')
-    return { fd: this.handle.fd, offset: loc.offset }
+    return { fd: (await this.open()).fd, offset: loc.offset }
   }
 
   /** Forget a chunk the seed turned out not to hold (it changed since it was indexed). */
@@ -107,9 +120,8 @@ export class FileSeed implements Seed {
   async read (id: ChunkId, size: number): Promise<Uint8Array | null> {
     const loc = this.chunks.get(id.toString())
     if (loc == null || loc.size !== size) return null
-    this.handle ??= await fs.open(this.path, 'r')
     const buf = new Uint8Array(size)
-    const { bytesRead } = await this.handle.read(buf, 0, size, loc.offset)
+    const { bytesRead } = await (await this.open()).read(buf, 0, size, loc.offset)
     if (bytesRead !== size || !ChunkId.digest(buf, this.digest).equals(id)) {
       log('%s changed under us at offset %d; not using it for %s', this.name, loc.offset, id.toString())
       this.chunks.delete(id.toString())
@@ -119,7 +131,8 @@ export class FileSeed implements Seed {
   }
 
   async close (): Promise<void> {
-    await this.handle?.close()
+    const handle = this.handle
     this.handle = undefined
+    await (await handle?.catch(() => undefined))?.close()
   }
 }
