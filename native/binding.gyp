@@ -4,6 +4,11 @@
       "target_name": "caswarm_tree",
       "sources": ["tree.c"],
       "cflags": ["-O2", "-Wall", "-Wno-unused-parameter"]
+    },
+    {
+      "target_name": "caswarm_chunker",
+      "sources": ["chunker.c"],
+      "cflags": ["-O3", "-Wall", "-Wno-unused-parameter"]
     }
   ]
 }

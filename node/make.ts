@@ -10,6 +10,7 @@ import { type Compression, DEFAULT_COMPRESSION } from '../protocol/compression.t
 import { CA_FORMAT_EXCLUDE_FILE, CA_FORMAT_EXCLUDE_NODUMP, CHUNK_SUFFIX } from '../protocol/constants.ts'
 import type { Index, IndexChunk } from '../protocol/index-file.ts'
 import { blockDeviceSize } from './block-device.ts'
+import { useNativeChunker } from './native-chunker.ts'
 import type { ChunkStore } from './store/chunk-store.ts'
 import { LocalStore } from './store/local-store.ts'
 import { sharedPool, transferable, type WorkerPool } from './workers/pool.ts'
@@ -52,6 +53,9 @@ export interface MakeResult {
 export function blobFeatureFlags (digest: DigestAlgorithm): bigint {
   return CA_FORMAT_EXCLUDE_NODUMP | CA_FORMAT_EXCLUDE_FILE | digestFlag(digest)
 }
+
+/** the main thread chunks too (makeIndex's sequential path) */
+useNativeChunker()
 
 export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, store: ChunkStore, options: MakeOptions = {}): Promise<MakeResult> {
   const started = performance.now()

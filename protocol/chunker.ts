@@ -120,6 +120,21 @@ function divisibilityTest (d: number): { inverse: number, shift: number, thresho
 }
 
 /**
+ * An accelerated scan with exactly the semantics of the loop in CutFinder.next(): buf[0] is the
+ * chunk's first byte, state = [pos, hash] with hash over buf[pos-48 .. pos); it advances until
+ * h % d == d - 1 or pos >= max (a cut: returns true) or pos reaches `limit` (returns false),
+ * leaving [pos, hash] in state. node/native-chunker.ts installs a C one; protocol/ stays pure.
+ */
+export type CutScanner = (buf: Uint8Array, state: Uint32Array, limit: number, max: number, d: number) => boolean
+
+let scanner: CutScanner | undefined
+
+/** Installs (or, with undefined, removes) the accelerated scan used by every CutFinder. */
+export function setCutScanner (fn: CutScanner | undefined): void {
+  scanner = fn
+}
+
+/**
  * The cut finder over one contiguous buffer that always starts at the current chunk's first
  * byte. `next(buf, end)` answers the length of the chunk if it ends within `buf[0..end)`, or -1
  * when more data is needed; the scan position and hash carry over between calls, so no byte is
@@ -133,6 +148,7 @@ export class CutFinder {
   private readonly fixed: boolean
   private readonly firstTest: number
   private readonly divisor: { inverse: number, shift: number, thresholdSigned: number, powerOfTwo: boolean }
+  private readonly state = new Uint32Array(2)
   /** bytes of the current chunk already covered by `hash`; 0 = not started */
   private pos = 0
   private hash = 0
@@ -158,6 +174,16 @@ export class CutFinder {
       if (end < this.firstTest) return -1
       pos = this.firstTest
       h = buzhash(buf, pos - CHUNKER_WINDOW_SIZE, pos)
+    }
+    if (scanner != null) {
+      const state = this.state
+      state[0] = pos
+      state[1] = h
+      const cut = scanner(buf, state, end, this.max, this.discriminator)
+      if (cut) { this.pos = 0; this.hash = 0; return state[0]! }
+      this.pos = state[0]!
+      this.hash = state[1]! | 0
+      return -1
     }
     // h % d == d - 1  <=>  d divides h + 1 (as a 33-bit value). Float64 modulo is a C call in
     // V8, so test divisibility in int32 arithmetic (Hacker's Delight 10-17): with d = m * 2^k,

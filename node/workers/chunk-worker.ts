@@ -10,6 +10,9 @@ import { CutFinder } from '../../protocol/chunker.ts'
 import { compress, compressSync, type Compression, decompress, decompressSync } from '../../protocol/compression.ts'
 import { ChunkInvalidError } from '../../protocol/errors.ts'
 import type { WorkerReply, WorkerRequest } from './pool.ts'
+import { useNativeChunker } from '../native-chunker.ts'
+
+useNativeChunker()
 
 const madeDirs = new Set<string>()
 
