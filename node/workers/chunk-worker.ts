@@ -213,8 +213,33 @@ function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<Work
   return { found, scanned: base - req.start }
 }
 
+// Scratch buffers reused by place(), which is synchronous: one chunk file in, one plain chunk out.
+let fileScratch = Buffer.allocUnsafe(1 << 18)
+let plainScratch = Buffer.allocUnsafe((1 << 18) + 1)
+
+/** A whole file read into the reused scratch buffer (a view, valid until the next call), or null if absent. */
 function readWhole (file: string): Buffer | null {
-  try { return fs.readFileSync(file) } catch (err: any) { if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null; throw err }
+  let fd: number
+  try { fd = fs.openSync(file, 'r') } catch (err: any) { if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null; throw err }
+  try {
+    const size = fs.fstatSync(fd).size
+    if (fileScratch.byteLength < size + 1) fileScratch = Buffer.allocUnsafe(size + 1)
+    let got = 0
+    for (;;) {
+      // read one byte more than the size, so a file that grew is still read whole
+      const n = fs.readSync(fd, fileScratch, got, fileScratch.byteLength - got, got)
+      if (n === 0) break
+      got += n
+      if (got === fileScratch.byteLength) {
+        const bigger = Buffer.allocUnsafe(fileScratch.byteLength * 2)
+        fileScratch.copy(bigger)
+        fileScratch = bigger
+      }
+    }
+    return fileScratch.subarray(0, got)
+  } finally {
+    fs.closeSync(fd)
+  }
 }
 
 /** Reads, verifies and writes one chunk; never writes bytes that failed verification. */
@@ -224,7 +249,8 @@ function place (req: Extract<WorkerRequest, { op: 'place' }>): Pick<WorkerReply,
   let where: string
   if (req.from.kind === 'file') {
     where = `offset ${req.from.offset}`
-    const buf = Buffer.allocUnsafe(req.size)
+    if (plainScratch.byteLength < req.size + 1) plainScratch = Buffer.allocUnsafe(req.size + 1)
+    const buf = plainScratch.subarray(0, req.size)
     const n = fs.readSync(req.from.fd, buf, 0, req.size, req.from.offset)
     if (n !== req.size) return { status: 'missing', detail: `short read at ${where}` }
     plain = buf
@@ -243,7 +269,8 @@ function place (req: Extract<WorkerRequest, { op: 'place' }>): Pick<WorkerReply,
     }
     if (compressed) {
       try {
-        plain = decompressSync(stored, { maxSize: req.size })
+        if (plainScratch.byteLength < req.size + 1) plainScratch = Buffer.allocUnsafe(req.size + 1)
+        plain = decompressSync(stored, { maxSize: req.size, into: plainScratch })
       } catch (err: any) {
         if (err?.message?.includes('xz chunks need') === true) return { status: 'missing', detail: 'xz' } // caller decodes xz on the async path
         return { status: 'invalid', detail: `${where}: cannot be decompressed: ${String(err?.message ?? err)}` }
