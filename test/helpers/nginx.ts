@@ -42,23 +42,23 @@ async function waitForPort (port: number, child: ChildProcess, errorLog: string)
   throw new Error(`nginx did not listen on ${port}`)
 }
 
-/** Starts nginx serving `root` from `dir` (its prefix: config, pid, logs, temp files). */
-export async function startNginx (root: string, dir: string): Promise<Nginx> {
+/**
+ * Writes `dir`/nginx.conf for a static server of `root` on `addr`:`port`, with its pid, logs and
+ * temp files under `dir` (nothing outside it), and returns the config's path.
+ */
+export function writeNginxConf (dir: string, root: string, addr: string, port: number): string {
   mkdirSync(join(dir, 'logs'), { recursive: true })
   mkdirSync(join(dir, 'tmp'), { recursive: true })
-  const port = await freePort()
-  const accessLog = join(dir, 'logs', 'access.log')
-  const errorLog = join(dir, 'logs', 'error.log')
   const conf = join(dir, 'nginx.conf')
   const asRoot = process.getuid?.() === 0
   writeFileSync(conf, `
 ${asRoot ? 'user root;' : ''}
 worker_processes 1;
 pid ${join(dir, 'nginx.pid')};
-error_log ${errorLog} warn;
+error_log ${join(dir, 'logs', 'error.log')} warn;
 events { worker_connections 1024; }
 http {
-  access_log ${accessLog};
+  access_log ${join(dir, 'logs', 'access.log')};
   client_body_temp_path ${join(dir, 'tmp', 'body')};
   proxy_temp_path ${join(dir, 'tmp', 'proxy')};
   fastcgi_temp_path ${join(dir, 'tmp', 'fastcgi')};
@@ -70,11 +70,20 @@ http {
   keepalive_requests 1000000;
   keepalive_timeout 60s;
   server {
-    listen 127.0.0.1:${port};
+    listen ${addr}:${port};
     root ${root};
   }
 }
 `)
+  return conf
+}
+
+/** Starts nginx serving `root` from `dir` (its prefix: config, pid, logs, temp files). */
+export async function startNginx (root: string, dir: string): Promise<Nginx> {
+  const port = await freePort()
+  const conf = writeNginxConf(dir, root, '127.0.0.1', port)
+  const errorLog = join(dir, 'logs', 'error.log')
+  const accessLog = join(dir, 'logs', 'access.log')
   const child = spawn(NGINX, ['-p', dir, '-c', conf, '-e', errorLog, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString() })

@@ -1,6 +1,6 @@
 import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
-import { createReadStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createReadStream, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, it } from 'node:test'
@@ -9,39 +9,20 @@ import { makeIndex } from '../../node/make.ts'
 import { LocalStore } from '../../node/store/local-store.ts'
 import { pseudoRandom } from '../helpers/fixtures.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
+import { writeNginxConf } from '../helpers/nginx.ts'
+import { STRICT } from '../helpers/setup.ts'
 import { needs } from '../helpers/tools.ts'
 import { createLan, output, type Lan } from './lan.ts'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 const CLI = join(ROOT, 'bin', 'caswarm.js')
 const HOSTS = 5
-const skip = process.getuid?.() !== 0 ? 'needs root (network namespaces)' : needs('ip', 'nginx')
-
-function nginxConf (dir: string, root: string, addr: string, port: number): string {
-  const conf = join(dir, 'nginx.conf')
-  mkdirSync(join(dir, 'logs'), { recursive: true })
-  mkdirSync(join(dir, 'tmp'), { recursive: true })
-  writeFileSync(conf, `
-user root;
-worker_processes 1;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'logs', 'error.log')} warn;
-events { worker_connections 1024; }
-http {
-  access_log ${join(dir, 'logs', 'access.log')};
-  client_body_temp_path ${join(dir, 'tmp', 'body')};
-  proxy_temp_path ${join(dir, 'tmp', 'proxy')};
-  fastcgi_temp_path ${join(dir, 'tmp', 'fastcgi')};
-  uwsgi_temp_path ${join(dir, 'tmp', 'uwsgi')};
-  scgi_temp_path ${join(dir, 'tmp', 'scgi')};
-  default_type application/octet-stream;
-  sendfile on;
-  keepalive_requests 1000000;
-  server { listen ${addr}:${port}; root ${root}; }
+function rootOnly (): string | false {
+  if (process.getuid?.() === 0) return needs('ip', 'nginx')
+  if (STRICT) throw new Error('CASWARM_CI=1 and the network-namespace tests need root')
+  return 'needs root (network namespaces)'
 }
-`)
-  return conf
-}
+const skip = rootOnly()
 
 describe('swarm on a LAN of network namespaces (nginx origin, mDNS)', { skip }, () => {
   const tmp = tempDir('caswarm-lan-')
@@ -73,7 +54,7 @@ describe('swarm on a LAN of network namespaces (nginx origin, mDNS)', { skip }, 
     const [originHost, hostileHost, ...hosts] = lan.hosts as [typeof lan.hosts[0], typeof lan.hosts[0], ...typeof lan.hosts]
     const port = 8080
     const ngDir = join(tmp.path, 'nginx')
-    const conf = nginxConf(ngDir, join(tmp.path, 'www'), originHost.ip, port)
+    const conf = writeNginxConf(ngDir, join(tmp.path, 'www'), originHost.ip, port)
     const nginx = lan.spawn(originHost, '/usr/sbin/nginx', ['-p', ngDir, '-c', conf, '-g', 'daemon off;'])
     const hostile = lan.spawn(hostileHost, process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'netns', 'hostile-node.ts'), `/ip4/${hostileHost.ip}/tcp/7700`])
     let hostileId = ''
