@@ -9,8 +9,12 @@ import { InvalidFormatError } from './errors.ts'
 const require = createRequire(import.meta.url)
 // zstd-napi: the low-level binding gives a bounded streaming decompressor (no zstd in Node 20's zlib)
 const zstd = require('zstd-napi/binding.js') as typeof import('zstd-napi/binding.js')
-// lzma-native is CommonJS; its default export carries the API
-const lzma = require('lzma-native') as any
+// lzma-native is CommonJS; its default export carries the API. Loaded on first use (xz only).
+let lzmaModule: any
+function lzma (): any {
+  lzmaModule ??= require('lzma-native')
+  return lzmaModule
+}
 
 export type Compression = 'zstd' | 'xz' | 'gzip'
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'xz', 'gzip']
@@ -79,7 +83,7 @@ export function compressSync (data: Uint8Array, compression: Compression): Uint8
 
 export async function compress (data: Uint8Array, compression: Compression = DEFAULT_COMPRESSION): Promise<Uint8Array> {
   if (compression !== 'xz') return compressSync(data, compression)
-  const out: Buffer = await lzma.compress(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { preset: XZ_PRESET, check: lzma.CHECK_CRC64 })
+  const out: Buffer = await lzma().compress(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { preset: XZ_PRESET, check: lzma().CHECK_CRC64 })
   return out
 }
 
@@ -162,7 +166,7 @@ export async function decompress (data: Uint8Array, options: DecompressOptions =
   if (xzStreamLength(data) !== data.byteLength) throw new InvalidFormatError('xz chunk is truncated or has trailing noise after its stream')
   let out: Buffer
   try {
-    out = await lzma.decompress(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+    out = await lzma().decompress(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
   } catch (err) {
     throw decompressError('xz', err)
   }

@@ -3,7 +3,7 @@
 // timeouts, bodies read with a size limit, and errors that name the method and URL.
 import { setMaxListeners } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Pool, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
 import { ChunkInvalidError, OriginError } from '../../protocol/errors.ts'
 
 export interface HttpClientInit {
@@ -138,7 +138,10 @@ export class HttpClient {
   readonly origin: string
   readonly stats: HttpStats = { requests: 0, retries: 0, failures: 0, bytesReceived: 0, bytesSent: 0 }
   readonly timeout: number
-  private readonly dispatcher: Dispatcher
+  private dispatcher?: Dispatcher
+  /** undici is imported on the first request (loading it costs ~100 ms of start-up) */
+  private dispatcherReady?: Promise<Dispatcher>
+  private readonly poolOptions: ConstructorParameters<typeof import('undici').Pool>[1]
   private readonly ownDispatcher: boolean
   private readonly limiter: Limiter
   private readonly retries: number
@@ -156,14 +159,24 @@ export class HttpClient {
     this.token = init.token
     this.limiter = new Limiter(init.concurrency ?? 16)
     this.ownDispatcher = init.dispatcher == null
-    this.dispatcher = init.dispatcher ?? new Pool(this.origin, {
+    this.dispatcher = init.dispatcher
+    this.poolOptions = {
       connections: init.connections ?? 4,
       pipelining: init.pipelining ?? 4,
       connect: { timeout: init.connectTimeout ?? 10_000 },
       keepAliveTimeout: 30_000,
       headersTimeout: this.timeout,
       bodyTimeout: this.timeout
+    }
+  }
+
+  private async getDispatcher (): Promise<Dispatcher> {
+    if (this.dispatcher != null) return this.dispatcher
+    this.dispatcherReady ??= import('undici').then(({ Pool }) => {
+      this.dispatcher = new Pool(this.origin, this.poolOptions)
+      return this.dispatcher
     })
+    return await this.dispatcherReady
   }
 
   get hasToken (): boolean { return this.token != null && this.token !== '' }
@@ -184,7 +197,8 @@ export class HttpClient {
         const headers: Record<string, string> = { ...attempt.headers }
         if (this.hasToken) headers.authorization = `Bearer ${this.token!}`
         if (attempt.body != null) this.stats.bytesSent += attempt.body.byteLength
-        const res = await this.dispatcher.request({
+        const dispatcher = await this.getDispatcher()
+        const res = await dispatcher.request({
           origin: this.origin,
           path: attempt.path,
           method: attempt.method,
@@ -222,7 +236,7 @@ export class HttpClient {
   async close (): Promise<void> {
     if (!this.ownDispatcher || this.closed) return
     this.closed = true
-    await this.dispatcher.close()
+    await (this.dispatcherReady != null ? await this.dispatcherReady : undefined)?.close()
   }
 }
 
