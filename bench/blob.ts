@@ -5,7 +5,7 @@
 // else from polling /proc/<pid>/status (VmHWM).
 //   node --import tsx bench/blob.ts [--size=512] [--work-dir=DIR] [--keep]
 import '../node/polyfills.ts'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
@@ -137,6 +137,9 @@ interface Run extends Measure { stdout: string }
 
 /** Runs a command, timing it and measuring its peak RSS. */
 async function measure (cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
+  // start every measured run with no dirty pages left by the previous one (either tool's
+  // writeback would otherwise be charged to whichever runs next)
+  execFileSync('sync')
   const useTime = existsSync(GNU_TIME)
   const argv = useTime ? [GNU_TIME, '-v', cmd, ...args] : [cmd, ...args]
   const started = performance.now()

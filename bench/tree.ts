@@ -3,7 +3,7 @@
 // alternating the two tools, and the fastest run of each counts (this machine is shared and
 // noisy). Both sides use --digest=sha256 and must produce identical archives and trees.
 //   node --import tsx bench/run.ts --only=tree [--tree=/usr/share] [--reps=3]
-import { spawn } from 'node:child_process'
+import { spawn, execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -19,6 +19,7 @@ function argValue (name: string): string | undefined {
 interface Run extends Measure { stdout: string }
 
 async function measure (cmd: string, args: string[]): Promise<Run> {
+  execFileSync('sync') // no dirty pages left by the previous run
   const argv = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-v', cmd, ...args] : [cmd, ...args]
   const started = performance.now()
   return await new Promise((resolve, reject) => {
