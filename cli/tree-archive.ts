@@ -2,7 +2,7 @@
 // lead's make.ts/extract.ts), and what list/mtree/digest/stat share: casync's --with/--without
 // options, input opening and a scoped walk over the decoded archive.
 import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
+import { createReadStream, writeSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import type { Command } from 'commander'
@@ -177,7 +177,8 @@ export async function makeTreeArchive (target: string, input: string, opts: Make
         hash.update(data)
         bytes += data.byteLength
         let off = 0
-        while (off < data.byteLength) off += (await handle.write(data, off, data.byteLength - off)).bytesWritten
+        // the reader is synchronous too: a thread-pool round trip per piece only adds latency
+        while (off < data.byteLength) off += writeSync(handle.fd, data, off, data.byteLength - off)
       }
       await handle.sync()
       await handle.close()
