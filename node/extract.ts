@@ -44,22 +44,6 @@ export async function extractBlob (index: Index, output: string, options: Extrac
   const inPlace = existing?.isBlockDevice() === true
   const target = inPlace ? output : partialPath(output)
 
-  // Seeds: those given, plus the existing output (a regular file), indexed concurrently.
-  const seedPaths = [...(options.seedPaths ?? [])]
-  if (!inPlace && existing?.isFile() === true && existing.size > 0 && options.seedOutput !== false) seedPaths.push(output)
-  const seeds: Seed[] = [...(options.seeds ?? [])]
-  let seedBytes = 0
-  const indexed = await Promise.all(seedPaths.map(async (p) => {
-    let last = 0
-    return await FileSeed.index(p, index, {
-      signal: options.signal,
-      onProgress: (b) => { seedBytes += b - last; last = b; options.onSeedProgress?.(seedBytes) }
-    }, p === output && !(options.seedPaths ?? []).includes(p) ? `seed-output:${p}` : `seed:${p}`)
-  }))
-  seeds.push(...indexed)
-  options.onSeedsReady?.(seeds)
-
-  const fetcher = new ChunkFetcher(index, { ...options, seeds, stats })
   const partial = inPlace ? null : await statOrNull(target)
   let handle: fs.FileHandle
   try {
@@ -68,15 +52,55 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     const why = err.code === 'ENOENT' ? `directory ${path.dirname(output)} does not exist` : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.code === 'EROFS' ? 'read-only file system' : err.message
     throw Object.assign(new Error(`cannot write output ${output}: ${String(why)}`), { code: err.code ?? 'EIO' })
   }
+  const seeds: Seed[] = [...(options.seeds ?? [])]
   let ok = false
   try {
     if (!inPlace) await handle.truncate(total)
+    const targetStat = await handle.stat()
+
+    // Seeds: those given, plus the existing output (a regular file), indexed concurrently. A
+    // seed file writes the chunks it holds straight into the output while it is indexed (from
+    // the bytes it just verified), unless it is the output itself.
+    const seedPaths = [...(options.seedPaths ?? [])]
+    if (!inPlace && existing?.isFile() === true && existing.size > 0 && options.seedOutput !== false) seedPaths.push(output)
+    let seedBytes = 0
+    const indexed = await Promise.all(seedPaths.map(async (p) => {
+      let last = 0
+      const st = await statOrNull(p)
+      const isTarget = st != null && st.dev === targetStat.dev && st.ino === targetStat.ino
+      return await FileSeed.index(p, index, {
+        signal: options.signal,
+        outFd: isTarget ? undefined : handle.fd,
+        onProgress: (b) => { seedBytes += b - last; last = b; options.onSeedProgress?.(seedBytes) }
+      }, p === output && !(options.seedPaths ?? []).includes(p) ? `seed-output:${p}` : `seed:${p}`)
+    }))
+    seeds.push(...indexed)
+    options.onSeedsReady?.(seeds)
+    const fetcher = new ChunkFetcher(index, { ...options, seeds, stats })
+
     // chunks already written in this run, by ID, so repeated chunks are copied from the output
     const written = new Map<string, IndexChunk>()
     const missing: ChunkId[] = []
     let missingCount = 0
     let done = 0
     const reuse = inPlace || partial != null
+
+    // what the seeds wrote while they were indexed
+    const placedBySeed = new Set<number>()
+    for (const seed of indexed) {
+      for (const i of seed.written) {
+        if (placedBySeed.has(i)) continue
+        placedBySeed.add(i)
+        const c = index.chunks[i]!
+        count(stats, seed.name, c.size)
+        written.set(c.id.toString(), c)
+        done += c.size
+        stats.chunks++
+      }
+    }
+    stats.bytes = done
+    options.onProgress?.(done)
+    const chunksLeft = placedBySeed.size === 0 ? index.chunks : index.chunks.filter((_, i) => !placedBySeed.has(i))
 
     const out = { handle, name: target }
     const pool = sharedPool()
@@ -113,8 +137,8 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     }
     if (batched) {
       const BATCH = 32
-      for (let i = 0; i < index.chunks.length; i += BATCH) {
-        const all = index.chunks.slice(i, i + BATCH)
+      for (let i = 0; i < chunksLeft.length; i += BATCH) {
+        const all = chunksLeft.slice(i, i + BATCH)
         tasks.push({
           chunks: all,
           run: async () => {
@@ -137,7 +161,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
         })
       }
     } else {
-      for (const c of index.chunks) tasks.push({ chunks: [c], run: async () => { await one(c) } })
+      for (const c of chunksLeft) tasks.push({ chunks: [c], run: async () => { await one(c) } })
     }
 
     const limit = batched ? Math.max(2, sharedPool().size * 2) : (options.concurrency ?? 16)

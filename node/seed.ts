@@ -24,6 +24,11 @@ export interface Seed {
 }
 
 export interface SeedIndexOptions {
+  /**
+   * Write each wanted chunk found to this output descriptor at the index's offsets while
+   * indexing (from the bytes just verified), so it need not be read and hashed again.
+   */
+  outFd?: number
   pool?: WorkerPool
   signal?: AbortSignal
   onProgress?: (bytes: number) => void
@@ -38,6 +43,8 @@ export class FileSeed implements Seed {
   readonly chunks = new Map<string, SeedChunkLocation>()
   private handle?: Promise<fs.FileHandle>
   bytesIndexed = 0
+  /** index positions already written to the output while indexing (with SeedIndexOptions.outFd) */
+  readonly written = new Set<number>()
 
   constructor (file: string, digest: DigestAlgorithm, name = `seed:${file}`) {
     this.path = file
@@ -59,6 +66,7 @@ export class FileSeed implements Seed {
     const wanted = new Uint8Array(target.chunks.length * 32)
     target.chunks.forEach((c, i) => { wanted.set(c.id.bytes, i * 32) })
     const sizes = Int32Array.from(new Set(target.chunks.map(c => c.size)))
+    const out = options.outFd != null ? { fd: options.outFd, starts: Float64Array.from(target.chunks, c => c.start) } : undefined
     seed.handle = fs.open(file, 'r')
     const handle = await seed.handle.catch((err: any) => {
       throw Object.assign(new Error(`cannot read seed ${file}: ${err.code === 'ENOENT' ? 'no such file' : String(err.message)}`), { code: err.code })
@@ -71,8 +79,9 @@ export class FileSeed implements Seed {
     const jobs: Array<Promise<void>> = []
     for (let start = 0; start < size || (start === 0 && size === 0); start += rangeSize) {
       const end = Math.min(size, start + rangeSize)
-      jobs.push(pool.run({ op: 'seed', fd: handle.fd, start, end, overlap: end < size ? overlap : 0, min: target.chunkSizeMin, avg: target.chunkSizeAvg, max: target.chunkSizeMax, digest, wanted, sizes }).then((reply) => {
+      jobs.push(pool.run({ op: 'seed', fd: handle.fd, start, end, overlap: end < size ? overlap : 0, min: target.chunkSizeMin, avg: target.chunkSizeAvg, max: target.chunkSizeMax, digest, wanted, sizes, out }).then((reply) => {
         options.signal?.throwIfAborted()
+        for (const i of reply.written ?? []) seed.written.add(i)
         const found = reply.found ?? []
         for (let i = 0; i < found.length; i += 3) {
           const hex = target.chunks[found[i + 2]!]!.id.toString()

@@ -159,16 +159,24 @@ async function storeLocal (id: ChunkId, data: Uint8Array, storePath: string, ext
   return compressed.byteLength
 }
 
-let wantedCache: { bytes: Uint8Array, map: Map<string, number> } | undefined
+let wantedCache: { bytes: Uint8Array, map: Map<string, number[]> } | undefined
 
 /** Chunks one range of a seed file and reports the wanted chunks found in it. */
-function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<WorkerReply, 'found' | 'scanned'> {
+function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<WorkerReply, 'found' | 'scanned' | 'written'> {
   if (wantedCache?.bytes !== req.wanted) {
-    const map = new Map<string, number>()
-    for (let i = 0; i * 32 < req.wanted.byteLength; i++) map.set(Buffer.from(req.wanted.buffer, req.wanted.byteOffset + i * 32, 32).toString('hex'), i)
+    // chunk hex → every index position holding it (repeated chunks are written everywhere)
+    const map = new Map<string, number[]>()
+    for (let i = 0; i * 32 < req.wanted.byteLength; i++) {
+      const hex = Buffer.from(req.wanted.buffer, req.wanted.byteOffset + i * 32, 32).toString('hex')
+      const at = map.get(hex)
+      if (at == null) map.set(hex, [i])
+      else at.push(i)
+    }
     wantedCache = { bytes: req.wanted, map }
   }
-  const wanted = wantedCache.map
+  const wanted = wantedCache!.map
+  const written: number[] = []
+  const placed = new Set<string>()
   const sizes = new Set(req.sizes)
   const finder = new CutFinder({ min: req.min, avg: req.avg, max: req.max })
   const block = 1 << 20
@@ -181,8 +189,19 @@ function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<Work
   const consider = (offset: number, data: Uint8Array): void => {
     if (!sizes.has(data.byteLength)) return
     const hex = createHash(req.digest === 'sha256' ? 'sha256' : 'sha512-256').update(data).digest('hex')
-    const i = wanted.get(hex)
-    if (i != null) found.push(offset, data.byteLength, i)
+    const at = wanted.get(hex)
+    if (at == null) return
+    found.push(offset, data.byteLength, at[0]!)
+    if (req.out == null || placed.has(hex)) return
+    placed.add(hex)
+    // these bytes are verified (they hash to the wanted ID): write them to every place the
+    // output needs them, so the seed is read and hashed once, not again when placing
+    for (const i of at) {
+      const to = req.out.starts[i]!
+      let done = 0
+      while (done < data.byteLength) done += fs.writeSync(req.out.fd, data, done, data.byteLength - done, to + done)
+      written.push(i)
+    }
   }
   while (base < stopAt) {
     if (!eof && have < buf.byteLength) {
@@ -210,7 +229,7 @@ function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<Work
     base += at
     if (have === buf.byteLength) { const bigger = new Uint8Array(buf.byteLength * 2); bigger.set(buf); buf = bigger }
   }
-  return { found, scanned: base - req.start }
+  return { found, scanned: base - req.start, written }
 }
 
 // Scratch buffers reused by place(), which is synchronous: one chunk file in, one plain chunk out.

@@ -19,7 +19,7 @@ export type WorkerRequest =
    * `end` by `overlap` bytes so the next range's chunker has resynchronised; hash chunks whose size
    * is in `sizes` and report those whose ID is in `wanted` (32-byte IDs back to back)
    */
-  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array }
+  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, out?: { fd: number, starts: Float64Array } }
   /** chunk fd from `start` (any offset) until a cut at or past `until`, or the end: the cuts' end offsets */
   | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
   /** read the chunks [ends[i-1], ends[i]) (ends[-1] = start) from fd; hash, and store the ones the local store lacks */
@@ -48,6 +48,8 @@ export interface WorkerReply {
   /** seed: wanted chunks found, as [offset, size, index into wanted] triples; bytes chunked */
   found?: number[]
   scanned?: number
+  /** seed with `out`: the index positions whose chunk was written to the output from the verified bytes */
+  written?: number[]
   /** place-batch: per item, the index of the source that supplied it (-1: none), and per source what went wrong */
   placed?: Array<{ from: number, failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz', detail?: string }> }>
   /** cuts: chunk end offsets */
