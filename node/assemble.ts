@@ -120,7 +120,7 @@ export class ChunkFetcher {
   fastPrefix (): number {
     let n = 0
     for (const cand of this.candidates) {
-      if (cand.kind === 'seed' ? typeof (cand.seed as any).locate !== 'function' : !(this.fastStore(cand) instanceof LocalStore)) break
+      if (cand.kind === 'seed' ? cand.seed.locate == null : !(this.fastStore(cand) instanceof LocalStore)) break
       n++
     }
     return n
@@ -154,7 +154,7 @@ export class ChunkFetcher {
         const cand = this.candidates[f.source]!
         if (f.status === 'invalid') this.bad(cand.name, new ChunkInvalidError(c.id, undefined, `${cand.name}: ${f.detail ?? 'bad chunk'}`))
         else if (f.status === 'xz') retry = true
-        else if (cand.kind === 'seed') (cand.seed as any).forget?.(c.id)
+        else if (cand.kind === 'seed') cand.seed.forget?.(c.id)
       }
       if (r.from >= 0) { count(this.stats, this.candidates[r.from]!.name, c.size); results.push(Promise.resolve(null)); return }
       // xz chunks are decoded on the asynchronous path: try every candidate again
@@ -181,7 +181,7 @@ export class ChunkFetcher {
             continue
           }
           if (reply.detail !== 'xz') {
-            if (cand.kind === 'seed') (cand.seed as any).forget?.(c.id)
+            if (cand.kind === 'seed') cand.seed.forget?.(c.id)
             continue
           }
           // xz chunks are decoded on the asynchronous path below
@@ -216,9 +216,8 @@ export class ChunkFetcher {
   /** What a worker can read directly, or null. */
   private async fastSource (cand: Candidate, c: IndexChunk): Promise<PlaceSource | null> {
     if (cand.kind === 'seed') {
-      const locate = (cand.seed as any).locate as ((id: ChunkId, size: number) => Promise<{ fd: number, offset: number } | null>) | undefined
-      if (locate == null) return null
-      const loc = await locate.call(cand.seed, c.id, c.size)
+      if (cand.seed.locate == null) return null
+      const loc = await cand.seed.locate(c.id, c.size)
       return loc == null ? null : { kind: 'file', fd: loc.fd, offset: loc.offset }
     }
     const store = this.fastStore(cand)

@@ -21,6 +21,10 @@ export interface Seed {
   read: (id: ChunkId, size: number) => Promise<Uint8Array | null>
   has: (id: ChunkId) => boolean
   close: () => Promise<void>
+  /** For seeds a worker thread can read directly: the open descriptor and offset of a chunk. */
+  locate?: (id: ChunkId, size: number) => Promise<{ fd: number, offset: number } | null>
+  /** Drop a chunk the seed turned out not to hold any more. */
+  forget?: (id: ChunkId) => void
 }
 
 export interface SeedIndexOptions {
