@@ -1,7 +1,7 @@
 // The directory-tree side of the CLI: `make`/`extract` of .catar and .caidx (hooked into the
 // lead's make.ts/extract.ts), and what list/mtree/digest/stat share: casync's --with/--without
 // options, input opening and a scoped walk over the decoded archive.
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { createReadStream, writeSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
@@ -14,7 +14,7 @@ import { ArchiveDecoder } from '../protocol/catar/decoder.ts'
 import { archiveFeatureFlags, checkFeatureFlags, withHelp } from '../protocol/catar/feature-flags.ts'
 import type { ArchiveNode } from '../protocol/catar/types.ts'
 import { assembleStream, emptyStats } from '../node/assemble.ts'
-import { readIndex, writeIndexFile } from '../node/index-io.ts'
+import { readIndex, writeAtomic, writeIndexFile } from '../node/index-io.ts'
 import { makeIndex } from '../node/make.ts'
 import { FileSeed, type Seed } from '../node/seed.ts'
 import { defaultStoreFor, openStore } from '../node/store/location.ts'
@@ -168,11 +168,9 @@ export async function makeTreeArchive (target: string, input: string, opts: Make
   const digest = digestFromFlags(featureFlags)
   const started = performance.now()
   if (catar) {
-    const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`)
     const hash = createHash(hashName(digest))
-    const handle = await fs.open(tmp, 'wx', 0o666)
     let bytes = 0
-    try {
+    await writeAtomic(target, async (handle) => {
       for await (const data of encodeTree(input, { featureFlags, signal: ctx.signal })) {
         hash.update(data)
         bytes += data.byteLength
@@ -180,14 +178,7 @@ export async function makeTreeArchive (target: string, input: string, opts: Make
         // the reader is synchronous too: a thread-pool round trip per piece only adds latency
         while (off < data.byteLength) off += writeSync(handle.fd, data, off, data.byteLength - off)
       }
-      await handle.sync()
-      await handle.close()
-      await fs.rename(tmp, target)
-    } catch (err) {
-      await handle.close().catch(() => {})
-      await fs.rm(tmp, { force: true })
-      throw err
-    }
+    })
     const hex = hash.digest('hex')
     if (opts.json === true) printJson(ctx, { archive: target, digest: hex, featureFlags, bytes, seconds: (performance.now() - started) / 1000 })
     else ctx.stdout.write(`${hex}\n`)

@@ -51,13 +51,16 @@ export async function readIndex (location: string, options: ReadIndexOptions = {
   return await decodeIndexFrom(createReadStream(location, { highWaterMark: 1 << 20, signal: options.signal }), location)
 }
 
-/** Writes to `<dir>/.<name>.<random>.tmp`, fsyncs, then renames into place. */
-export async function writeFileAtomic (file: string, data: Uint8Array, options: { mode?: number } = {}): Promise<void> {
+/**
+ * Creates `<dir>/.<name>.<random>.tmp`, lets `write` fill it, fsyncs, then renames it into place;
+ * on any failure the temporary file is removed and `file` is left as it was.
+ */
+export async function writeAtomic (file: string, write: (handle: fs.FileHandle) => Promise<void>, options: { mode?: number } = {}): Promise<void> {
   const dir = path.dirname(file)
   const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
   const handle = await fs.open(tmp, 'wx', options.mode ?? 0o666)
   try {
-    await handle.writeFile(data)
+    await write(handle)
     await handle.sync()
     await handle.close()
     await fs.rename(tmp, file)
@@ -66,6 +69,11 @@ export async function writeFileAtomic (file: string, data: Uint8Array, options: 
     await fs.rm(tmp, { force: true })
     throw err
   }
+}
+
+/** writeAtomic() for bytes already in memory. */
+export async function writeFileAtomic (file: string, data: Uint8Array, options: { mode?: number } = {}): Promise<void> {
+  await writeAtomic(file, async (handle) => { await handle.writeFile(data) }, options)
 }
 
 export async function writeIndexFile (file: string, index: Index, options: { mode?: number } = {}): Promise<void> {
