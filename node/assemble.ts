@@ -2,6 +2,7 @@
 // copy (seeds, then the cache, then the stores in order). A missing chunk moves on to the next
 // source; so does a chunk that fails verification (the bad source is counted and logged).
 // Chunks fetched from a store are put into the cache at once, so peers can be served them.
+import { ownBuffer } from '../protocol/bytes.ts'
 import { ChunkId, digestFromFlags, type DigestAlgorithm } from '../protocol/chunk-id.ts'
 import { ChunkInvalidError, ChunkMissingError, InvalidFormatError } from '../protocol/errors.ts'
 import type { Index, IndexChunk } from '../protocol/index-file.ts'
@@ -9,7 +10,7 @@ import { defaultLogger } from './logger.ts'
 import type { Seed } from './seed.ts'
 import type { ChunkSource, ChunkStore } from './store/chunk-store.ts'
 import { LocalStore } from './store/local-store.ts'
-import { sharedPool, transferable, type PlaceSource } from './workers/pool.ts'
+import { sharedPool, type PlaceSource } from './workers/pool.ts'
 
 const log = defaultLogger().forComponent('caswarm:extract')
 
@@ -246,7 +247,7 @@ export class ChunkFetcher {
   private async feedCache (cache: ChunkStore, id: ChunkId, data: Uint8Array): Promise<void> {
     try {
       if (cache instanceof LocalStore) {
-        await sharedPool().run({ op: 'store', data: transferable(data), digest: this.digest, compression: cache.compression, storePath: cache.path, extension: cache.extension })
+        await sharedPool().run({ op: 'store', data: ownBuffer(data), digest: this.digest, compression: cache.compression, storePath: cache.path, extension: cache.extension })
       } else {
         await cache.put(id, data)
       }

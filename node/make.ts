@@ -3,7 +3,7 @@
 // chunks the store already holds. Results are put back in stream order.
 import { createReadStream } from 'node:fs'
 import * as fs from 'node:fs/promises'
-import { copyBytes } from '../protocol/bytes.ts'
+import { copyBytes, ownBuffer } from '../protocol/bytes.ts'
 import { createStreamDigest, digestFlag, ChunkId, type DigestAlgorithm, DEFAULT_DIGEST } from '../protocol/chunk-id.ts'
 import { chunk, chunkSizes, type ChunkSizes } from '../protocol/chunker.ts'
 import { type Compression, DEFAULT_COMPRESSION } from '../protocol/compression.ts'
@@ -13,7 +13,7 @@ import { blockDeviceSize } from './block-device.ts'
 import { useNativeChunker } from './native-chunker.ts'
 import type { ChunkStore } from './store/chunk-store.ts'
 import { LocalStore } from './store/local-store.ts'
-import { sharedPool, transferable, type WorkerPool } from './workers/pool.ts'
+import { sharedPool, type WorkerPool } from './workers/pool.ts'
 
 export interface MakeOptions {
   /** @default 16 KiB : 64 KiB : 256 KiB */
@@ -73,7 +73,7 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
   const remotePuts = new Map<string, Promise<void>>()
 
   const submit = (index: number, start: number, data: Uint8Array): void => {
-    const p = pool.run({ op: 'store', data: transferable(data), digest, compression, storePath, extension: CHUNK_SUFFIX })
+    const p = pool.run({ op: 'store', data: ownBuffer(data), digest, compression, storePath, extension: CHUNK_SUFFIX })
       .then(async (reply) => {
         const id = new ChunkId(new Uint8Array(reply.id!))
         chunks[index] = { id, start, size: data.byteLength }

@@ -1,6 +1,5 @@
 // A small pool of worker threads (one per core) for chunk hashing, compression and
 // verification. The main thread only reads, chunks and writes.
-import { ownBuffer } from '../../protocol/bytes.ts'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import type { DigestAlgorithm } from '../../protocol/chunk-id.ts'
@@ -148,7 +147,3 @@ export function sharedPool (): WorkerPool {
   return shared
 }
 
-/** Copies a view into a fresh ArrayBuffer that can be transferred to a worker. */
-export function transferable (data: Uint8Array): ArrayBuffer {
-  return ownBuffer(data)
-}
