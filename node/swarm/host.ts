@@ -197,7 +197,9 @@ export class SwarmHost {
     while (Date.now() < deadline) {
       options.signal?.throwIfAborted()
       const peers = this.node.getPeers().map(p => p.toString())
-      if (Date.now() >= minUntil && peers.every(p => session.acked.has(p) || this.policy.isBanned(p, Date.now()))) break
+      // with no peer connected yet, keep waiting for discovery until the deadline: a host that
+      // declares itself alone too early becomes the owner of every chunk and fetches them all
+      if (Date.now() >= minUntil && peers.length > 0 && peers.every(p => session.acked.has(p) || this.policy.isBanned(p, Date.now()))) break
       await this.waitAny(Math.min(50, deadline - Date.now()))
     }
   }

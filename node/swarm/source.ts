@@ -126,6 +126,13 @@ export class SwarmSource implements ChunkSource {
       // let the hosts' views of who wants what settle before acting on ownership
       await sleep(this.settle, undefined, { signal }).catch(() => {})
       while (queue.length > 0 && !signal.aborted) {
+        // alone on the index (no peer found yet, or none left): owning every chunk is no reason
+        // to fetch them all ahead; the extraction fetches what it needs, and prefetch resumes
+        // once another host works on the index
+        if (policy.workers(this.key, Date.now()).length < 2) {
+          await sleep(100, undefined, { signal }).catch(() => {})
+          continue
+        }
         const id = queue.shift()!
         const k = id.toString()
         const now = Date.now()
