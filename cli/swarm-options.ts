@@ -7,6 +7,7 @@ import type { ChunkSource, ChunkStore } from '../node/store/chunk-store.ts'
 import { LocalStore } from '../node/store/local-store.ts'
 import type { SwarmHostInit } from '../node/swarm/host.ts'
 import type { ExtractSwarm } from '../node/swarm/session.ts'
+import { InvalidArgumentError } from '../protocol/errors.ts'
 import { collect } from './context.ts'
 
 export interface SwarmCliOptions {
@@ -36,9 +37,18 @@ export async function swarmHostInit (opts: SwarmCliOptions, defaultListen = '/ip
   }
 }
 
+/**
+ * Checks a --peers value: 'on' (default) or 'off'. Here rather than in node/swarm/ so that an
+ * extract with --peers=off loads none of the swarm's modules (libp2p takes ~0.3 s to load).
+ */
+export function parsePeersOption (value: string | undefined): boolean {
+  if (value == null || value === 'on' || value === 'auto') return true
+  if (value === 'off') return false
+  throw new InvalidArgumentError(`--peers must be on or off, not ${value}`)
+}
+
 /** The swarm for one `caswarm extract`, or undefined with --peers=off. The cache defaults to the daemon's. */
 export async function openSwarmForExtract (index: Index, stores: ChunkSource[], cache: ChunkStore | undefined, opts: SwarmCliOptions & { peers?: string }): Promise<(ExtractSwarm & { cache: LocalStore }) | undefined> {
-  const { parsePeersOption } = await import('../node/swarm/source.ts')
   if (!parsePeersOption(opts.peers)) return undefined
   const { defaultCacheDir, openExtractSwarm } = await import('../node/swarm/session.ts')
   const local = cache instanceof LocalStore ? cache : new LocalStore(defaultCacheDir(), { digest: digestFromFlags(index.featureFlags) })

@@ -9,6 +9,11 @@
       "target_name": "caswarm_chunker",
       "sources": ["chunker.c"],
       "cflags": ["-O3", "-Wall", "-Wno-unused-parameter"]
+    },
+    {
+      "target_name": "caswarm_io",
+      "sources": ["io.c"],
+      "cflags": ["-O2", "-Wall", "-Wno-unused-parameter"]
     }
   ]
 }

@@ -2,7 +2,7 @@
 // copy (seeds, then the cache, then the stores in order). A missing chunk moves on to the next
 // source; so does a chunk that fails verification (the bad source is counted and logged).
 // Chunks fetched from a store are put into the cache at once, so peers can be served them.
-import { ownBuffer } from '../protocol/bytes.ts'
+import { isZero, ownBuffer } from '../protocol/bytes.ts'
 import { ChunkId, digestFromFlags, type DigestAlgorithm } from '../protocol/chunk-id.ts'
 import { ChunkInvalidError, ChunkMissingError, InvalidFormatError } from '../protocol/errors.ts'
 import type { Index, IndexChunk } from '../protocol/index-file.ts'
@@ -71,6 +71,11 @@ export interface OutputTarget {
   handle: import('node:fs/promises').FileHandle
   /** name for error messages */
   name: string
+  /**
+   * the output holds zeros wherever nothing was written yet (a fresh file): chunks of zeros are
+   * verified but not written, and their IDs are added to `zeros`
+   */
+  sparse?: { zeros: Set<string> }
 }
 
 type Candidate =
@@ -146,7 +151,7 @@ export class ChunkFetcher {
       outOffset: c.start,
       from: await Promise.all(this.candidates.slice(0, prefix).map(async cand => await this.fastSource(cand, c)))
     })))
-    const reply = await sharedPool().run({ op: 'place-batch', digest: this.digest, outFd: out.handle.fd, items })
+    const reply = await sharedPool().run({ op: 'place-batch', digest: this.digest, outFd: out.handle.fd, sparse: out.sparse != null, items })
     const results: Array<Promise<Error | null>> = []
     reply.placed!.forEach((r, i) => {
       const c = chunks[i]!
@@ -157,7 +162,12 @@ export class ChunkFetcher {
         else if (f.status === 'xz') retry = true
         else if (cand.kind === 'seed') cand.seed.forget?.(c.id)
       }
-      if (r.from >= 0) { count(this.stats, this.candidates[r.from]!.name, c.size); results.push(Promise.resolve(null)); return }
+      if (r.from >= 0) {
+        count(this.stats, this.candidates[r.from]!.name, c.size)
+        if (r.zero === true) out.sparse?.zeros.add(c.id.toString())
+        results.push(Promise.resolve(null))
+        return
+      }
       // xz chunks are decoded on the asynchronous path: try every candidate again
       results.push(this.obtain(c, out, signal, retry ? 0 : prefix).then(() => null, (err: Error) => err))
     })
@@ -173,8 +183,12 @@ export class ChunkFetcher {
       if (out != null) {
         const from = await this.fastSource(cand, c)
         if (from != null) {
-          const reply = await sharedPool().run({ op: 'place', id: c.id.bytes, size: c.size, digest: this.digest, outFd: out.handle.fd, outOffset: c.start, from })
-          if (reply.status === 'ok') { count(this.stats, cand.name, c.size); return undefined }
+          const reply = await sharedPool().run({ op: 'place', id: c.id.bytes, size: c.size, digest: this.digest, outFd: out.handle.fd, outOffset: c.start, from, sparse: out.sparse != null })
+          if (reply.status === 'ok') {
+            count(this.stats, cand.name, c.size)
+            if (reply.zero === true) out.sparse?.zeros.add(c.id.toString())
+            return undefined
+          }
           if (reply.status === 'invalid') {
             const err = new ChunkInvalidError(c.id, undefined, `${cand.name}: ${reply.detail ?? 'bad chunk'}`)
             this.bad(cand.name, err)
@@ -202,6 +216,7 @@ export class ChunkFetcher {
       count(this.stats, cand.name, c.size)
       if (cand.kind === 'source' && this.cache != null) await this.feedCache(this.cache, c.id, data)
       if (out == null) return data
+      if (out.sparse != null && isZero(data)) { out.sparse.zeros.add(c.id.toString()); return undefined }
       const { bytesWritten } = await out.handle.write(data, 0, c.size, c.start)
       if (bytesWritten !== c.size) throw Object.assign(new Error(`short write to ${out.name} at ${c.start}`), { code: 'EIO' })
       return undefined

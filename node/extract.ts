@@ -10,6 +10,7 @@ import { ChunkMissingError } from '../protocol/errors.ts'
 import type { Index, IndexChunk } from '../protocol/index-file.ts'
 import { ChunkFetcher, count, emptyStats, MissingChunksError, type AssembleOptions, type ExtractStats } from './assemble.ts'
 import { defaultLogger } from './logger.ts'
+import { writeBehind } from './native-io.ts'
 import { FileSeed, type Seed } from './seed.ts'
 import { sharedPool } from './workers/pool.ts'
 
@@ -102,7 +103,9 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     options.onProgress?.(done)
     const chunksLeft = placedBySeed.size === 0 ? index.chunks : index.chunks.filter((_, i) => !placedBySeed.has(i))
 
-    const out = { handle, name: target }
+    // a fresh file reads as zeros until written: chunks of zeros are verified but not written
+    const zeros = new Set<string>()
+    const out = { handle, name: target, sparse: reuse ? undefined : { zeros } }
     const pool = sharedPool()
     const one = async (c: IndexChunk): Promise<void> => {
       options.signal?.throwIfAborted()
@@ -112,6 +115,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
         if (reply.match === true) { count(stats, 'in-place', c.size); return }
       }
       const twin = written.get(c.id.toString())
+      if (twin != null && !reuse && zeros.has(c.id.toString())) { count(stats, 'repeat', c.size); return } // zeros already there
       if (twin != null) {
         // a repeated chunk: copy it from where this run already wrote it (verified again)
         const reply = await pool.run({ op: 'place', id: c.id.bytes, size: c.size, digest, outFd: handle.fd, outOffset: c.start, from: { kind: 'file', fd: handle.fd, offset: twin.start } })
@@ -170,6 +174,8 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     for (const task of tasks) {
       if (failure != null) break
       const p = task.run().then(() => {
+        // start writing the batch to disk now rather than all of it at the final fsync
+        if (!inPlace) writeBehind(handle.fd, task.chunks[0]!.start, task.chunks[task.chunks.length - 1]!.start + task.chunks[task.chunks.length - 1]!.size - task.chunks[0]!.start)
         for (const c of task.chunks) done += c.size
         stats.bytes = done
         stats.chunks += task.chunks.length

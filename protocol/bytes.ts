@@ -10,3 +10,15 @@ export function copyBytes (data: Uint8Array, start = 0, end = data.byteLength): 
 export function ownBuffer (data: Uint8Array): ArrayBuffer {
   return copyBytes(data).buffer
 }
+
+const ZEROS = Buffer.alloc(1 << 16)
+
+/** Whether every byte is 0 (compared 64 KiB at a time against a buffer of zeros). */
+export function isZero (data: Uint8Array): boolean {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  for (let at = 0; at < buf.byteLength; at += ZEROS.byteLength) {
+    const end = Math.min(buf.byteLength, at + ZEROS.byteLength)
+    if (buf.compare(ZEROS, 0, end - at, at, end) !== 0) return false
+  }
+  return true
+}

@@ -6,7 +6,7 @@
 // peers at once, so they can take it from here while the extraction goes on.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ChunkId, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
-import { ChunkMissingError, InvalidArgumentError } from '../../protocol/errors.ts'
+import { ChunkMissingError } from '../../protocol/errors.ts'
 import type { Index } from '../../protocol/index-file.ts'
 import type { ExtractStats } from '../assemble.ts'
 import { defaultLogger, type Logger } from '../logger.ts'
@@ -271,11 +271,4 @@ export class SwarmSource implements ChunkSource {
     await this.prefetching?.catch(() => {})
     if (this.key !== '') this.host.leave(this.key)
   }
-}
-
-/** Checks a --peers value: 'on' (default) or 'off'. */
-export function parsePeersOption (value: string | undefined): boolean {
-  if (value == null || value === 'on' || value === 'auto') return true
-  if (value === 'off') return false
-  throw new InvalidArgumentError(`--peers must be on or off, not ${value}`)
 }

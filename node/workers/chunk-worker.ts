@@ -4,13 +4,14 @@ import { createHash, randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { parentPort } from 'node:worker_threads'
-import { copyBytes, ownBuffer } from '../../protocol/bytes.ts'
+import { copyBytes, isZero, ownBuffer } from '../../protocol/bytes.ts'
 import { ChunkId, chunkPath, digestBytes } from '../../protocol/chunk-id.ts'
 import { CutFinder } from '../../protocol/chunker.ts'
 import { compress, compressSync, type Compression, decompress, decompressSync } from '../../protocol/compression.ts'
 import { ChunkInvalidError } from '../../protocol/errors.ts'
 import type { WorkerReply, WorkerRequest } from './pool.ts'
 import { useNativeChunker } from '../native-chunker.ts'
+import { willNeed } from '../native-io.ts'
 
 useNativeChunker()
 
@@ -47,13 +48,20 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
   if (req.op === 'store-range') { const r = await storeRange(req); return { reply: { seq: req.seq, ...r }, transfer: [r.ids.buffer as ArrayBuffer] } }
   if (req.op === 'seed') return { reply: { seq: req.seq, ...indexSeedRange(req) }, transfer: [] }
   if (req.op === 'place-batch') {
+    // start reading every chunk file of the batch at once (a store on disk), then take them in turn
+    const files: string[] = []
+    for (const item of req.items) {
+      const from = item.from.find(f => f != null)
+      if (from?.kind === 'store') files.push(path.join(from.path, chunkPath(new ChunkId(new Uint8Array(item.id)), from.extension)))
+    }
+    willNeed(files)
     const placed = req.items.map((item) => {
       const failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz', detail?: string }> = []
       for (let i = 0; i < item.from.length; i++) {
         const from = item.from[i]
         if (from == null) continue
-        const r = place({ op: 'place', seq: 0, id: item.id, size: item.size, digest: req.digest, outFd: req.outFd, outOffset: item.outOffset, from })
-        if (r.status === 'ok') return { from: i, failures }
+        const r = place({ op: 'place', seq: 0, id: item.id, size: item.size, digest: req.digest, outFd: req.outFd, outOffset: item.outOffset, from, sparse: req.sparse })
+        if (r.status === 'ok') return { from: i, zero: r.zero, failures }
         failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status!, detail: r.detail })
       }
       return { from: -1, failures }
@@ -262,7 +270,7 @@ function readWhole (file: string): Buffer | null {
 }
 
 /** Reads, verifies and writes one chunk; never writes bytes that failed verification. */
-function place (req: Extract<WorkerRequest, { op: 'place' }>): Pick<WorkerReply, 'status' | 'detail'> {
+function place (req: Extract<WorkerRequest, { op: 'place' }>): Pick<WorkerReply, 'status' | 'detail' | 'zero'> {
   const id = new ChunkId(new Uint8Array(req.id))
   let plain: Uint8Array
   let where: string
@@ -301,10 +309,13 @@ function place (req: Extract<WorkerRequest, { op: 'place' }>): Pick<WorkerReply,
   if (plain.byteLength !== req.size) return { status: 'invalid', detail: `${where}: chunk ${id.toString()} has ${plain.byteLength} bytes, the index says ${req.size}` }
   const actual = new ChunkId(digestBytes(plain, req.digest))
   if (!actual.equals(id)) return { status: req.from.kind === 'file' ? 'missing' : 'invalid', detail: `${where}: chunk ${id.toString()} hashes to ${actual.toString()}` }
+  const zero = isZero(plain)
+  if (zero && req.sparse === true) return { status: 'ok', zero } // the output already holds these zeros
   let written = 0
   while (written < req.size) written += fs.writeSync(req.outFd, plain, written, req.size - written, req.outOffset + written)
-  return { status: 'ok' }
+  return { status: 'ok', zero }
 }
+
 
 parentPort!.on('message', (req: WorkerRequest) => {
   handle(req).then(({ reply, transfer }) => {

@@ -12,7 +12,7 @@ export type WorkerRequest =
   | { op: 'store', seq: number, data: ArrayBuffer, digest: DigestAlgorithm, compression: Compression, storePath?: string, extension: string }
   | { op: 'decode', seq: number, data: ArrayBuffer, id: Uint8Array, digest: DigestAlgorithm, compressed: boolean, size?: number, maxSize?: number, verify?: boolean }
   /** read a chunk from a local store or a seed file, verify it, write it at outOffset in outFd */
-  | { op: 'place', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, outFd: number, outOffset: number, from: PlaceSource }
+  | { op: 'place', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, outFd: number, outOffset: number, from: PlaceSource, sparse?: boolean }
   /**
    * index part of a seed: chunk fd's bytes from `start` with the index's parameters, going on past
    * `end` by `overlap` bytes so the next range's chunker has resynchronised; hash chunks whose size
@@ -23,8 +23,11 @@ export type WorkerRequest =
   | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
   /** read the chunks [ends[i-1], ends[i]) (ends[-1] = start) from fd; hash, and store the ones the local store lacks */
   | { op: 'store-range', seq: number, fd: number, start: number, ends: Float64Array, digest: DigestAlgorithm, compression: Compression, storePath: string, extension: string }
-  /** place many chunks; each tries its sources in order */
-  | { op: 'place-batch', seq: number, digest: DigestAlgorithm, outFd: number, items: Array<{ id: Uint8Array, size: number, outOffset: number, from: Array<PlaceSource | null> }> }
+  /**
+   * place many chunks; each tries its sources in order. `sparse`: the output holds zeros where
+   * nothing was written yet (a fresh file), so a verified chunk of zeros is not written
+   */
+  | { op: 'place-batch', seq: number, digest: DigestAlgorithm, outFd: number, sparse?: boolean, items: Array<{ id: Uint8Array, size: number, outOffset: number, from: Array<PlaceSource | null> }> }
   /** whether outFd already holds the chunk at `offset` */
   | { op: 'check', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, fd: number, offset: number }
 
@@ -41,6 +44,8 @@ export interface WorkerReply {
   plain?: ArrayBuffer
   /** place: 'ok', 'missing' (no such chunk there) or 'invalid' (it failed verification; see error text in `detail`) */
   status?: 'ok' | 'missing' | 'invalid'
+  /** place: the chunk is all zeros (with `sparse`, it was not written) */
+  zero?: boolean
   detail?: string
   /** check: the bytes are already right */
   match?: boolean
@@ -50,7 +55,7 @@ export interface WorkerReply {
   /** seed with `out`: the index positions whose chunk was written to the output from the verified bytes */
   written?: number[]
   /** place-batch: per item, the index of the source that supplied it (-1: none), and per source what went wrong */
-  placed?: Array<{ from: number, failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz', detail?: string }> }>
+  placed?: Array<{ from: number, zero?: boolean, failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz', detail?: string }> }>
   /** cuts: chunk end offsets */
   ends?: Float64Array
   /** store-range: the chunks' IDs back to back, and how many were new and their stored bytes */
@@ -78,6 +83,12 @@ export class WorkerPool {
 
   constructor (size = Math.max(1, availableParallelism())) {
     this.size = size
+  }
+
+  /** Starts the threads now (they load their modules while the caller does other work). */
+  warm (): this {
+    if (!this.closed) this.start()
+    return this
   }
 
   private start (): void {

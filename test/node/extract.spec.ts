@@ -1,6 +1,6 @@
 import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parseChunkSize } from '../../protocol/chunker.ts'
@@ -132,6 +132,18 @@ describe('extractBlob', () => {
     const stats = await extractBlob(index, out('z.img'), { sources: [storeOf(store)], concurrency: 1 })
     assert.ok((stats.sources.repeat?.chunks ?? 0) > 0, JSON.stringify(stats.sources))
     assert.ok(readFileSync(out('z.img')).equals(zeros))
+    // chunks of zeros are verified but not written into a fresh output: it is sparse
+    assert.ok(statSync(out('z.img')).blocks * 512 < 1_000_000, `${statSync(out('z.img')).blocks} blocks allocated`)
+  })
+
+  it('a resumed partial file with zeros written where the index has data gets the data', async () => {
+    const data = Buffer.concat([Buffer.alloc(600_000), pseudoRandom(600_000, 41), Buffer.alloc(600_000)])
+    const store = path.join(t.path, 'zeros2.castr')
+    const { index } = await makeIndex(stream(data, 1 << 16), storeOf(store))
+    writeFileSync(partialPath(out('z2.img')), Buffer.alloc(data.byteLength)) // an earlier run's partial file, all zeros
+    const stats = await extractBlob(index, out('z2.img'), { sources: [storeOf(store)] })
+    assert.ok(readFileSync(out('z2.img')).equals(data))
+    assert.ok((stats.sources['in-place']?.chunks ?? 0) > 0, JSON.stringify(stats.sources)) // the zero chunks were right already
   })
 
   it('fills the cache with what it fetched; a second run reads the cache only', async () => {
