@@ -1,31 +1,20 @@
 // The directory-tree side of the CLI: `make`/`extract` of .catar and .caidx (hooked into the
 // lead's make.ts/extract.ts), and what list/mtree/digest/stat share: casync's --with/--without
 // options, input opening and a scoped walk over the decoded archive.
-import { createHash } from 'node:crypto'
-import { createReadStream, writeSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
-import * as path from 'node:path'
 import type { Command } from 'commander'
-import { digestFromFlags, parseDigest, type DigestAlgorithm } from '../protocol/chunk-id.ts'
-import { parseChunkSize } from '../protocol/chunker.ts'
-import { parseCompression } from '../protocol/compression.ts'
+import { digestFromFlags, parseDigest, type DigestAlgorithm } from '../protocol/digest.ts'
 import { InvalidArgumentError, InvalidFormatError, withContext } from '../protocol/errors.ts'
-import { ArchiveDecoder } from '../protocol/catar/decoder.ts'
 import { archiveFeatureFlags, checkFeatureFlags, withHelp } from '../protocol/catar/feature-flags.ts'
 import type { ArchiveNode } from '../protocol/catar/types.ts'
-import { assembleStream, emptyStats } from '../node/assemble.ts'
-import { readIndex, writeAtomic, writeIndexFile } from '../node/index-io.ts'
-import { makeIndex } from '../node/make.ts'
-import { FileSeed, type Seed } from '../node/seed.ts'
-import { defaultStoreFor, openStore } from '../node/store/location.ts'
-import { openTreeInput, type TreeInputKind } from '../node/tree/input.ts'
-import { encodeTree } from '../node/tree/reader.ts'
-import { DirectorySeed } from '../node/tree/seed.ts'
-import { extractTree } from '../node/tree/writer.ts'
+import type { Seed } from '../node/seed.ts'
+import type { TreeInputKind } from '../node/tree/input.ts'
 import { collect, printJson, type CommandContext } from './context.ts'
 import type { ExtractCliOptions } from './commands/extract.ts'
-import { openSources, printStats, sourceProviders } from './commands/extract.ts'
 import type { MakeCliOptions } from './commands/make.ts'
+
+// Each path below imports what it needs when it runs: a `make x.catar` loads neither the
+// stores, the chunker nor the HTTP client, and starts that much sooner.
 
 export interface TreeCliOptions {
   with?: string[]
@@ -114,6 +103,7 @@ export interface WalkHandlers {
  * subpath is not in the archive. Returns the archive's feature flags.
  */
 export async function walkTree (input: string, opts: TreeCliOptions, ctx: CommandContext, subpath: Uint8Array[], handlers: WalkHandlers, onBytes?: (data: Uint8Array) => void): Promise<bigint> {
+  const [{ openTreeInput }, { ArchiveDecoder }] = await Promise.all([import('../node/tree/input.ts'), import('../protocol/catar/decoder.ts')])
   const src = await openTreeInput(input, { what: parseWhat(opts.what), featureFlags: treeFeatureFlags(opts), stores: opts.store != null ? [opts.store, ...(opts.extraStore ?? [])] : undefined, signal: ctx.signal })
   const decoder = new ArchiveDecoder()
   const stack: Array<Visit | null> = []
@@ -168,22 +158,33 @@ export async function makeTreeArchive (target: string, input: string, opts: Make
   const digest = digestFromFlags(featureFlags)
   const started = performance.now()
   if (catar) {
-    const hash = createHash(hashName(digest))
+    const [{ writeAtomic }, { HashingWriter }, { encodeTreeBatches }] = await Promise.all([
+      import('../node/atomic-write.ts'), import('../node/tree/hashing-writer.ts'), import('../node/tree/reader.ts')
+    ])
+    let hex = ''
     let bytes = 0
     await writeAtomic(target, async (handle) => {
-      for await (const data of encodeTree(input, { featureFlags, signal: ctx.signal })) {
-        hash.update(data)
-        bytes += data.byteLength
-        let off = 0
-        // the reader is synchronous too: a thread-pool round trip per piece only adds latency
-        while (off < data.byteLength) off += writeSync(handle.fd, data, off, data.byteLength - off)
+      // the tree is read and encoded on this thread; a native thread hashes and writes the archive
+      const writer = new HashingWriter(handle.fd, digest)
+      try {
+        for (const batch of encodeTreeBatches(input, { featureFlags, signal: ctx.signal })) {
+          for (const data of batch) writer.write(data)
+          await new Promise(setImmediate) // lets a Ctrl+C through
+        }
+        ({ digest: hex, bytes } = writer.finish())
+      } catch (err) {
+        writer.abort()
+        throw err
       }
     })
-    const hex = hash.digest('hex')
     if (opts.json === true) printJson(ctx, { archive: target, digest: hex, featureFlags, bytes, seconds: (performance.now() - started) / 1000 })
     else ctx.stdout.write(`${hex}\n`)
     return true
   }
+  const [{ parseChunkSize }, { parseCompression }, { writeIndexFile }, { makeIndex }, { defaultStoreFor, openStore }, { encodeTree }] = await Promise.all([
+    import('../protocol/chunker.ts'), import('../protocol/compression.ts'), import('../node/index-io.ts'),
+    import('../node/make.ts'), import('../node/store/location.ts'), import('../node/tree/reader.ts')
+  ])
   const storeLocation = opts.store ?? process.env.CASYNC_STORE ?? defaultStoreFor(target)
   const store = openStore(storeLocation, { digest, compression: parseCompression(opts.compression), writable: true })
   try {
@@ -207,6 +208,7 @@ export async function extractTreeArchive (source: string, output: string, opts: 
   if (!catar && !source.endsWith('.caidx')) return false
   const started = performance.now()
   if (catar) {
+    const [{ createReadStream }, { extractTree }] = await Promise.all([import('node:fs'), import('../node/tree/writer.ts')])
     await fs.access(source)
     let result
     try {
@@ -218,6 +220,10 @@ export async function extractTreeArchive (source: string, output: string, opts: 
     if (opts.json === true) printJson(ctx, { archive: source, output, ...result, seconds: (performance.now() - started) / 1000 })
     return true
   }
+  const [{ readIndex }, { assembleStream, emptyStats }, { FileSeed }, { DirectorySeed }, { extractTree }, { openSources, printStats, sourceProviders }] = await Promise.all([
+    import('../node/index-io.ts'), import('../node/assemble.ts'), import('../node/seed.ts'), import('../node/tree/seed.ts'),
+    import('../node/tree/writer.ts'), import('./commands/extract.ts')
+  ])
   const index = await readIndex(source, { signal: ctx.signal })
   checkFeatureFlags(index.featureFlags, `${source}: feature flags`)
   const { stores, cache } = openSources(source, index, opts)

@@ -1,7 +1,9 @@
 // caswarm_tree: the few Linux calls Node has no API for, used by node/tree/ to read and write
 // directory trees like casync does: extended attributes (which also carry POSIX ACLs and file
 // capabilities), the chattr/FAT/project-id ioctls, statfs, mknod, utimensat with nanoseconds on
-// symlinks, and the passwd/group databases (NSS). Plain N-API (C), no dependencies.
+// symlinks, and the passwd/group databases (NSS); plus what makes tree archiving fast: one call
+// per directory for every entry's metadata, reads into a given buffer, and a hashing writer on
+// its own thread. Plain N-API (C); the digests use the OpenSSL that Node exports.
 //
 // Paths are Buffers (raw bytes, so any file name works) or strings. Errors are thrown as Error
 // objects with `code` (e.g. 'ENOENT'), `errno`, `syscall` and `path`, like Node's fs errors.
@@ -10,8 +12,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <grp.h>
 #include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <linux/fs.h>
 #include <linux/msdos_fs.h>
 #include <pwd.h>
@@ -39,7 +44,8 @@
 static napi_value throw_errno (napi_env env, int err, const char *syscall, const char *path) {
   const char *name = strerrorname_np(err);
   char msg[PATH_MAX + 256];
-  snprintf(msg, sizeof msg, "%s: %s, %s '%s'", name ? name : "E?", strerror(err), syscall, path ? path : "");
+  if (path) snprintf(msg, sizeof msg, "%s: %s, %s '%s'", name ? name : "E?", strerror(err), syscall, path);
+  else snprintf(msg, sizeof msg, "%s: %s, %s", name ? name : "E?", strerror(err), syscall);
   napi_value code, message, error, num, sc, p;
   napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
@@ -212,6 +218,438 @@ static napi_value inode_flags (napi_env env, napi_callback_info info) {
     napi_value v; napi_create_double(env, vals[i], &v); napi_set_element(env, result, i, v);
   }
   return result;
+}
+
+// ---- directory scans: what the reader needs of every entry of a directory, in one call ----
+
+#define SCAN_FLAGS 1      /* FS_IOC_GETFLAGS and FS_IOC_FSGETXATTR on regular files and directories */
+#define SCAN_XATTRS 2     /* every extended attribute of every entry but symlinks */
+#define SCAN_FAT 4        /* FAT_IOCTL_GET_ATTRIBUTES */
+#define SCAN_SUBVOLUME 8  /* BTRFS_IOC_SUBVOL_GETFLAGS on directories with inode 256 */
+#define SCAN_FIELDS 18    /* numbers per entry, see scan_dir */
+
+struct scan_xattr { char *names; size_t names_len; char **values; ssize_t *value_lens; size_t count; };
+
+static void free_xattrs (struct scan_xattr *x) {
+  for (size_t i = 0; i < x->count; i++) free(x->values[i]);
+  free(x->values); free(x->value_lens); free(x->names);
+  memset(x, 0, sizeof *x);
+}
+
+/* reads every xattr through fd (>= 0) or path; 0 or an errno (ENOTSUP/ENODATA count as none) */
+static int read_xattrs (int fd, const char *path, struct scan_xattr *out) {
+  memset(out, 0, sizeof *out);
+  ssize_t n;
+  char *names = NULL;
+  for (;;) {
+    n = fd >= 0 ? flistxattr(fd, NULL, 0) : llistxattr(path, NULL, 0);
+    if (n < 0) return (errno == ENOTSUP || errno == ENODATA) ? 0 : errno;
+    if (n == 0) return 0;
+    names = malloc(n);
+    if (!names) return ENOMEM;
+    ssize_t m = fd >= 0 ? flistxattr(fd, names, n) : llistxattr(path, names, n);
+    if (m >= 0) { n = m; break; }
+    int e = errno; free(names);
+    if (e != ERANGE) return e;
+  }
+  size_t count = 0;
+  for (ssize_t i = 0; i < n; i += strlen(names + i) + 1) count++;
+  out->names = names; out->names_len = n;
+  out->values = calloc(count ? count : 1, sizeof(char *));
+  out->value_lens = calloc(count ? count : 1, sizeof(ssize_t));
+  if (!out->values || !out->value_lens) { free_xattrs(out); return ENOMEM; }
+  out->count = count;
+  size_t k = 0;
+  for (ssize_t i = 0; i < n; i += strlen(names + i) + 1, k++) {
+    const char *name = names + i;
+    ssize_t vl = -1; char *value = NULL;
+    for (int attempt = 0; attempt < 8; attempt++) {
+      ssize_t need = fd >= 0 ? fgetxattr(fd, name, NULL, 0) : lgetxattr(path, name, NULL, 0);
+      if (need < 0) break;
+      char *grown = realloc(value, need + 1);
+      if (!grown) { free(value); free_xattrs(out); return ENOMEM; }
+      value = grown;
+      vl = fd >= 0 ? fgetxattr(fd, name, value, need + 1) : lgetxattr(path, name, value, need + 1);
+      if (vl >= 0 || errno != ERANGE) break;
+    }
+    if (vl < 0) {
+      int e = errno; free(value);
+      if (e == ENODATA || e == ENOTSUP) { out->value_lens[k] = -1; continue; } /* removed meanwhile, or not readable here */
+      free_xattrs(out);
+      return e;
+    }
+    out->values[k] = value; out->value_lens[k] = vl;
+  }
+  return 0;
+}
+
+static napi_value xattr_pairs (napi_env env, const struct scan_xattr *x) {
+  napi_value result;
+  napi_create_array(env, &result);
+  uint32_t idx = 0; size_t k = 0;
+  for (size_t i = 0; i < x->names_len; i += strlen(x->names + i) + 1, k++) {
+    if (x->value_lens[k] < 0) continue;
+    napi_value pair;
+    napi_create_array_with_length(env, 2, &pair);
+    napi_set_element(env, pair, 0, make_buffer(env, x->names + i, strlen(x->names + i)));
+    napi_set_element(env, pair, 1, make_buffer(env, x->values[k], x->value_lens[k]));
+    napi_set_element(env, result, idx++, pair);
+  }
+  return result;
+}
+
+static const char *scan_names_base;
+static int compare_names (const void *a, const void *b) {
+  /* strcmp compares as unsigned char: the byte order of Buffer.compare for names without NUL */
+  return strcmp(scan_names_base + *(const size_t *)a, scan_names_base + *(const size_t *)b);
+}
+
+// scanDir(path, options) → [names: Buffer, fields: Float64Array, xattrs: Array, targets: Array]
+// The entries of a directory, sorted by name (bytewise), each with lstat fields and, as `options`
+// (SCAN_* bits) asks, inode flags and extended attributes, read through one O_NOFOLLOW descriptor
+// per regular file or directory like casync does. fields has SCAN_FIELDS numbers per entry:
+//  0 name offset in names, 1 name length, 2 mode, 3 uid, 4 gid, 5 size, 6 mtime s, 7 mtime ns,
+//  8 dev, 9 ino, 10 rdev major, 11 rdev minor, 12 chattr, 13 FAT attributes, 14 project id,
+//  15 subvolume read-only (12-15: -1 where not read or not available), 16 lstat errno (0 = ok),
+//  17 errno of reading flags/xattrs (0 = ok; otherwise the caller reads them itself).
+// xattrs[i] is [name, value][] for entries that have any; targets[i] is a symlink's target.
+static napi_value scan_dir (napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[PATH_MAX];
+  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
+  uint32_t options = 0;
+  if (argc > 1) napi_get_value_uint32(env, argv[1], &options);
+  int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOCTTY);
+  if (dfd < 0) return throw_errno(env, errno, "scandir", path);
+  DIR *d = fdopendir(dfd);
+  if (!d) { int e = errno; close(dfd); return throw_errno(env, e, "scandir", path); }
+  char *names = NULL; size_t names_len = 0, names_cap = 0;
+  size_t *offsets = NULL; size_t count = 0, cap = 0;
+  struct dirent *de;
+  int err = 0;
+  for (;;) {
+    errno = 0;
+    de = readdir(d);
+    if (!de) { err = errno; break; }
+    const char *n = de->d_name;
+    if (n[0] == '.' && (n[1] == 0 || (n[1] == '.' && n[2] == 0))) continue;
+    size_t len = strlen(n) + 1;
+    if (names_len + len > names_cap) {
+      size_t nc = names_cap ? names_cap * 2 : 4096;
+      while (nc < names_len + len) nc *= 2;
+      char *g = realloc(names, nc);
+      if (!g) { err = ENOMEM; break; }
+      names = g; names_cap = nc;
+    }
+    if (count == cap) {
+      size_t nc = cap ? cap * 2 : 64;
+      size_t *g = realloc(offsets, nc * sizeof *offsets);
+      if (!g) { err = ENOMEM; break; }
+      offsets = g; cap = nc;
+    }
+    memcpy(names + names_len, n, len);
+    offsets[count++] = names_len;
+    names_len += len;
+  }
+  if (err) { closedir(d); free(names); free(offsets); return throw_errno(env, err, "scandir", path); }
+  scan_names_base = names;
+  if (count > 1) qsort(offsets, count, sizeof *offsets, compare_names);
+
+  napi_value names_buf, ab, fields, xattrs, targets, result;
+  void *nb_data;
+  if (napi_create_buffer_copy(env, names_len, names_len ? names : "", &nb_data, &names_buf) != napi_ok) { closedir(d); free(names); free(offsets); return NULL; }
+  double *f;
+  if (napi_create_arraybuffer(env, (count ? count : 1) * SCAN_FIELDS * sizeof(double), (void **)&f, &ab) != napi_ok) { closedir(d); free(names); free(offsets); return NULL; }
+  napi_create_typedarray(env, napi_float64_array, count * SCAN_FIELDS, ab, 0, &fields);
+  napi_create_array_with_length(env, count, &xattrs);
+  napi_create_array_with_length(env, count, &targets);
+
+  size_t plen = strlen(path);
+  char full[PATH_MAX];
+  for (size_t i = 0; i < count; i++) {
+    const char *name = names + offsets[i];
+    double *e = f + i * SCAN_FIELDS;
+    e[0] = (double)offsets[i]; e[1] = (double)strlen(name);
+    for (int k = 2; k < SCAN_FIELDS; k++) e[k] = k >= 12 && k <= 15 ? -1 : 0;
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) { e[16] = errno; continue; }
+    e[2] = st.st_mode; e[3] = st.st_uid; e[4] = st.st_gid; e[5] = (double)st.st_size;
+    e[6] = (double)st.st_mtim.tv_sec; e[7] = (double)st.st_mtim.tv_nsec;
+    e[8] = (double)st.st_dev; e[9] = (double)st.st_ino;
+    e[10] = major(st.st_rdev); e[11] = minor(st.st_rdev);
+    int type = st.st_mode & S_IFMT;
+    if (type == S_IFLNK) {
+      char target[PATH_MAX];
+      ssize_t tl = readlinkat(dfd, name, target, sizeof target);
+      if (tl >= 0 && tl < (ssize_t)sizeof target) napi_set_element(env, targets, i, make_buffer(env, target, tl));
+      continue;
+    }
+    if ((options & (SCAN_FLAGS | SCAN_XATTRS | SCAN_FAT | SCAN_SUBVOLUME)) == 0) continue;
+    int fd = -1;
+    if (type == S_IFREG || type == S_IFDIR) {
+      int oflags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
+      fd = openat(dfd, name, oflags | O_NOATIME);
+      if (fd < 0 && errno == EPERM) fd = openat(dfd, name, oflags);
+      if (fd < 0) { e[17] = errno; continue; }
+      if (options & (SCAN_FLAGS | SCAN_FAT | SCAN_SUBVOLUME)) {
+        int attr = 0;
+        if (ioctl(fd, FS_IOC_GETFLAGS, &attr) == 0) e[12] = (double)(unsigned)attr;
+        if (options & SCAN_FAT) {
+          uint32_t fat = 0;
+          if (ioctl(fd, FAT_IOCTL_GET_ATTRIBUTES, &fat) == 0) e[13] = fat;
+        }
+        struct fsxattr fsx;
+        if (ioctl(fd, FS_IOC_FSGETXATTR, &fsx) == 0) e[14] = fsx.fsx_projid;
+        if ((options & SCAN_SUBVOLUME) && type == S_IFDIR && st.st_ino == 256) {
+          uint64_t sf = 0;
+          if (ioctl(fd, BTRFS_IOC_SUBVOL_GETFLAGS, &sf) == 0) e[15] = (sf & BTRFS_SUBVOL_RDONLY) ? 1 : 0;
+        }
+      }
+    } else if (options & SCAN_XATTRS) {
+      if (plen + 1 + strlen(name) + 1 > sizeof full) { e[17] = ENAMETOOLONG; continue; }
+      memcpy(full, path, plen); full[plen] = '/'; strcpy(full + plen + 1, name);
+    }
+    if (options & SCAN_XATTRS) {
+      struct scan_xattr x;
+      int xe = read_xattrs(fd, full, &x);
+      if (xe) e[17] = xe;
+      else if (x.count > 0) napi_set_element(env, xattrs, i, xattr_pairs(env, &x));
+      free_xattrs(&x);
+    }
+    if (fd >= 0) close(fd);
+  }
+  closedir(d);
+  free(names); free(offsets);
+  napi_create_array_with_length(env, 4, &result);
+  napi_set_element(env, result, 0, names_buf);
+  napi_set_element(env, result, 1, fields);
+  napi_set_element(env, result, 2, xattrs);
+  napi_set_element(env, result, 3, targets);
+  return result;
+}
+
+// readAt(path, buffer, position) → bytes read: fills `buffer` from `position` of the regular file
+// at path (opened O_NOFOLLOW, O_NOATIME where allowed), fewer bytes only at the end of the file
+static napi_value read_at (napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[PATH_MAX];
+  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
+  void *data; size_t len;
+  if (!get_bytes(env, argv[1], &data, &len)) return NULL;
+  double position = 0;
+  if (argc > 2) napi_get_value_double(env, argv[2], &position);
+  int oflags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY;
+  int fd = open(path, oflags | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = open(path, oflags);
+  if (fd < 0) return throw_errno(env, errno, "open", path);
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = pread(fd, (char *)data + got, len - got, (off_t)position + got);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno; close(fd);
+      return throw_errno(env, e, "read", path);
+    }
+    if (n == 0) break;
+    got += n;
+  }
+  close(fd);
+  napi_value v;
+  napi_create_double(env, (double)got, &v);
+  return v;
+}
+
+// ---- a hashing writer: SHA-256 (or SHA-512/256) and write() of a byte stream on a thread ----
+// The tree reader fills the main thread; this thread digests the archive and writes it, so make
+// .catar uses both cores where casync uses one. Bytes are copied into a ring; write blocks while
+// it is full. Dirty pages are handed to the kernel's writeback as they go (sync_file_range), so
+// the caller's final fsync has little left to wait for. The digest is OpenSSL's, from Node.
+
+#define HW_RING (8u << 20)
+#define HW_PIECE (1u << 20)
+#define HW_WRITEBACK (8u << 20)
+
+struct hashing_writer {
+  int fd;
+  EVP_MD_CTX *md;
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t readable, writable;
+  unsigned char *ring;
+  uint64_t head, tail;   /* bytes put in / taken out of the ring */
+  int finishing, stopped, joined;
+  int err;               /* first write error (errno), 0 if none */
+  uint64_t written, flushed;
+};
+
+static void *hw_run (void *arg) {
+  struct hashing_writer *w = arg;
+  pthread_mutex_lock(&w->lock);
+  for (;;) {
+    while (w->head == w->tail && !w->finishing && !w->stopped) pthread_cond_wait(&w->readable, &w->lock);
+    if (w->stopped || (w->head == w->tail && w->finishing)) break;
+    uint64_t avail = w->head - w->tail;
+    size_t at = (size_t)(w->tail % HW_RING);
+    size_t n = avail < HW_RING - at ? (size_t)avail : HW_RING - at;
+    if (n > HW_PIECE) n = HW_PIECE;
+    int failed = w->err != 0;
+    pthread_mutex_unlock(&w->lock);
+    int err = 0;
+    if (!failed) {
+      EVP_DigestUpdate(w->md, w->ring + at, n);
+      size_t off = 0;
+      while (off < n) {
+        ssize_t k = write(w->fd, w->ring + at + off, n - off);
+        if (k < 0) { if (errno == EINTR) continue; err = errno; break; }
+        off += k;
+      }
+      w->written += off;
+      if (!err && w->written - w->flushed >= HW_WRITEBACK) {
+        sync_file_range(w->fd, (off_t)w->flushed, (off_t)(w->written - w->flushed), SYNC_FILE_RANGE_WRITE);
+        w->flushed = w->written;
+      }
+    }
+    pthread_mutex_lock(&w->lock);
+    if (err && !w->err) w->err = err;
+    w->tail += n;
+    pthread_cond_signal(&w->writable);
+  }
+  pthread_mutex_unlock(&w->lock);
+  return NULL;
+}
+
+static void hw_stop (struct hashing_writer *w) {
+  if (w->joined) return;
+  pthread_mutex_lock(&w->lock);
+  w->stopped = 1;
+  pthread_cond_signal(&w->readable);
+  pthread_mutex_unlock(&w->lock);
+  pthread_join(w->thread, NULL);
+  w->joined = 1;
+}
+
+static void hw_free (struct hashing_writer *w) {
+  hw_stop(w);
+  pthread_mutex_destroy(&w->lock);
+  pthread_cond_destroy(&w->readable);
+  pthread_cond_destroy(&w->writable);
+  if (w->md) EVP_MD_CTX_free(w->md);
+  free(w->ring);
+  free(w);
+}
+
+static void hw_finalize (napi_env env, void *data, void *hint) {
+  hw_free(data);
+}
+
+static struct hashing_writer *hw_arg (napi_env env, napi_value v) {
+  struct hashing_writer *w = NULL;
+  if (napi_get_value_external(env, v, (void **)&w) != napi_ok || w == NULL) { napi_throw_type_error(env, NULL, "expected a hashing writer"); return NULL; }
+  if (w->joined) { napi_throw_error(env, "ERR_INVALID_STATE", "the hashing writer is closed"); return NULL; }
+  return w;
+}
+
+// hashingWriter(fd, algorithm: 'sha256' | 'sha512-256') → handle; writes go to fd from its position
+static napi_value hashing_writer (napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  napi_get_value_int32(env, argv[0], &fd);
+  char name[32] = "sha256";
+  if (argc > 1 && !get_path(env, argv[1], name, sizeof name)) return NULL;
+  const EVP_MD *md = strcmp(name, "sha256") == 0 ? EVP_sha256() : strcmp(name, "sha512-256") == 0 ? EVP_sha512_256() : NULL;
+  if (md == NULL) { napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "algorithm must be sha256 or sha512-256"); return NULL; }
+  struct hashing_writer *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, ENOMEM, "hashingWriter", NULL);
+  w->fd = fd;
+  w->ring = malloc(HW_RING);
+  w->md = EVP_MD_CTX_new();
+  if (!w->ring || !w->md || EVP_DigestInit_ex(w->md, md, NULL) != 1) {
+    if (w->md) EVP_MD_CTX_free(w->md);
+    free(w->ring); free(w);
+    return throw_errno(env, ENOMEM, "hashingWriter", NULL);
+  }
+  pthread_mutex_init(&w->lock, NULL);
+  pthread_cond_init(&w->readable, NULL);
+  pthread_cond_init(&w->writable, NULL);
+  int e = pthread_create(&w->thread, NULL, hw_run, w);
+  if (e) {
+    w->joined = 1;
+    hw_free(w);
+    return throw_errno(env, e, "pthread_create", NULL);
+  }
+  napi_value handle;
+  if (napi_create_external(env, w, hw_finalize, NULL, &handle) != napi_ok) { hw_free(w); return NULL; }
+  return handle;
+}
+
+// hashingWriterWrite(handle, bytes): copies bytes into the ring, waiting while it is full; throws
+// the first write error
+static napi_value hashing_writer_write (napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct hashing_writer *w = hw_arg(env, argv[0]);
+  if (!w) return NULL;
+  void *data; size_t len;
+  if (!get_bytes(env, argv[1], &data, &len)) return NULL;
+  size_t off = 0;
+  pthread_mutex_lock(&w->lock);
+  while (off < len && !w->err) {
+    while (w->head - w->tail == HW_RING && !w->err) pthread_cond_wait(&w->writable, &w->lock);
+    if (w->err) break;
+    uint64_t space = HW_RING - (w->head - w->tail);
+    size_t at = (size_t)(w->head % HW_RING);
+    size_t n = len - off;
+    if (n > space) n = (size_t)space;
+    if (n > HW_RING - at) n = HW_RING - at;
+    pthread_mutex_unlock(&w->lock);
+    memcpy(w->ring + at, (const char *)data + off, n);
+    pthread_mutex_lock(&w->lock);
+    w->head += n;
+    off += n;
+    pthread_cond_signal(&w->readable);
+  }
+  int err = w->err;
+  pthread_mutex_unlock(&w->lock);
+  if (err) return throw_errno(env, err, "write", NULL);
+  return NULL;
+}
+
+// hashingWriterFinish(handle) → [hex digest, bytes]: waits for everything to be written
+static napi_value hashing_writer_finish (napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct hashing_writer *w = hw_arg(env, argv[0]);
+  if (!w) return NULL;
+  pthread_mutex_lock(&w->lock);
+  w->finishing = 1;
+  pthread_cond_signal(&w->readable);
+  pthread_mutex_unlock(&w->lock);
+  pthread_join(w->thread, NULL);
+  w->joined = 1;
+  if (w->err) return throw_errno(env, w->err, "write", NULL);
+  unsigned char digest[EVP_MAX_MD_SIZE]; unsigned int dl = 0;
+  EVP_DigestFinal_ex(w->md, digest, &dl);
+  char hex[2 * EVP_MAX_MD_SIZE + 1];
+  for (unsigned int i = 0; i < dl; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+  napi_value result, h, n;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_string_latin1(env, hex, 2 * dl, &h);
+  napi_create_double(env, (double)w->written, &n);
+  napi_set_element(env, result, 0, h);
+  napi_set_element(env, result, 1, n);
+  return result;
+}
+
+// hashingWriterAbort(handle): stops the thread; what is still in the ring is not written
+static napi_value hashing_writer_abort (napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  struct hashing_writer *w = NULL;
+  if (napi_get_value_external(env, argv[0], (void **)&w) == napi_ok && w != NULL) hw_stop(w);
+  return NULL;
 }
 
 // setInodeFlags(path, chattr, chattrMask, fatAttrs (-1 = leave), projid (-1 = leave)):
@@ -388,6 +826,12 @@ static napi_value init (napi_env env, napi_value exports) {
     { "groupName", NULL, group_name, NULL, NULL, NULL, napi_default, NULL },
     { "userId", NULL, user_id, NULL, NULL, NULL, napi_default, NULL },
     { "groupId", NULL, group_id, NULL, NULL, NULL, napi_default, NULL },
+    { "scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_default, NULL },
+    { "readAt", NULL, read_at, NULL, NULL, NULL, napi_default, NULL },
+    { "hashingWriter", NULL, hashing_writer, NULL, NULL, NULL, napi_default, NULL },
+    { "hashingWriterWrite", NULL, hashing_writer_write, NULL, NULL, NULL, napi_default, NULL },
+    { "hashingWriterFinish", NULL, hashing_writer_finish, NULL, NULL, NULL, napi_default, NULL },
+    { "hashingWriterAbort", NULL, hashing_writer_abort, NULL, NULL, NULL, napi_default, NULL },
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -6,9 +6,10 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { InvalidFormatError } from '../protocol/errors.ts'
 import { encodeIndex, IndexDecoder, type Index, type IndexChunk } from '../protocol/index-file.ts'
+import { writeFileAtomic } from './atomic-write.ts'
 import { isHttpUrl } from './http/client.ts'
-import { fetchIndexStream } from './http/remote-index.ts'
-import { uploadIndex } from './http/upload.ts'
+
+export { writeAtomic, writeFileAtomic } from './atomic-write.ts'
 
 export interface ReadIndexOptions { signal?: AbortSignal }
 
@@ -51,36 +52,21 @@ export async function readIndex (location: string, options: ReadIndexOptions = {
   return await decodeIndexFrom(createReadStream(location, { highWaterMark: 1 << 20, signal: options.signal }), location)
 }
 
-/**
- * Creates `<dir>/.<name>.<random>.tmp`, lets `write` fill it, fsyncs, then renames it into place;
- * on any failure the temporary file is removed and `file` is left as it was.
- */
-export async function writeAtomic (file: string, write: (handle: fs.FileHandle) => Promise<void>, options: { mode?: number } = {}): Promise<void> {
-  const dir = path.dirname(file)
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
-  const handle = await fs.open(tmp, 'wx', options.mode ?? 0o666)
-  try {
-    await write(handle)
-    await handle.sync()
-    await handle.close()
-    await fs.rename(tmp, file)
-  } catch (err) {
-    await handle.close().catch(() => {})
-    await fs.rm(tmp, { force: true })
-    throw err
-  }
-}
-
-/** writeAtomic() for bytes already in memory. */
-export async function writeFileAtomic (file: string, data: Uint8Array, options: { mode?: number } = {}): Promise<void> {
-  await writeAtomic(file, async (handle) => { await handle.writeFile(data) }, options)
-}
-
 export async function writeIndexFile (file: string, index: Index, options: { mode?: number } = {}): Promise<void> {
   // an http(s):// index goes to `caswarm serve` with a PUT (after its chunks)
-  if (isHttpUrl(file)) { await uploadIndex(file, encodeIndex(index)); return }
+  if (isHttpUrl(file)) {
+    const { uploadIndex } = await import('./http/upload.ts') // loaded only for remote indexes
+    await uploadIndex(file, encodeIndex(index))
+    return
+  }
   await writeFileAtomic(file, encodeIndex(index), options)
 }
 
 // http(s):// indexes: fetched with retries (node/http/remote-index.ts)
-indexReaders.push({ matches: isHttpUrl, read: (location, options) => fetchIndexStream(location, options) })
+indexReaders.push({
+  matches: isHttpUrl,
+  read: async function * (location, options) {
+    const { fetchIndexStream } = await import('./http/remote-index.ts') // loaded only for remote indexes
+    yield * fetchIndexStream(location, options)
+  }
+})

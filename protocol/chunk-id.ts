@@ -2,12 +2,11 @@ import { createHash } from 'node:crypto'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { copyBytes } from './bytes.ts'
-import { CA_FORMAT_SHA512_256, CHUNK_ID_SIZE, CHUNK_SUFFIX } from './constants.ts'
+import { CHUNK_ID_SIZE, CHUNK_SUFFIX } from './constants.ts'
+import { DEFAULT_DIGEST, type DigestAlgorithm } from './digest.ts'
 import { ChunkInvalidError, InvalidFormatError } from './errors.ts'
 
-/** The chunk digest algorithms casync knows (spec §2.1). caswarm defaults to sha256. */
-export type DigestAlgorithm = 'sha256' | 'sha512-256'
-export const DEFAULT_DIGEST: DigestAlgorithm = 'sha256'
+export { DEFAULT_DIGEST, digestFlag, digestFromFlags, parseDigest, type DigestAlgorithm } from './digest.ts'
 
 /** multicodec codes: raw 0x55, sha2-256 0x12, sha2-512-256 0x1014 */
 const RAW_CODEC = 0x55
@@ -71,21 +70,6 @@ export function digestBytes (data: Uint8Array, algorithm: DigestAlgorithm = DEFA
 export function createStreamDigest (algorithm: DigestAlgorithm = DEFAULT_DIGEST): { update: (data: Uint8Array) => void, digest: () => string } {
   const h = createHash(algorithm === 'sha256' ? 'sha256' : 'sha512-256')
   return { update: (data) => { h.update(data) }, digest: () => h.digest('hex') }
-}
-
-/** The digest that feature flags select: bit SHA512_256 set → sha512-256, clear → sha256 (spec §2.1). */
-export function digestFromFlags (flags: bigint): DigestAlgorithm {
-  return (flags & CA_FORMAT_SHA512_256) !== 0n ? 'sha512-256' : 'sha256'
-}
-
-export function digestFlag (algorithm: DigestAlgorithm): bigint {
-  return algorithm === 'sha512-256' ? CA_FORMAT_SHA512_256 : 0n
-}
-
-export function parseDigest (name: string): DigestAlgorithm {
-  if (name === 'sha256') return 'sha256'
-  if (name === 'sha512-256' || name === 'sha512/256' || name === 'default') return 'sha512-256'
-  throw new InvalidFormatError(`unknown digest "${name}" (sha256 or sha512-256)`)
 }
 
 /** Checks plain chunk bytes against their ID; returns the bytes or throws ChunkInvalidError. */

@@ -1,17 +1,11 @@
 // caswarm make: chunk a file or block device (or, with .catar/.caidx, a directory tree) into a
 // store and write the index.
+// The blob path's modules are imported when it runs, so that a tree make does not load them.
 import * as fs from 'node:fs/promises'
 import type { Command } from 'commander'
-import { parseDigest } from '../../protocol/chunk-id.ts'
-import { parseChunkSize } from '../../protocol/chunker.ts'
-import { parseCompression } from '../../protocol/compression.ts'
+import { parseDigest } from '../../protocol/digest.ts'
 import { InvalidArgumentError } from '../../protocol/errors.ts'
-import { writeIndexFile } from '../../node/index-io.ts'
-import { makeIndexFromFile } from '../../node/make.ts'
-import { blockDeviceSize } from '../../node/block-device.ts'
-import { defaultStoreFor, openStore } from '../../node/store/location.ts'
 import { collect, printJson, type CommandContext } from '../context.ts'
-import { progressBar } from '../progress.ts'
 import { makeTreeArchive } from '../tree-archive.ts'
 
 export interface MakeCliOptions {
@@ -53,6 +47,10 @@ Examples:
       if (!indexPath.endsWith('.caibx')) throw new InvalidArgumentError(`${indexPath}: the index must end in .caibx (blob), .caidx or .catar (directory)`)
       const st = await fs.stat(input)
       if (st.isDirectory()) throw new InvalidArgumentError(`${input} is a directory: use a .caidx or .catar index for a directory tree`)
+      const [{ parseChunkSize }, { parseCompression }, { writeIndexFile }, { makeIndexFromFile }, { blockDeviceSize }, { defaultStoreFor, openStore }, { progressBar }] = await Promise.all([
+        import('../../protocol/chunker.ts'), import('../../protocol/compression.ts'), import('../../node/index-io.ts'),
+        import('../../node/make.ts'), import('../../node/block-device.ts'), import('../../node/store/location.ts'), import('../progress.ts')
+      ])
       const digest = parseDigest(opts.digest)
       const chunkSize = parseChunkSize(opts.chunkSize ?? '')
       const compression = parseCompression(opts.compression)

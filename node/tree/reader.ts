@@ -1,8 +1,11 @@
-// The directory reader: walks a tree like casync's encoder does (spec §4.4–§4.8) and produces the
-// ArchiveEvents for it. Synchronous file-system calls on purpose: for thousands of small files
-// they are several times faster than the promise API, and the callers pull the events in batches.
-// Names stay raw bytes (Buffers) from readdir to the archive.
+// The directory reader: walks a tree like casync's encoder does (spec §4.4–§4.8) and serialises
+// it into an ArchiveEncoder. Synchronous calls on purpose: for thousands of small files they are
+// several times faster than the promise API, and the callers take the output in batches. One
+// native call per directory (scanDir) returns every entry's lstat fields, inode flags and xattrs,
+// read through one descriptor per file as casync does; file contents are read straight into the
+// encoder's output buffer. Names stay raw bytes (Buffers) from readdir to the archive.
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import {
   CA_FORMAT_EXCLUDE_FILE, CA_FORMAT_EXCLUDE_NODUMP, CA_FORMAT_EXCLUDE_SUBMOUNTS
 } from '../../protocol/constants.ts'
@@ -15,10 +18,14 @@ import {
   WITH_FIFOS, WITH_QUOTA_PROJID, WITH_SELINUX, WITH_SOCKETS, WITH_SUBVOLUME, WITH_SUBVOLUME_RO,
   WITH_SYMLINKS, WITH_USER_NAMES, WITH_XATTRS
 } from '../../protocol/catar/feature-flags.ts'
-import type { AclEntry, ArchiveEvent, ArchiveNode } from '../../protocol/catar/types.ts'
+import type { AclEntry, ArchiveNode } from '../../protocol/catar/types.ts'
 import { InvalidArgumentError } from '../../protocol/errors.ts'
 import { ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, aclDefaultFields, parseAclXattr } from './acl.ts'
-import { treeNative, type TreeNative } from './native.ts'
+import {
+  F_CHATTR, F_DEV, F_EXTRAS_ERRNO, F_FAT, F_GID, F_INO, F_MODE, F_MTIME_NSEC, F_MTIME_SEC, F_NAME,
+  F_NAME_LENGTH, F_PROJID, F_RDEV_MAJOR, F_RDEV_MINOR, F_SIZE, F_STAT_ERRNO, F_SUBVOLUME_RO, F_UID,
+  SCAN_FAT, SCAN_FIELDS, SCAN_FLAGS, SCAN_SUBVOLUME, SCAN_XATTRS, treeNative, type TreeNative
+} from './native.ts'
 
 export interface ReadTreeOptions {
   /** the archive's feature flags (archiveFeatureFlags() or an index header's) */
@@ -37,41 +44,77 @@ const API_FS = new Set([
 const FAT_FS = new Set([0x4d44, /* msdos/vfat */ 0x65735546 /* fuse */])
 const BTRFS_FS = 0x9123683e
 const XATTR_PREFIXES = ['user.', 'trusted.']
-/** small reads share one buffer (the encoder copies pieces below 32 KiB); big ones are fresh */
-const SMALL = 32 * 1024
-const PIECE = 1 << 20
-
 const SLASH = Buffer.from('/')
-const O_READ = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NOCTTY | (fs.constants.O_NOATIME ?? 0)
+const ENOENT = os.constants.errno.ENOENT
+
+/** An entry's lstat fields, and its flags and xattrs when a directory scan read them. */
+interface EntryStat {
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  mtimeNs: bigint
+  dev: number
+  ino: number
+  rdevMajor: number
+  rdevMinor: number
+  /** set when the scan read the inode flags (-1 = not available) */
+  flags?: { chattr: number, fat: number, projid: number, subvolumeRo: number }
+  /** set when the scan read the xattrs (empty: none) */
+  xattrs?: Array<[Buffer, Buffer]>
+}
+
+function fromStats (st: fs.BigIntStats): EntryStat {
+  const rdev = st.rdev
+  return {
+    mode: Number(st.mode),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: Number(st.size),
+    mtimeNs: st.mtimeNs,
+    dev: Number(st.dev),
+    ino: Number(st.ino),
+    rdevMajor: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
+    rdevMinor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn))
+  }
+}
+
+const NO_XATTRS: Array<[Buffer, Buffer]> = []
 
 export class TreeReader {
   private readonly flags: bigint
   private readonly signal?: AbortSignal
   private readonly native: TreeNative
   private readonly names = { user: new Map<number, string | null>(), group: new Map<number, string | null>() }
-  private readonly fsTypes = new Map<bigint, number>()
-  private readonly scratch = Buffer.allocUnsafe(SMALL)
+  private readonly fsTypes = new Map<number, number>()
   private readonly selinux: boolean
-  private rootDev = 0n
-  private noatime = true
+  private readonly wantXattrs: boolean
+  private readonly wantFlags: boolean
+  private rootDev = 0
 
   constructor (options: ReadTreeOptions) {
     this.flags = options.featureFlags
     this.signal = options.signal
     this.native = treeNative()
     this.selinux = (this.flags & WITH_SELINUX) !== 0n && fs.existsSync('/sys/fs/selinux/enforce')
+    this.wantXattrs = (this.flags & (WITH_XATTRS | WITH_ACL | WITH_FCAPS)) !== 0n || this.selinux
+    this.wantFlags = (this.flags & (WITH_CHATTR | WITH_QUOTA_PROJID | CA_FORMAT_EXCLUDE_NODUMP)) !== 0n
   }
 
-  /** The events of the tree at `root` (a directory; a symlink to one is followed). */
-  * events (root: string | Buffer): Generator<ArchiveEvent> {
+  /**
+   * Serialises the tree at `root` (a directory; a symlink to one is followed) into `encoder`,
+   * pausing (yielding) whenever `encoder.pendingBytes` reaches `batch`, so that the caller can
+   * take() the output.
+   */
+  * encode (root: string | Buffer, encoder: ArchiveEncoder, batch: number): Generator<void> {
     const path = Buffer.isBuffer(root) ? root : Buffer.from(root)
     const st = fs.statSync(path, { bigint: true })
     if (!st.isDirectory()) throw new InvalidArgumentError(`${path.toString()} is not a directory`)
-    this.rootDev = st.dev
-    yield * this.directory(path, st, [], [])
+    this.rootDev = Number(st.dev)
+    yield * this.directory(encoder, batch, path, undefined, fromStats(st), [], [])
   }
 
-  private fsType (dev: bigint, path: Buffer): number {
+  private fsType (dev: number, path: Buffer): number {
     let t = this.fsTypes.get(dev)
     if (t == null) {
       t = this.native.statfsType(path)
@@ -112,10 +155,10 @@ export class TreeReader {
   }
 
   /** extended attributes, ACLs, file capabilities and SELinux label (spec §4.4.6) */
-  private extras (path: Buffer, node: ArchiveNode, type: number): void {
+  private extras (path: Buffer, node: ArchiveNode, type: number, scanned: Array<[Buffer, Buffer]> | undefined): void {
     const f = this.flags
-    if ((f & (WITH_XATTRS | WITH_ACL | WITH_FCAPS)) === 0n && !this.selinux) return
-    const all = this.native.lxattrs(path)
+    if (!this.wantXattrs) return
+    const all = scanned ?? this.native.lxattrs(path)
     if (all.length === 0) return
     for (const [nameBuf, value] of all) {
       const name = nameBuf.toString('latin1')
@@ -146,29 +189,33 @@ export class TreeReader {
     if (node.aclDefaultGroup == null) delete node.aclDefaultGroup
   }
 
-  /** The node for an lstat result, or undefined when casync would leave it out. */
-  private node (path: Buffer, name: Buffer | undefined, st: fs.BigIntStats): ArchiveNode | undefined {
+  /** The node for an entry, or undefined when casync would leave it out. */
+  private node (path: Buffer, name: Buffer | undefined, st: EntryStat): ArchiveNode | undefined {
     const f = this.flags
-    const mode = Number(st.mode)
+    const mode = st.mode
     const type = mode & 0o170000
     const node: ArchiveNode = {
       mode: deriveMode(mode, f),
       flags: 0n,
-      uid: deriveId(Number(st.uid), f, 'uid'),
-      gid: deriveId(Number(st.gid), f, 'gid'),
+      uid: deriveId(st.uid, f, 'uid'),
+      gid: deriveId(st.gid, f, 'gid'),
       mtime: deriveMtime(st.mtimeNs, f)
     }
     if (name != null) node.name = name
     if (type === S_IFREG || type === S_IFDIR) {
       const fsType = this.fsType(st.dev, path)
       const fat = (f & WITH_FAT_ATTRS) !== 0n && FAT_FS.has(fsType)
-      const subvolume = type === S_IFDIR && (f & WITH_SUBVOLUME) !== 0n && fsType === BTRFS_FS && st.ino === 256n
-      if ((f & (WITH_CHATTR | WITH_QUOTA_PROJID)) !== 0n || (f & CA_FORMAT_EXCLUDE_NODUMP) !== 0n || fat || subvolume) {
+      const subvolume = type === S_IFDIR && (f & WITH_SUBVOLUME) !== 0n && fsType === BTRFS_FS && st.ino === 256
+      if (this.wantFlags || fat || subvolume) {
         let chattr = 0; let fatAttrs = 0; let projid = 0; let ro = 0
-        try {
-          [chattr, fatAttrs, projid, ro] = this.native.inodeFlags(path, fat, subvolume && (f & WITH_SUBVOLUME_RO) !== 0n)
-        } catch (err: any) {
-          if (err.code !== 'EACCES' && err.code !== 'ENXIO' && err.code !== 'EPERM') throw err
+        if (st.flags != null) {
+          ({ chattr, fat: fatAttrs, projid, subvolumeRo: ro } = st.flags)
+        } else {
+          try {
+            [chattr, fatAttrs, projid, ro] = this.native.inodeFlags(path, fat, subvolume && (f & WITH_SUBVOLUME_RO) !== 0n)
+          } catch (err: any) {
+            if (err.code !== 'EACCES' && err.code !== 'ENXIO' && err.code !== 'EPERM') throw err
+          }
         }
         if (chattr < 0) chattr = 0
         if ((f & CA_FORMAT_EXCLUDE_NODUMP) !== 0n && (chattr & FS_NODUMP_FL) !== 0 && name != null) return undefined
@@ -176,42 +223,78 @@ export class TreeReader {
         if ((f & WITH_QUOTA_PROJID) !== 0n && projid > 0) node.quotaProjId = BigInt(projid)
       }
     }
-    const user = this.ownerName('user', Number(st.uid))
+    const user = this.ownerName('user', st.uid)
     if (user != null) node.user = user
-    const group = this.ownerName('group', Number(st.gid))
+    const group = this.ownerName('group', st.gid)
     if (group != null) node.group = group
-    if (type !== 0o120000) this.extras(path, node, type)
+    if (type !== 0o120000) this.extras(path, node, type, st.xattrs)
     return node
   }
 
-  private * directory (path: Buffer, st: fs.BigIntStats, rel: string[], inherited: ExcludePattern[]): Generator<ArchiveEvent> {
-    const node = this.node(path, rel.length > 0 ? Buffer.from(rel[rel.length - 1]!, 'latin1') : undefined, st)
+  /** scanDir options for the entries of a directory on a file system of type `fsType` */
+  private scanOptions (fsType: number): number {
+    const f = this.flags
+    let options = 0
+    if (this.wantFlags) options |= SCAN_FLAGS
+    if (this.wantXattrs) options |= SCAN_XATTRS
+    if ((f & WITH_FAT_ATTRS) !== 0n && FAT_FS.has(fsType)) options |= SCAN_FAT
+    if ((f & WITH_SUBVOLUME) !== 0n && fsType === BTRFS_FS) options |= SCAN_SUBVOLUME
+    return options
+  }
+
+  private * directory (encoder: ArchiveEncoder, batch: number, path: Buffer, name: Buffer | undefined, st: EntryStat, rel: string[], inherited: ExcludePattern[]): Generator<void> {
+    const node = this.node(path, name, st)
     if (node == null) return
-    yield { type: 'node', node }
-    if (API_FS.has(this.fsType(st.dev, path))) { yield { type: 'end' }; return }
+    encoder.node(node)
+    const dirType = this.fsType(st.dev, path)
+    if (API_FS.has(dirType)) { encoder.end(); return }
     this.signal?.throwIfAborted()
-    const names = fs.readdirSync(path, { encoding: 'buffer' })
-    names.sort(Buffer.compare)
+    const [names, fields, xattrs, targets] = this.native.scanDir(path, this.scanOptions(dirType))
+    const count = fields.length / SCAN_FIELDS
+    const nameAt = (i: number): Buffer => names.subarray(fields[i * SCAN_FIELDS + F_NAME]!, fields[i * SCAN_FIELDS + F_NAME]! + fields[i * SCAN_FIELDS + F_NAME_LENGTH]!)
     let patterns = inherited
     const f = this.flags
-    if ((f & CA_FORMAT_EXCLUDE_FILE) !== 0n && names.some(n => n.equals(CAEXCLUDE))) {
-      const file = Buffer.concat([path, SLASH, CAEXCLUDE])
-      try {
-        if (fs.lstatSync(file).isFile()) patterns = [...inherited, ...parseExcludeFile(fs.readFileSync(file, 'utf8'), rel.length)]
-      } catch (err: any) {
-        if (err.code !== 'ENOENT') throw err
+    if ((f & CA_FORMAT_EXCLUDE_FILE) !== 0n) {
+      for (let i = 0; i < count; i++) {
+        if (!nameAt(i).equals(CAEXCLUDE)) continue
+        const file = Buffer.concat([path, SLASH, CAEXCLUDE])
+        try {
+          if (fs.lstatSync(file).isFile()) patterns = [...inherited, ...parseExcludeFile(fs.readFileSync(file, 'utf8'), rel.length)]
+        } catch (err: any) {
+          if (err.code !== 'ENOENT') throw err
+        }
+        break
       }
     }
-    for (const name of names) {
-      const child = Buffer.concat([path, SLASH, name])
-      let cst: fs.BigIntStats
-      try {
-        cst = fs.lstatSync(child, { bigint: true })
-      } catch (err: any) {
-        if (err.code === 'ENOENT') continue // vanished meanwhile
-        throw err
+    for (let i = 0; i < count; i++) {
+      const b = i * SCAN_FIELDS
+      const childName = nameAt(i)
+      const child = Buffer.concat([path, SLASH, childName])
+      let cst: EntryStat
+      const statErrno = fields[b + F_STAT_ERRNO]!
+      if (statErrno === 0) {
+        cst = {
+          mode: fields[b + F_MODE]!,
+          uid: fields[b + F_UID]!,
+          gid: fields[b + F_GID]!,
+          size: fields[b + F_SIZE]!,
+          mtimeNs: BigInt(fields[b + F_MTIME_SEC]!) * 1_000_000_000n + BigInt(fields[b + F_MTIME_NSEC]!),
+          dev: fields[b + F_DEV]!,
+          ino: fields[b + F_INO]!,
+          rdevMajor: fields[b + F_RDEV_MAJOR]!,
+          rdevMinor: fields[b + F_RDEV_MINOR]!
+        }
+        // flags and xattrs the scan read, unless it failed (then node() reads them and reports
+        // the error) or the entry is on another file system (a mount point: other flags apply)
+        if (fields[b + F_EXTRAS_ERRNO] === 0 && cst.dev === st.dev) {
+          cst.flags = { chattr: fields[b + F_CHATTR]!, fat: fields[b + F_FAT]!, projid: fields[b + F_PROJID]!, subvolumeRo: fields[b + F_SUBVOLUME_RO]! }
+          if (this.wantXattrs) cst.xattrs = xattrs[i] ?? NO_XATTRS
+        }
+      } else {
+        if (statErrno === ENOENT) continue // vanished meanwhile
+        cst = fromStats(fs.lstatSync(child, { bigint: true })) // throws the error, or it went away
       }
-      const mode = Number(cst.mode)
+      const mode = cst.mode
       const type = mode & 0o170000
       switch (type) {
         case 0o120000: if ((f & WITH_SYMLINKS) === 0n) continue; break
@@ -219,76 +302,51 @@ export class TreeReader {
         case 0o010000: if ((f & WITH_FIFOS) === 0n) continue; break
         case 0o140000: if ((f & WITH_SOCKETS) === 0n) continue; break
       }
-      const childRel = [...rel, name.toString('latin1')]
+      const childRel = patterns.length > 0 || type === S_IFDIR ? [...rel, childName.toString('latin1')] : rel
       if (patterns.length > 0 && isExcluded(patterns, childRel, type === S_IFDIR)) continue
       if ((f & CA_FORMAT_EXCLUDE_SUBMOUNTS) !== 0n && cst.dev !== this.rootDev) continue
       if (type === S_IFDIR) {
-        yield * this.directory(child, cst, childRel, patterns)
+        yield * this.directory(encoder, batch, child, childName, cst, childRel, patterns)
         continue
       }
-      const n = this.node(child, name, cst)
+      const n = this.node(child, childName, cst)
       if (n == null) continue
       if (type === S_IFREG) {
-        const api = API_FS.has(this.fsType(cst.dev, child))
-        n.size = api ? 0 : Number(cst.size)
-        yield { type: 'node', node: n }
-        if (n.size > 0) yield * this.payload(child, n.size)
+        const api = cst.dev === st.dev ? API_FS.has(dirType) : API_FS.has(this.fsType(cst.dev, child))
+        n.size = api ? 0 : cst.size
+        encoder.node(n)
+        if (n.size > 0) yield * this.payload(encoder, batch, child, n.size)
       } else if (type === 0o120000) {
-        n.target = fs.readlinkSync(child, { encoding: 'buffer' })
-        yield { type: 'node', node: n }
+        n.target = targets[i] ?? fs.readlinkSync(child, { encoding: 'buffer' })
+        encoder.node(n)
       } else {
         if (type === 0o060000 || type === 0o020000) {
-          const rdev = cst.rdev
-          n.major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn))
-          n.minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn))
+          n.major = cst.rdevMajor
+          n.minor = cst.rdevMinor
         }
-        yield { type: 'node', node: n }
+        encoder.node(n)
       }
-      yield { type: 'end' }
+      encoder.end()
+      if (encoder.pendingBytes >= batch) yield
     }
-    yield { type: 'end' }
+    encoder.end()
   }
 
-  private openRead (path: Buffer): number {
-    if (this.noatime) {
-      try {
-        return fs.openSync(path, O_READ)
-      } catch (err: any) {
-        if (err.code !== 'EPERM') throw err
-        this.noatime = false
-      }
-    }
-    return fs.openSync(path, O_READ & ~(fs.constants.O_NOATIME ?? 0))
-  }
-
-  private * payload (path: Buffer, size: number): Generator<ArchiveEvent> {
-    const fd = this.openRead(path)
-    try {
-      let left = size
-      while (left > 0) {
-        const want = Math.min(left, PIECE)
-        const buf = want < SMALL ? this.scratch : Buffer.allocUnsafeSlow(want)
-        let got = 0
-        while (got < want) {
-          const n = fs.readSync(fd, buf, got, want - got, null)
-          if (n === 0) throw Object.assign(new Error(`${path.toString()} shrank while it was being archived`), { code: 'ERR_FILE_CHANGED' })
-          got += n
-        }
-        left -= want
-        yield { type: 'payload', data: buf.subarray(0, want) }
-      }
-    } finally {
-      fs.closeSync(fd)
+  /** reads the file's `size` bytes straight into the encoder's output */
+  private * payload (encoder: ArchiveEncoder, batch: number, path: Buffer, size: number): Generator<void> {
+    let done = 0
+    while (done < size) {
+      const space = encoder.payloadSpace(size - done)
+      const n = this.native.readAt(path, space, done)
+      if (n < space.byteLength) throw Object.assign(new Error(`${path.toString()} shrank while it was being archived`), { code: 'ERR_FILE_CHANGED' })
+      encoder.commitPayload(n)
+      done += n
+      if (done < size && encoder.pendingBytes >= batch) yield
     }
   }
 }
 
 const CAEXCLUDE = Buffer.from('.caexclude')
-
-/** The events of the tree at `root` under `options.featureFlags`. */
-export function readTree (root: string | Buffer, options: ReadTreeOptions): Generator<ArchiveEvent> {
-  return new TreeReader(options).events(root)
-}
 
 export interface EncodeTreeOptions extends ReadTreeOptions {
   /** bytes per yielded batch. @default 1 MiB */
@@ -298,16 +356,33 @@ export interface EncodeTreeOptions extends ReadTreeOptions {
 /**
  * The catar stream of the directory `root`, exactly as `casync make` writes it for the same
  * feature flags. This is also what a directory seed is: chunk it with the index's parameters.
+ * The pieces are the caller's to keep.
  */
 export async function * encodeTree (root: string | Buffer, options: EncodeTreeOptions): AsyncGenerator<Uint8Array> {
-  const encoder = new ArchiveEncoder({ featureFlags: options.featureFlags })
   const batch = options.batchBytes ?? 1 << 20
-  for (const event of readTree(root, options)) {
-    encoder.push(event)
-    if (encoder.pendingBytes >= batch) {
-      yield * encoder.take()
-      options.signal?.throwIfAborted()
-    }
+  const encoder = new ArchiveEncoder({ featureFlags: options.featureFlags, bufferSize: batch })
+  const steps = new TreeReader(options).encode(root, encoder, batch)
+  while (steps.next().done !== true) {
+    yield * encoder.take()
+    options.signal?.throwIfAborted()
   }
   yield * encoder.take()
+}
+
+/**
+ * encodeTree() for a consumer that is done with each batch before asking for the next (it copies
+ * or writes it synchronously): the encoder reuses one output buffer, so the pieces of a batch are
+ * valid only until the next batch is requested.
+ */
+export function * encodeTreeBatches (root: string | Buffer, options: EncodeTreeOptions): Generator<Uint8Array[]> {
+  const batch = options.batchBytes ?? 1 << 20
+  // room for a batch and the file that completes it, so that one buffer serves every batch
+  const encoder = new ArchiveEncoder({ featureFlags: options.featureFlags, bufferSize: 2 * batch })
+  const steps = new TreeReader(options).encode(root, encoder, batch)
+  while (steps.next().done !== true) {
+    yield encoder.take()
+    encoder.recycle()
+    options.signal?.throwIfAborted()
+  }
+  yield encoder.take()
 }

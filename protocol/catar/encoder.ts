@@ -16,6 +16,8 @@ import { InvalidArgumentError } from '../errors.ts'
 const utf8 = new TextEncoder()
 /** payload pieces at least this big are passed through instead of copied */
 const PASS_THROUGH = 32 * 1024
+/** payloadSpace() starts a new buffer rather than hand out less than this */
+const MIN_SPACE = 4096
 
 export interface ArchiveEncoderInit {
   /** the feature flags written into every ENTRY */
@@ -67,6 +69,8 @@ export class ArchiveEncoder {
   private readonly bufferSize: number
   private buf: Uint8Array
   private view: DataView
+  /** start of the bytes of `buf` not yet handed to `out` */
+  private start = 0
   private pos = 0
   private out: Uint8Array[] = []
   private pending = 0
@@ -86,9 +90,9 @@ export class ArchiveEncoder {
   }
 
   /** bytes produced so far (the archive offset of the next record) */
-  get offset (): number { return this.flushed + this.pos }
+  get offset (): number { return this.flushed + this.pos - this.start }
   /** bytes waiting in take() */
-  get pendingBytes (): number { return this.pending + this.pos }
+  get pendingBytes (): number { return this.pending + this.pos - this.start }
   get finished (): boolean { return this.done }
   get depth (): number { return this.stack.length }
 
@@ -107,23 +111,33 @@ export class ArchiveEncoder {
     else this.end()
   }
 
-  private flush (): void {
-    if (this.pos === 0) return
-    this.out.push(this.buf.subarray(0, this.pos))
-    this.pending += this.pos
-    this.flushed += this.pos
-    this.buf = new Uint8Array(this.bufferSize)
-    this.view = new DataView(this.buf.buffer)
-    this.pos = 0
+  /**
+   * Declares that the caller is done with everything take() returned (it copied or wrote it), so
+   * the encoder may write over it: the next records go to the start of the current buffer. Saves
+   * allocating (and faulting in) fresh buffers when the output is consumed synchronously.
+   */
+  recycle (): void {
+    if (this.pos !== this.start || this.out.length > 0) throw new InvalidArgumentError('recycle() with output not yet taken')
+    this.start = this.pos = 0
   }
 
+  /** moves the bytes written since the last flush to `out`; the buffer's tail stays in use */
+  private flush (): void {
+    const n = this.pos - this.start
+    if (n === 0) return
+    this.out.push(this.buf.subarray(this.start, this.pos))
+    this.pending += n
+    this.flushed += n
+    this.start = this.pos
+  }
+
+  /** makes room for `n` contiguous bytes at `pos` */
   private reserve (n: number): void {
     if (this.pos + n <= this.buf.byteLength) return
     this.flush()
-    if (n > this.buf.byteLength) {
-      this.buf = new Uint8Array(n)
-      this.view = new DataView(this.buf.buffer)
-    }
+    this.buf = new Uint8Array(Math.max(n, this.bufferSize))
+    this.view = new DataView(this.buf.buffer)
+    this.start = this.pos = 0
   }
 
   private u64 (value: number | bigint): void {
@@ -248,10 +262,35 @@ export class ArchiveEncoder {
     return remaining
   }
 
-  payload (data: Uint8Array): void {
+  private openFile (length: number): Frame {
     const top = this.stack[this.stack.length - 1]
     if (top == null || top.kind !== S_IFREG) throw new InvalidArgumentError('payload outside a regular file')
-    if (data.byteLength > top.remaining) throw new InvalidArgumentError(`payload longer than the file's size (${data.byteLength} > ${top.remaining} bytes left)`)
+    if (length > top.remaining) throw new InvalidArgumentError(`payload longer than the file's size (${length} > ${top.remaining} bytes left)`)
+    return top
+  }
+
+  /**
+   * Output space for the next bytes of the open file's payload, to be filled by the caller (a
+   * read from the file) and then committed with commitPayload(): a view of at most `max` bytes,
+   * and of at least min(max, 4 KiB). This spares the copy payload() makes of small pieces.
+   */
+  payloadSpace (max: number): Uint8Array {
+    const top = this.openFile(max)
+    const want = Math.min(max, top.remaining)
+    if (this.buf.byteLength - this.pos < Math.min(want, MIN_SPACE)) this.reserve(Math.min(want, this.bufferSize))
+    return this.buf.subarray(this.pos, this.pos + Math.min(want, this.buf.byteLength - this.pos))
+  }
+
+  /** Adds the first `n` bytes of the view payloadSpace() returned to the archive. */
+  commitPayload (n: number): void {
+    const top = this.openFile(n)
+    if (this.pos + n > this.buf.byteLength) throw new InvalidArgumentError('commitPayload() beyond the space given out')
+    top.remaining -= n
+    this.pos += n
+  }
+
+  payload (data: Uint8Array): void {
+    const top = this.openFile(data.byteLength)
     top.remaining -= data.byteLength
     if (data.byteLength >= PASS_THROUGH) {
       this.flush()
