@@ -184,6 +184,11 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
   digestDone.catch(() => {})
 
   const stats: MakeStats = { bytes: 0, chunks: 0, newChunks: 0, storedBytes: 0, seconds: 0 }
+  const counted = new Set<string>()
+  // set when the make fails or is aborted: the workers drop the ranges they have not finished
+  const cancel = new Int32Array(new SharedArrayBuffer(4))
+  const onAbort = (): void => { Atomics.store(cancel, 0, 1) }
+  options.signal?.addEventListener('abort', onAbort)
   const batches: Array<Promise<{ start: number, ends: Float64Array, ids: Uint8Array }>> = []
   let pending: number[] = []
   let batchStart = 0
@@ -192,9 +197,16 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
     if (pending.length === 0) return
     const ends = Float64Array.from(pending)
     const start = batchStart
-    const p = pool.run({ op: 'store-range', fd, start, ends, digest, compression, storePath: store.path, extension: store.extension }).then((reply) => {
-      stats.newChunks += reply.newChunks ?? 0
-      stats.storedBytes += reply.storedBytes ?? 0
+    const p = pool.run({ op: 'store-range', fd, start, ends, digest, compression, storePath: store.path, extension: store.extension, cancel }).then((reply) => {
+      // a chunk in two ranges may be written by both workers: count it once
+      reply.storedSizes!.forEach((n, i) => {
+        if (n < 0) return
+        const key = Buffer.from(reply.ids!.buffer, reply.ids!.byteOffset + i * 32, 32).toString('hex')
+        if (counted.has(key)) return
+        counted.add(key)
+        stats.newChunks++
+        stats.storedBytes += n
+      })
       stats.bytes += ends[ends.length - 1]! - start
       options.onProgress?.(stats.bytes)
       return { start, ends, ids: reply.ids! }
@@ -210,36 +222,46 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
     if (end - batchStart >= (8 << 20) || pending.length >= 256) flush()
   }
 
-  let current = await jobs[0]!
-  for (let k = 0; k < starts.length; k++) {
-    options.signal?.throwIfAborted()
-    if (k + 1 === starts.length) { for (const c of current) emit(c); break }
-    const nextStart = starts[k + 1]!
-    const next = await jobs[k + 1]!
-    const nextSet = new Set(next)
-    const idx = current.findIndex(c => c >= nextStart && nextSet.has(c))
-    if (idx >= 0) {
-      for (let i = 0; i <= idx; i++) emit(current[i]!)
-      current = next.slice(next.indexOf(current[idx]!) + 1)
-    } else {
-      // no shared cut within the overlap: chunk again from the last known cut
-      for (const c of current) { if (c >= nextStart) break; emit(c) }
-      current = await cutsJob(lastEnd, k + 2 < starts.length ? starts[k + 2]! + overlap : Number.POSITIVE_INFINITY)
-    }
-  }
-  flush()
-  if (lastEnd !== size) throw Object.assign(new Error(`${file}: chunked ${lastEnd} of ${size} bytes (did it change while it was read?)`), { code: 'EIO' })
-
   const chunks: IndexChunk[] = []
-  for (const b of batches) {
-    const { start, ends, ids } = await b
-    let from = start
-    for (let i = 0; i < ends.length; i++) {
-      chunks.push({ id: new ChunkId(copyBytes(ids, i * 32, i * 32 + 32)), start: from, size: ends[i]! - from })
-      from = ends[i]!
+  try {
+    let current = await jobs[0]!
+    for (let k = 0; k < starts.length; k++) {
+      options.signal?.throwIfAborted()
+      if (k + 1 === starts.length) { for (const c of current) emit(c); break }
+      const nextStart = starts[k + 1]!
+      const next = await jobs[k + 1]!
+      const nextSet = new Set(next)
+      const idx = current.findIndex(c => c >= nextStart && nextSet.has(c))
+      if (idx >= 0) {
+        for (let i = 0; i <= idx; i++) emit(current[i]!)
+        current = next.slice(next.indexOf(current[idx]!) + 1)
+      } else {
+        // no shared cut within the overlap: chunk again from the last known cut
+        for (const c of current) { if (c >= nextStart) break; emit(c) }
+        current = await cutsJob(lastEnd, k + 2 < starts.length ? starts[k + 2]! + overlap : Number.POSITIVE_INFINITY)
+      }
     }
+    flush()
+    if (lastEnd !== size) throw Object.assign(new Error(`${file}: chunked ${lastEnd} of ${size} bytes (did it change while it was read?)`), { code: 'EIO' })
+
+    for (const b of batches) {
+      const { start, ends, ids } = await b
+      let from = start
+      for (let i = 0; i < ends.length; i++) {
+        chunks.push({ id: new ChunkId(copyBytes(ids, i * 32, i * 32 + 32)), start: from, size: ends[i]! - from })
+        from = ends[i]!
+      }
+    }
+    await digestDone
+  } catch (err) {
+    // stop the workers' remaining ranges and let the ones under way finish, so nothing is still
+    // writing into the store when the make reports its failure
+    Atomics.store(cancel, 0, 1)
+    await Promise.allSettled([...batches, digestDone])
+    throw err
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort)
   }
-  await digestDone
   stats.chunks = chunks.length
   stats.seconds = (performance.now() - started) / 1000
   return {

@@ -2,6 +2,7 @@
 // decompressing and verifying. Runs the same protocol/ code as the main thread.
 import { createHash, randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
+import * as fsp from 'node:fs/promises'
 import * as path from 'node:path'
 import { parentPort } from 'node:worker_threads'
 import { copyBytes, isZero, ownBuffer } from '../../protocol/bytes.ts'
@@ -45,7 +46,7 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
     return { reply: { seq: req.seq, match }, transfer: [] }
   }
   if (req.op === 'cuts') { const ends = findCuts(req); return { reply: { seq: req.seq, ends }, transfer: [ends.buffer as ArrayBuffer] } }
-  if (req.op === 'store-range') { const r = await storeRange(req); return { reply: { seq: req.seq, ...r }, transfer: [r.ids.buffer as ArrayBuffer] } }
+  if (req.op === 'store-range') { const r = await storeRange(req); return { reply: { seq: req.seq, ids: r.ids, storedSizes: r.stored }, transfer: [r.ids.buffer as ArrayBuffer, r.stored.buffer as ArrayBuffer] } }
   if (req.op === 'seed') return { reply: { seq: req.seq, ...indexSeedRange(req) }, transfer: [] }
   if (req.op === 'place-batch') {
     // start reading every chunk file of the batch at once (a store on disk), then take them in turn
@@ -120,51 +121,109 @@ function findCuts (req: Extract<WorkerRequest, { op: 'cuts' }>): Float64Array {
 }
 
 /** Hashes a run of chunks read from fd and writes those the local store lacks. */
-async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): Promise<{ ids: Uint8Array, newChunks: number, storedBytes: number }> {
-  const total = req.ends[req.ends.length - 1]! - req.start
-  const region = Buffer.allocUnsafe(total)
-  let got = 0
-  while (got < total) {
-    const n = fs.readSync(req.fd, region, got, total - got, req.start + got)
-    if (n === 0) throw Object.assign(new Error(`input shrank while it was read (short read at ${req.start + got})`), { code: 'EIO' })
-    got += n
-  }
+async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): Promise<{ ids: Uint8Array, stored: Int32Array }> {
+  // Ranges queued on this worker are read and compressed one at a time (one range's bytes in
+  // memory); the next starts while the previous one's last files are still being written.
+  const previous = computing
+  let release!: () => void
+  computing = new Promise<void>((resolve) => { release = resolve })
+  await previous
+  const cancelled = (): boolean => req.cancel != null && Atomics.load(req.cancel, 0) !== 0
+  const mine = new Set<Promise<void>>()
+  let failure: unknown
   const ids = new Uint8Array(req.ends.length * 32)
-  let newChunks = 0
-  let storedBytes = 0
-  let from = 0
-  for (let i = 0; i < req.ends.length; i++) {
-    const to = req.ends[i]! - req.start
-    const data = region.subarray(from, to)
-    const idBytes = digestBytes(data, req.digest)
-    ids.set(idBytes, i * 32)
-    const stored = await storeLocal(new ChunkId(idBytes), data, req.storePath, req.extension, req.compression)
-    if (stored >= 0) { newChunks++; storedBytes += stored }
-    from = to
+  const storedSizes = new Int32Array(req.ends.length).fill(-1)
+  try {
+    if (cancelled()) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
+    const total = req.ends[req.ends.length - 1]! - req.start
+    const region = Buffer.allocUnsafe(total)
+    let got = 0
+    while (got < total) {
+      const n = fs.readSync(req.fd, region, got, total - got, req.start + got)
+      if (n === 0) throw Object.assign(new Error(`input shrank while it was read (short read at ${req.start + got})`), { code: 'EIO' })
+      got += n
+    }
+    let from = 0
+    for (let i = 0; i < req.ends.length; i++) {
+      const to = req.ends[i]! - req.start
+      const data = region.subarray(from, to)
+      const idBytes = digestBytes(data, req.digest)
+      ids.set(idBytes, i * 32)
+      const id = new ChunkId(idBytes)
+      const stored = beingWritten.has(id.toString()) ? null : await prepareChunk(id, data, req.storePath, req.extension, req.compression)
+      if (stored != null) {
+        storedSizes[i] = stored.compressed.byteLength
+        // the file is written on libuv's thread pool while this thread hashes and compresses the
+        // next chunks: creating directories and files waits on the file system, not the CPU
+        const p = writeChunkFile(stored).catch((err) => { failure ??= err })
+        mine.add(p)
+        writing.add(p)
+        void p.finally(() => { writing.delete(p) })
+        while (writing.size >= WRITES_IN_FLIGHT) await Promise.race(writing)
+        if (failure != null) throw failure
+        if (cancelled()) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
+      }
+      from = to
+    }
+  } finally {
+    release()
+    await Promise.all(mine)
   }
-  return { ids, newChunks, storedBytes }
+  if (failure != null) throw failure
+  return { ids, stored: storedSizes }
 }
 
-/** Writes a chunk into a local store unless present: its stored size, or -1 when it was there. */
-async function storeLocal (id: ChunkId, data: Uint8Array, storePath: string, extension: string, compression: Compression): Promise<number> {
+/** the store-range now reading and compressing on this worker */
+let computing: Promise<void> = Promise.resolve()
+/** chunk files this worker is writing */
+const writing = new Set<Promise<void>>()
+
+/** chunk files one worker has being written at once */
+const WRITES_IN_FLIGHT = 8
+
+interface PreparedChunk { id: ChunkId, file: string, compressed: Uint8Array }
+
+/** The compressed chunk and where it goes, or null when the store has it. */
+async function prepareChunk (id: ChunkId, data: Uint8Array, storePath: string, extension: string, compression: Compression): Promise<PreparedChunk | null> {
   const file = path.join(storePath, chunkPath(id, extension))
-  if (exists(file) || exists(path.join(storePath, chunkPath(id, '')))) return -1
+  if (exists(file) || exists(path.join(storePath, chunkPath(id, '')))) return null
   const compressed = compression === 'xz' ? await compress(data, compression) : compressSync(data, compression)
+  return { id, file, compressed }
+}
+
+/** IDs of the chunk files this worker is writing (a repeated chunk is written once) */
+const beingWritten = new Set<string>()
+
+/** Writes a chunk file under a temporary name and renames it into place (the store layout of LocalStore). */
+async function writeChunkFile (chunk: PreparedChunk): Promise<void> {
+  const key = chunk.id.toString()
+  beingWritten.add(key)
+  try { await writeChunkFileNow(chunk) } finally { beingWritten.delete(key) }
+}
+
+async function writeChunkFileNow ({ id, file, compressed }: PreparedChunk): Promise<void> {
   const dir = path.dirname(file)
   if (!madeDirs.has(dir)) {
     // plain mkdir (the store root exists): recursive mkdir costs several syscalls per chunk
-    try { fs.mkdirSync(dir) } catch (err: any) { if (err.code === 'ENOENT') fs.mkdirSync(dir, { recursive: true }); else if (err.code !== 'EEXIST') throw err }
+    try { await fsp.mkdir(dir) } catch (err: any) { if (err.code === 'ENOENT') await fsp.mkdir(dir, { recursive: true }); else if (err.code !== 'EEXIST') throw err }
     madeDirs.add(dir)
   }
   const tmp = `${dir}/${id.toString()}.${randomBytes(8).toString('hex')}.tmp`
   try {
-    fs.writeFileSync(tmp, compressed, { mode: 0o444 })
-    fs.renameSync(tmp, file)
+    await fsp.writeFile(tmp, compressed, { mode: 0o444 })
+    await fsp.rename(tmp, file)
   } catch (err) {
-    try { fs.rmSync(tmp, { force: true }) } catch {}
+    await fsp.rm(tmp, { force: true }).catch(() => {})
     throw err
   }
-  return compressed.byteLength
+}
+
+/** Writes a chunk into a local store unless present: its stored size, or -1 when it was there. */
+async function storeLocal (id: ChunkId, data: Uint8Array, storePath: string, extension: string, compression: Compression): Promise<number> {
+  const prepared = await prepareChunk(id, data, storePath, extension, compression)
+  if (prepared == null) return -1
+  await writeChunkFile(prepared)
+  return prepared.compressed.byteLength
 }
 
 let wantedCache: { bytes: Uint8Array, map: Map<string, number[]> } | undefined

@@ -21,8 +21,11 @@ export type WorkerRequest =
   | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, out?: { fd: number, starts: Float64Array } }
   /** chunk fd from `start` (any offset) until a cut at or past `until`, or the end: the cuts' end offsets */
   | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
-  /** read the chunks [ends[i-1], ends[i]) (ends[-1] = start) from fd; hash, and store the ones the local store lacks */
-  | { op: 'store-range', seq: number, fd: number, start: number, ends: Float64Array, digest: DigestAlgorithm, compression: Compression, storePath: string, extension: string }
+  /**
+   * read the chunks [ends[i-1], ends[i]) (ends[-1] = start) from fd; hash, and store the ones the
+   * local store lacks; stops early once `cancel[0]` (shared memory) is set
+   */
+  | { op: 'store-range', seq: number, fd: number, start: number, ends: Float64Array, digest: DigestAlgorithm, compression: Compression, storePath: string, extension: string, cancel?: Int32Array }
   /**
    * place many chunks; each tries its sources in order. `sparse`: the output holds zeros where
    * nothing was written yet (a fresh file), so a verified chunk of zeros is not written
@@ -58,9 +61,9 @@ export interface WorkerReply {
   placed?: Array<{ from: number, zero?: boolean, failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz', detail?: string }> }>
   /** cuts: chunk end offsets */
   ends?: Float64Array
-  /** store-range: the chunks' IDs back to back, and how many were new and their stored bytes */
+  /** store-range: the chunks' IDs back to back, and per chunk its stored size when this run wrote it (-1: it was there) */
   ids?: Uint8Array
-  newChunks?: number
+  storedSizes?: Int32Array
   error?: { message: string, code?: string, name?: string }
 }
 
