@@ -9,8 +9,9 @@ import type { Index, IndexChunk } from '../protocol/index-file.ts'
 import { defaultLogger } from './logger.ts'
 import type { Seed } from './seed.ts'
 import type { ChunkSource, ChunkStore } from './store/chunk-store.ts'
+import { HttpStore } from './store/http-store.ts'
 import { LocalStore } from './store/local-store.ts'
-import { sharedPool, type PlaceSource } from './workers/pool.ts'
+import { sharedPool, type PlaceSource, type WorkerReply } from './workers/pool.ts'
 
 const log = defaultLogger().forComponent('caswarm:extract')
 
@@ -122,11 +123,11 @@ export class ChunkFetcher {
     await this.obtain(c, out, signal)
   }
 
-  /** How many leading candidates a worker can read directly (seed files, local stores). */
+  /** How many leading candidates a worker can read directly (seed files, local and HTTP stores). */
   fastPrefix (): number {
     let n = 0
     for (const cand of this.candidates) {
-      if (cand.kind === 'seed' ? cand.seed.locate == null : !(this.fastStore(cand) instanceof LocalStore)) break
+      if (cand.kind === 'seed' ? cand.seed.locate == null : workerCopy(this.fastStore(cand)) == null) break
       n++
     }
     return n
@@ -136,6 +137,15 @@ export class ChunkFetcher {
     if (cand.kind === 'seed') return null
     // a chunk from a store must also reach the cache, which needs its bytes on this thread
     return cand.kind === 'cache' ? cand.store : (this.cache == null ? cand.source : null)
+  }
+
+  /** Adds what workers' copies of HTTP stores counted to the stores here. */
+  private absorb (httpStats: WorkerReply['httpStats']): void {
+    if (httpStats == null) return
+    for (const cand of this.candidates) {
+      const store = cand.kind === 'source' ? cand.source : cand.kind === 'cache' ? cand.store : null
+      if (store instanceof HttpStore && httpStats[store.url] != null) store.absorb(httpStats[store.url]!)
+    }
   }
 
   /**
@@ -152,14 +162,22 @@ export class ChunkFetcher {
       from: await Promise.all(this.candidates.slice(0, prefix).map(async cand => await this.fastSource(cand, c)))
     })))
     const reply = await sharedPool().run({ op: 'place-batch', digest: this.digest, outFd: out.handle.fd, sparse: out.sparse != null, items })
+    this.absorb(reply.httpStats)
     const results: Array<Promise<Error | null>> = []
     reply.placed!.forEach((r, i) => {
       const c = chunks[i]!
       let retry = false
+      const errors: Error[] = []
       for (const f of r.failures) {
         const cand = this.candidates[f.source]!
-        if (f.status === 'invalid') this.bad(cand.name, new ChunkInvalidError(c.id, undefined, `${cand.name}: ${f.detail ?? 'bad chunk'}`))
-        else if (f.status === 'xz') retry = true
+        if (f.status === 'invalid') {
+          const err = new ChunkInvalidError(c.id, undefined, `${cand.name}: ${f.detail ?? 'bad chunk'}`)
+          this.bad(cand.name, err)
+          errors.push(err)
+        } else if (f.status === 'error') {
+          log.error('%s failed for %s - %s', cand.name, c.id.toString(), f.detail)
+          errors.push(Object.assign(new Error(f.detail ?? `${cand.name} failed`), { code: f.code ?? 'ERR_SOURCE_FAILED' }))
+        } else if (f.status === 'xz') retry = true
         else if (cand.kind === 'seed') cand.seed.forget?.(c.id)
       }
       if (r.from >= 0) {
@@ -169,13 +187,13 @@ export class ChunkFetcher {
         return
       }
       // xz chunks are decoded on the asynchronous path: try every candidate again
-      results.push(this.obtain(c, out, signal, retry ? 0 : prefix).then(() => null, (err: Error) => err))
+      results.push(this.obtain(c, out, signal, retry ? 0 : prefix, retry ? [] : errors).then(() => null, (err: Error) => err))
     })
     return await Promise.all(results)
   }
 
-  private async obtain (c: IndexChunk, out: OutputTarget | undefined, signal: AbortSignal | undefined, skip = 0): Promise<Uint8Array | undefined> {
-    const errors: Error[] = []
+  private async obtain (c: IndexChunk, out: OutputTarget | undefined, signal: AbortSignal | undefined, skip = 0, earlier: Error[] = []): Promise<Uint8Array | undefined> {
+    const errors: Error[] = [...earlier]
     for (const cand of this.candidates.slice(skip)) {
       signal?.throwIfAborted()
       if (cand.kind === 'seed' && !cand.seed.has(c.id)) continue
@@ -184,6 +202,12 @@ export class ChunkFetcher {
         const from = await this.fastSource(cand, c)
         if (from != null) {
           const reply = await sharedPool().run({ op: 'place', id: c.id.bytes, size: c.size, digest: this.digest, outFd: out.handle.fd, outOffset: c.start, from, sparse: out.sparse != null })
+          this.absorb(reply.httpStats)
+          if (reply.status === 'error') {
+            log.error('%s failed for %s - %s', cand.name, c.id.toString(), reply.detail)
+            errors.push(Object.assign(new Error(reply.detail ?? `${cand.name} failed`), { code: reply.code ?? 'ERR_SOURCE_FAILED' }))
+            continue
+          }
           if (reply.status === 'ok') {
             count(this.stats, cand.name, c.size)
             if (reply.zero === true) out.sparse?.zeros.add(c.id.toString())
@@ -236,9 +260,7 @@ export class ChunkFetcher {
       const loc = await cand.seed.locate(c.id, c.size)
       return loc == null ? null : { kind: 'file', fd: loc.fd, offset: loc.offset }
     }
-    const store = this.fastStore(cand)
-    if (store instanceof LocalStore) return { kind: 'store', path: store.path, extension: store.extension }
-    return null
+    return workerCopy(this.fastStore(cand))
   }
 
   /** One candidate's verified copy, or null when it has none. */
@@ -270,6 +292,19 @@ export class ChunkFetcher {
       log.error('could not add %s to cache %s - %s', id.toString(), cache.toString(), err.message)
     }
   }
+}
+
+/**
+ * How a worker reaches a store itself: a local store's directory, or its own copy of an HTTP
+ * store (a share of the connections); null for any other source.
+ */
+function workerCopy (store: ChunkSource | null): PlaceSource | null {
+  if (store instanceof LocalStore) return { kind: 'store', path: store.path, extension: store.extension }
+  if (store instanceof HttpStore) {
+    const copy = store.workerInit(1 / sharedPool().size)
+    return copy == null ? null : { kind: 'http', url: copy.url, init: copy.init }
+  }
+  return null
 }
 
 /** The described stream's bytes in order; every chunk verified before it is yielded. */

@@ -48,6 +48,9 @@ export class HttpStore implements ChunkStore, RawChunkSource {
   private readonly maxChunkFile: number
   private readonly inlineZstd: boolean
   private readonly counters = { chunks: 0, plainBytes: 0, missing: 0, invalid: 0 }
+  private readonly init: HttpStoreInit
+  /** worker threads may hold copies of this store (workerInit was called) */
+  private copied = false
 
   constructor (url: string, init: HttpStoreInit = {}, components: HttpStoreComponents = { logger: defaultLogger() }) {
     const parsed = new URL(url)
@@ -63,6 +66,7 @@ export class HttpStore implements ChunkStore, RawChunkSource {
     this.maxChunkFile = init.maxChunkFile ?? 128 * 1024 * 1024
     this.inlineZstd = init.inlineZstd ?? true
     this.client = new HttpClient(parsed.origin, init)
+    this.init = init
     this.log = components.logger.forComponent('caswarm:store:http')
   }
 
@@ -147,11 +151,38 @@ export class HttpStore implements ChunkStore, RawChunkSource {
     })
   }
 
+  /**
+   * What a worker thread needs to open its own copy of this store (its own connections), with
+   * `share` of the requests and connections; null when the store cannot be copied (a dispatcher
+   * of the caller's, such as a test's mock).
+   */
+  workerInit (share: number): { url: string, init: HttpStoreInit } | null {
+    if (this.init.dispatcher != null) return null
+    const { dispatcher: _, ...init } = this.init
+    const part = (n: number): number => Math.max(1, Math.ceil(n * share))
+    this.copied = true
+    return {
+      url: this.url,
+      init: { ...init, digest: this.digest, compression: this.compression, extension: this.extension, maxChunkFile: this.maxChunkFile, concurrency: part(init.concurrency ?? 16), connections: part(init.connections ?? 4) }
+    }
+  }
+
+  /** Adds what a worker's copy of this store counted (see workerInit). */
+  absorb (delta: HttpStoreStats): void {
+    for (const key of Object.keys(this.client.stats) as Array<keyof HttpStats>) this.client.stats[key] += delta[key] ?? 0
+    for (const key of Object.keys(this.counters) as Array<keyof typeof this.counters>) this.counters[key] += delta[key] ?? 0
+  }
+
   async put (_id: ChunkId, _data: Uint8Array, _options?: AbortOptions): Promise<void> {
     throw new InvalidArgumentError(`${this.toString()} is opened read-only (uploads need a writable store and a token)`)
   }
 
   async close (): Promise<void> {
     await this.client.close()
+    if (this.copied) {
+      this.copied = false
+      const { sharedPool } = await import('../workers/pool.ts')
+      await sharedPool().broadcast({ op: 'http-close', url: this.url })
+    }
   }
 }

@@ -9,8 +9,9 @@ import { copyBytes, isZero, ownBuffer } from '../../protocol/bytes.ts'
 import { ChunkId, chunkPath, digestBytes } from '../../protocol/chunk-id.ts'
 import { CutFinder } from '../../protocol/chunker.ts'
 import { compress, compressSync, type Compression, decompress, decompressSync } from '../../protocol/compression.ts'
-import { ChunkInvalidError } from '../../protocol/errors.ts'
-import type { WorkerReply, WorkerRequest } from './pool.ts'
+import { ChunkInvalidError, ChunkMissingError } from '../../protocol/errors.ts'
+import type { PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
+import type { HttpStore, HttpStoreStats } from '../store/http-store.ts'
 import { useNativeChunker } from '../native-chunker.ts'
 import { willNeed } from '../native-io.ts'
 
@@ -56,20 +57,42 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
       if (from?.kind === 'store') files.push(path.join(from.path, chunkPath(new ChunkId(new Uint8Array(item.id)), from.extension)))
     }
     willNeed(files)
-    const placed = req.items.map((item) => {
-      const failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz', detail?: string }> = []
+    type Failure = NonNullable<WorkerReply['placed']>[number]['failures'][number]
+    const placeItem = async (item: typeof req.items[number]): Promise<NonNullable<WorkerReply['placed']>[number]> => {
+      const failures: Failure[] = []
       for (let i = 0; i < item.from.length; i++) {
         const from = item.from[i]
         if (from == null) continue
-        const r = place({ op: 'place', seq: 0, id: item.id, size: item.size, digest: req.digest, outFd: req.outFd, outOffset: item.outOffset, from, sparse: req.sparse })
+        const r = from.kind === 'http'
+          ? await placeHttp(item, from, req)
+          : place({ op: 'place', seq: 0, id: item.id, size: item.size, digest: req.digest, outFd: req.outFd, outOffset: item.outOffset, from, sparse: req.sparse })
         if (r.status === 'ok') return { from: i, zero: r.zero, failures }
-        failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status!, detail: r.detail })
+        failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status!, detail: r.detail, code: r.code })
       }
       return { from: -1, failures }
-    })
-    return { reply: { seq: req.seq, placed }, transfer: [] }
+    }
+    if (!req.items.some(item => item.from.some(f => f?.kind === 'http'))) {
+      // local sources only: one chunk after the other, synchronously
+      const placed: NonNullable<WorkerReply['placed']> = []
+      for (const item of req.items) placed.push(await placeItem(item))
+      return { reply: { seq: req.seq, placed }, transfer: [] }
+    }
+    // HTTP: every chunk of the batch requested at once (the store bounds the requests in flight)
+    const placed = await Promise.all(req.items.map(placeItem))
+    return { reply: { seq: req.seq, placed, httpStats: httpStatsDelta() }, transfer: [] }
   }
-  if (req.op === 'place') return { reply: { seq: req.seq, ...place(req) }, transfer: [] }
+  if (req.op === 'http-close') {
+    for (const [key, entry] of httpStores) {
+      if (entry.store.url !== req.url) continue
+      httpStores.delete(key)
+      await entry.store.close()
+    }
+    return { reply: { seq: req.seq }, transfer: [] }
+  }
+  if (req.op === 'place') {
+    const r = req.from.kind === 'http' ? await placeHttp({ id: req.id, size: req.size, outOffset: req.outOffset }, req.from, req) : place({ ...req, from: req.from })
+    return { reply: { seq: req.seq, ...r, httpStats: req.from.kind === 'http' ? httpStatsDelta() : undefined }, transfer: [] }
+  }
   // decode: decompress (unless plain) and verify
   const id = new ChunkId(new Uint8Array(req.id))
   let plain: Uint8Array
@@ -299,6 +322,61 @@ function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<Work
   return { found, scanned: base - req.start, written }
 }
 
+// This worker's copies of the HTTP stores it was asked to fetch from (its own connections), and
+// what each had counted when its stats were last reported.
+const httpStores = new Map<string, { store: HttpStore, reported: HttpStoreStats }>()
+let httpStoreModule: Promise<typeof import('../store/http-store.ts')> | undefined
+
+async function httpStore (from: Extract<PlaceSource, { kind: 'http' }>): Promise<HttpStore> {
+  const key = `${from.url} ${JSON.stringify(from.init)}`
+  let entry = httpStores.get(key)
+  if (entry == null) {
+    httpStoreModule ??= import('../store/http-store.ts')
+    const { HttpStore } = await httpStoreModule
+    entry = httpStores.get(key) // another chunk may have opened it meanwhile
+    if (entry == null) {
+      const store = new HttpStore(from.url, from.init)
+      entry = { store, reported: store.stats }
+      httpStores.set(key, entry)
+    }
+  }
+  return entry.store
+}
+
+/** What each HTTP store counted since the last call, by URL. */
+function httpStatsDelta (): Record<string, HttpStoreStats> {
+  const out: Record<string, HttpStoreStats> = {}
+  for (const entry of httpStores.values()) {
+    const now = entry.store.stats
+    const delta = { ...now }
+    for (const key of Object.keys(now) as Array<keyof HttpStoreStats>) delta[key] = now[key] - (entry.reported[key] ?? 0)
+    entry.reported = now
+    const sum = out[entry.store.url]
+    if (sum == null) out[entry.store.url] = delta
+    else for (const key of Object.keys(delta) as Array<keyof HttpStoreStats>) sum[key] += delta[key]
+  }
+  return out
+}
+
+/** Fetches one chunk from an HTTP store, verified (HttpStore.get), and writes it into the output. */
+async function placeHttp (item: { id: Uint8Array, size: number, outOffset: number }, from: Extract<PlaceSource, { kind: 'http' }>, req: { outFd: number, sparse?: boolean }): Promise<Pick<WorkerReply, 'status' | 'detail' | 'zero' | 'code'>> {
+  const id = new ChunkId(new Uint8Array(item.id))
+  const store = await httpStore(from)
+  let plain: Uint8Array
+  try {
+    plain = await store.get(id, { size: item.size })
+  } catch (err: any) {
+    if (err?.code === ChunkMissingError.code) return { status: 'missing' }
+    if (err?.code === ChunkInvalidError.code) return { status: 'invalid', detail: `${store.toString()}: ${String(err.message)}` }
+    return { status: 'error', detail: String(err?.message ?? err), code: err?.code }
+  }
+  const zero = isZero(plain)
+  if (zero && req.sparse === true) return { status: 'ok', zero }
+  let written = 0
+  while (written < item.size) written += fs.writeSync(req.outFd, plain, written, item.size - written, item.outOffset + written)
+  return { status: 'ok', zero }
+}
+
 // Scratch buffers reused by place(), which is synchronous: one chunk file in, one plain chunk out.
 let fileScratch = Buffer.allocUnsafe(1 << 18)
 let plainScratch = Buffer.allocUnsafe((1 << 18) + 1)
@@ -329,7 +407,7 @@ function readWhole (file: string): Buffer | null {
 }
 
 /** Reads, verifies and writes one chunk; never writes bytes that failed verification. */
-function place (req: Extract<WorkerRequest, { op: 'place' }>): Pick<WorkerReply, 'status' | 'detail' | 'zero'> {
+function place (req: Extract<WorkerRequest, { op: 'place' }> & { from: Exclude<PlaceSource, { kind: 'http' }> }): Pick<WorkerReply, 'status' | 'detail' | 'zero' | 'code'> {
   const id = new ChunkId(new Uint8Array(req.id))
   let plain: Uint8Array
   let where: string

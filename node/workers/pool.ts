@@ -6,6 +6,7 @@ import type { DigestAlgorithm } from '../../protocol/chunk-id.ts'
 import type { Compression } from '../../protocol/compression.ts'
 import { ChunkInvalidError, InvalidFormatError } from '../../protocol/errors.ts'
 import { ChunkId } from '../../protocol/chunk-id.ts'
+import type { HttpStoreInit, HttpStoreStats } from '../store/http-store.ts'
 
 export type WorkerRequest =
   | { op: 'hash', seq: number, data: ArrayBuffer, digest: DigestAlgorithm }
@@ -31,12 +32,16 @@ export type WorkerRequest =
    * nothing was written yet (a fresh file), so a verified chunk of zeros is not written
    */
   | { op: 'place-batch', seq: number, digest: DigestAlgorithm, outFd: number, sparse?: boolean, items: Array<{ id: Uint8Array, size: number, outOffset: number, from: Array<PlaceSource | null> }> }
+  /** close this worker's copies of the HTTP store at `url` (their connections) */
+  | { op: 'http-close', seq: number, url: string }
   /** whether outFd already holds the chunk at `offset` */
   | { op: 'check', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, fd: number, offset: number }
 
 export type PlaceSource =
   | { kind: 'store', path: string, extension: string }
   | { kind: 'file', fd: number, offset: number }
+  /** an HTTP store, fetched by the worker over its own connections (HttpStore.workerInit) */
+  | { kind: 'http', url: string, init: HttpStoreInit }
 
 export interface WorkerReply {
   seq: number
@@ -45,8 +50,12 @@ export interface WorkerReply {
   storedBytes?: number
   compressed?: ArrayBuffer
   plain?: ArrayBuffer
-  /** place: 'ok', 'missing' (no such chunk there) or 'invalid' (it failed verification; see error text in `detail`) */
-  status?: 'ok' | 'missing' | 'invalid'
+  /**
+   * place: 'ok', 'missing' (no such chunk there), 'invalid' (it failed verification; see error
+   * text in `detail`) or 'error' (the source failed, e.g. a network error after retries; `code`)
+   */
+  status?: 'ok' | 'missing' | 'invalid' | 'error'
+  code?: string
   /** place: the chunk is all zeros (with `sparse`, it was not written) */
   zero?: boolean
   detail?: string
@@ -58,7 +67,9 @@ export interface WorkerReply {
   /** seed with `out`: the index positions whose chunk was written to the output from the verified bytes */
   written?: number[]
   /** place-batch: per item, the index of the source that supplied it (-1: none), and per source what went wrong */
-  placed?: Array<{ from: number, zero?: boolean, failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz', detail?: string }> }>
+  placed?: Array<{ from: number, zero?: boolean, failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz' | 'error', detail?: string, code?: string }> }>
+  /** place-batch with HTTP sources: what the worker's copy of each store counted for this batch, by URL */
+  httpStats?: Record<string, HttpStoreStats>
   /** cuts: chunk end offsets */
   ends?: Float64Array
   /** store-range: the chunks' IDs back to back, and per chunk its stored size when this run wrote it (-1: it was there) */
@@ -124,6 +135,10 @@ export class WorkerPool {
     this.start()
     let slot = this.slots[0]!
     for (const s of this.slots) if (s.busy < slot.busy) slot = s
+    return await this.runOn(slot, job)
+  }
+
+  private async runOn (slot: Slot, job: Job): Promise<WorkerReply> {
     const seq = ++this.seq
     const request = { ...job, seq } as WorkerRequest
     return await new Promise<WorkerReply>((resolve, reject) => {
@@ -132,6 +147,12 @@ export class WorkerPool {
       slot.busy++
       slot.worker.postMessage(request, 'data' in request ? [request.data] : [])
     })
+  }
+
+  /** Runs a job on every thread that is started (none are started for it). */
+  async broadcast (job: Job): Promise<void> {
+    if (this.closed) return
+    await Promise.all(this.slots.map(async slot => await this.runOn(slot, job)))
   }
 
   /** Jobs queued or running. */

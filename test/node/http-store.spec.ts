@@ -16,6 +16,7 @@ import { HttpStore } from '../../node/store/http-store.ts'
 import { LocalStore } from '../../node/store/local-store.ts'
 import { defaultStoreFor, openStore } from '../../node/store/location.ts'
 import { pseudoRandom } from '../helpers/fixtures.ts'
+import { freePort } from '../helpers/nginx.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 
 const CLI = fileURLToPath(new URL('../../bin/caswarm.js', import.meta.url))
@@ -246,5 +247,16 @@ describe('HTTP chunk store', () => {
     const ok = await cli(['extract', '--no-progress', `${base}blob.caibx`, out])
     assert.equal(ok.code, 0, ok.stderr)
     assert.deepEqual(readFileSync(out), data)
+  })
+
+  it('CLI extract from a store nobody answers for: exit 6 naming the URL, no output', async () => {
+    const out = join(tmp.path, 'dead.bin')
+    server.fault = () => 'ok'
+    const dead = `http://127.0.0.1:${await freePort()}/nothing.castr`
+    const r = await cli(['extract', '--no-progress', `--store=${dead}`, `${base}blob.caibx`, out])
+    assert.equal(r.code, 6, r.stderr)
+    assert.match(r.stderr, /127\.0\.0\.1:\d+\/nothing\.castr\/[0-9a-f]{4}\/[0-9a-f]{64}\.cacnk/)
+    assert.match(r.stderr, /ECONNREFUSED/)
+    assert.equal(existsSync(out), false) // only the hidden partial file is kept, for a later run to resume
   })
 })
