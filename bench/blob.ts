@@ -3,15 +3,16 @@
 // extract of a modified version with the old one as seed. Every command is a child process timed
 // by wall clock (caswarm with CASWARM_PEERS=off: no LAN swarm, no swarm cache, as casync); peak RSS comes from `/usr/bin/time -v` (Debian package `time`) when installed,
 // else from polling /proc/<pid>/status (VmHWM).
-//   node --import tsx bench/blob.ts [--size=512] [--work-dir=DIR] [--keep]
+//   node --import tsx bench/blob.ts [--size=512] [--reps=3] [--work-dir=DIR] [--keep]
 import '../node/polyfills.ts'
 import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { decodeIndex } from '../protocol/index-file.ts'
+import { dontNeed } from '../node/native-io.ts'
 import type { BenchOptions, BenchRow, Measure } from './run.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -181,10 +182,18 @@ function argValue (name: string): string | undefined {
   return a?.slice(name.length + 3)
 }
 
+/** Every regular file under `dir` (a chunk store). */
+function filesUnder (dir: string): string[] {
+  const out: string[] = []
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(join(e.parentPath, e.name))
+  return out
+}
+
 /** The bench module shape bench/run.ts calls (see there). */
 export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   const log = opts.log ?? ((line: string) => { process.stderr.write(`${line}\n`) })
   const sizeMB = Math.max(1, opts.sizeMB)
+  const reps = Math.max(1, Number(argValue('reps') ?? 3))
   const dir = join(opts.workDir, 'blob')
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
@@ -198,51 +207,85 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   const row = (op: string, a: Measure | undefined, b: Measure | undefined, target: string, note = ''): void => {
     rows.push({ suite: 'blob', op, mb, casync: a, caswarm: b, target, note })
   }
+  const best = (runs: Run[]): Run => runs.reduce((x, y) => (y.seconds < x.seconds ? y : x))
+  const spread = (runs: Run[]): string => runs.map(r => r.seconds.toFixed(2)).join('/')
+  /**
+   * Runs each tool `reps` times, alternating (this machine is shared and noisy); `before` runs
+   * before every run (dropping the store from the page cache, removing the previous output).
+   */
+  const alternate = async (c: (() => Promise<Run>) | undefined, w: () => Promise<Run>, before: (tool: 'casync' | 'caswarm') => void): Promise<{ c?: Run, w: Run, note: string }> => {
+    const cs: Run[] = []
+    const ws: Run[] = []
+    for (let i = 0; i < reps; i++) {
+      if (c != null) { before('casync'); cs.push(await c()) }
+      before('caswarm'); ws.push(await w())
+    }
+    return { c: cs.length > 0 ? best(cs) : undefined, w: best(ws), note: `best of ${reps}; runs: casync ${cs.length > 0 ? spread(cs) : '-'} s, caswarm ${spread(ws)} s` }
+  }
 
   log(`blob: writing a ${sizeMB} MiB image and a modified copy in ${dir}`)
   await writeImage(p('v1.img'), sizeMB)
   const { changes } = await writeModified(p('v1.img'), p('v2.img'))
   const v2sum = await sha256File(p('v2.img'))
   const flags = ['--digest=sha256']
+  // "on disk": the store's chunk files (and the seed) dropped from the page cache before each run,
+  // as for an image extracted a while after its store was written (the machines here page out
+  // files unused for ~30 s); "cached": the store read from memory
+  let evictable: string[] = []
+  const evict = (): void => { dontNeed(evictable) }
+  const rm = (...names: string[]) => (): void => { for (const n of names) rmSync(p(n), { force: true }) }
 
   try {
-    log('blob: make v1 (casync, then caswarm)')
-    const makeC = await casync(['make', ...flags, `--store=${p('c.castr')}`, p('v1-c.caibx'), p('v1.img')])
-    const makeW = await caswarm(['make', ...flags, `--store=${p('w.castr')}`, p('v1-w.caibx'), p('v1.img')])
+    log(`blob: make v1 into an empty store (${reps}x each, alternating)`)
+    const make = await alternate(
+      async () => await casync(['make', ...flags, `--store=${p('c.castr')}`, p('v1-c.caibx'), p('v1.img')]),
+      async () => await caswarm(['make', ...flags, `--store=${p('w.castr')}`, p('v1-w.caibx'), p('v1.img')]),
+      (tool) => { rmSync(p(tool === 'casync' ? 'c.castr' : 'w.castr'), { recursive: true, force: true }); execFileSync('sync') })
     const same = readFileSync(p('v1-c.caibx')).equals(readFileSync(p('v1-w.caibx')))
     if (!same) throw new Error('caswarm\'s v1 index differs from casync\'s')
-    row('make (empty store)', makeC, makeW, '>= 2x', 'indexes byte-identical')
+    row('make (empty store)', make.c, make.w, '>= 2x', `indexes byte-identical; ${make.note}`)
 
     log('blob: make v2 into the stores that hold v1')
     const make2C = await casync(['make', ...flags, `--store=${p('c.castr')}`, p('v2-c.caibx'), p('v2.img')])
     const make2W = await caswarm(['make', ...flags, `--store=${p('w.castr')}`, p('v2-w.caibx'), p('v2.img')])
     if (!readFileSync(p('v2-c.caibx')).equals(readFileSync(p('v2-w.caibx')))) throw new Error('caswarm\'s v2 index differs from casync\'s')
-    row('make v2 (store has v1)', make2C, make2W, '', `${changes} changes`)
+    row('make v2 (store has v1)', make2C, make2W, '', `${changes} changes; one run each`)
 
-    log('blob: extract v1 from the store')
-    const exC = await casync(['extract', `--store=${p('c.castr')}`, p('v1-c.caibx'), p('x1-c.img')])
-    const exW = await caswarm(['extract', `--store=${p('w.castr')}`, p('v1-w.caibx'), p('x1-w.img')])
-    for (const f of ['x1-c.img', 'x1-w.img']) if ((await fs.stat(p(f))).size !== bytes) throw new Error(`${f} has the wrong size`)
-    rmSync(p('x1-c.img')); rmSync(p('x1-w.img'))
-    row('extract (from store)', exC, exW, '>= 1.5x', 'store in page cache')
+    evictable = [...filesUnder(p('c.castr')), ...filesUnder(p('w.castr'))]
+    for (const [label, before] of [['store on disk', evict], ['store cached', () => {}]] as const) {
+      log(`blob: extract v1 from the store (${label})`)
+      const ex = await alternate(
+        async () => await casync(['extract', `--store=${p('c.castr')}`, p('v1-c.caibx'), p('x1-c.img')]),
+        async () => await caswarm(['extract', `--store=${p('w.castr')}`, p('v1-w.caibx'), p('x1-w.img')]),
+        (tool) => { rm(tool === 'casync' ? 'x1-c.img' : 'x1-w.img')(); before() })
+      for (const f of ['x1-c.img', 'x1-w.img']) if ((await fs.stat(p(f))).size !== bytes) throw new Error(`${f} has the wrong size`)
+      rm('x1-c.img', 'x1-w.img')()
+      row(`extract (${label})`, ex.c, ex.w, '>= 1.5x', ex.note)
+    }
 
-    log('blob: extract v2 without a seed (caswarm only, for reference)')
-    const ex2W = await caswarm(['extract', '--json', `--store=${p('w.castr')}`, p('v2-w.caibx'), p('x2n-w.img')])
-    rmSync(p('x2n-w.img'))
-
-    log('blob: extract v2 with v1 as seed')
     const index1 = decodeIndex(readFileSync(p('v1-c.caibx')))
     const index2 = decodeIndex(readFileSync(p('v2-c.caibx')))
     const inV1 = new Set(index1.chunks.map(c => c.id.toString()))
     const fromV1 = index2.chunks.filter(c => inV1.has(c.id.toString())).length
-    const seedC = await casync(['extract', `--store=${p('c.castr')}`, `--seed=${p('v1.img')}`, p('v2-c.caibx'), p('x2-c.img')])
-    const seedW = await caswarm(['extract', '--json', `--store=${p('w.castr')}`, `--seed=${p('v1.img')}`, p('v2-w.caibx'), p('x2-w.img')])
-    for (const f of ['x2-c.img', 'x2-w.img']) if (await sha256File(p(f)) !== v2sum) throw new Error(`${f} differs from v2`)
-    const stats = JSON.parse(seedW.stdout)
-    const seedChunks = Object.entries(stats.sources as Record<string, { chunks: number }>).filter(([k]) => k.startsWith('seed')).reduce((n, [, s]) => n + s.chunks, 0)
-    row('extract v2, v1 as seed', seedC, seedW, '>= 3x; < own unseeded',
-      `caswarm: ${seedChunks}/${index2.chunks.length} chunks from the seed (${fromV1} of v2's chunks are in v1); caswarm unseeded ${ex2W.seconds.toFixed(2)} s`)
-    row('extract v2, no seed (reference)', undefined, ex2W, '')
+    for (const [label, before] of [['seed and store on disk', () => { evict(); dontNeed([p('v1.img')]) }], ['cached', () => {}]] as const) {
+      log(`blob: extract v2 with v1 as seed, and without (${label})`)
+      const unseeded = await alternate(undefined,
+        async () => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, p('v2-w.caibx'), p('x2n-w.img')]),
+        () => { rm('x2n-w.img')(); before() })
+      rm('x2n-w.img')()
+      const seeded = await alternate(
+        async () => await casync(['extract', `--store=${p('c.castr')}`, `--seed=${p('v1.img')}`, p('v2-c.caibx'), p('x2-c.img')]),
+        async () => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, `--seed=${p('v1.img')}`, p('v2-w.caibx'), p('x2-w.img')]),
+        (tool) => { rm(tool === 'casync' ? 'x2-c.img' : 'x2-w.img')(); before() })
+      for (const f of ['x2-c.img', 'x2-w.img']) if (await sha256File(p(f)) !== v2sum) throw new Error(`${f} differs from v2`)
+      rm('x2-c.img', 'x2-w.img')()
+      const stats = JSON.parse(seeded.w.stdout)
+      const seedChunks = Object.entries(stats.sources as Record<string, { chunks: number }>).filter(([k]) => k.startsWith('seed')).reduce((n, [, s]) => n + s.chunks, 0)
+      const faster = seeded.w.seconds < unseeded.w.seconds ? 'faster' : 'NOT faster'
+      row(`extract v2, v1 as seed (${label})`, seeded.c, seeded.w, '>= 3x; < own unseeded',
+        `caswarm: ${seedChunks}/${index2.chunks.length} chunks from the seed (${fromV1} of v2's chunks are in v1); ${faster} than its own unseeded extract (${unseeded.w.seconds.toFixed(2)} s); ${seeded.note}`)
+      row(`extract v2, no seed (${label})`, undefined, unseeded.w, '', unseeded.note)
+    }
   } finally {
     if (opts.keep !== true) rmSync(dir, { recursive: true, force: true })
   }
