@@ -72,6 +72,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
       return await FileSeed.index(p, index, {
         signal: options.signal,
         outFd: isTarget ? undefined : handle.fd,
+        sparse: !inPlace && partial == null,
         onProgress: (b) => { seedBytes += b - last; last = b; options.onSeedProgress?.(seedBytes) }
       }, p === output && !(options.seedPaths ?? []).includes(p) ? `seed-output:${p}` : `seed:${p}`)
     }))

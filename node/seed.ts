@@ -33,6 +33,8 @@ export interface SeedIndexOptions {
    * indexing (from the bytes just verified), so it need not be read and hashed again.
    */
   outFd?: number
+  /** the output at outFd reads as zeros where nothing was written (a fresh file): chunks of zeros are not written */
+  sparse?: boolean
   pool?: WorkerPool
   signal?: AbortSignal
   onProgress?: (bytes: number) => void
@@ -70,7 +72,7 @@ export class FileSeed implements Seed {
     const wanted = new Uint8Array(target.chunks.length * 32)
     target.chunks.forEach((c, i) => { wanted.set(c.id.bytes, i * 32) })
     const sizes = Int32Array.from(new Set(target.chunks.map(c => c.size)))
-    const out = options.outFd != null ? { fd: options.outFd, starts: Float64Array.from(target.chunks, c => c.start) } : undefined
+    const out = options.outFd != null ? { fd: options.outFd, starts: Float64Array.from(target.chunks, c => c.start), sparse: options.sparse } : undefined
     seed.handle = fs.open(file, 'r')
     const handle = await seed.handle.catch((err: any) => {
       throw Object.assign(new Error(`cannot read seed ${file}: ${err.code === 'ENOENT' ? 'no such file' : String(err.message)}`), { code: err.code })

@@ -284,6 +284,7 @@ function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<Work
     found.push(offset, data.byteLength, at[0]!)
     if (req.out == null || placed.has(hex)) return
     placed.add(hex)
+    if (req.out.sparse === true && isZero(data)) { for (const i of at) written.push(i); return } // zeros are there already
     // these bytes are verified (they hash to the wanted ID): write them to every place the
     // output needs them, so the seed is read and hashed once, not again when placing
     for (const i of at) {

@@ -19,7 +19,7 @@ export type WorkerRequest =
    * `end` by `overlap` bytes so the next range's chunker has resynchronised; hash chunks whose size
    * is in `sizes` and report those whose ID is in `wanted` (32-byte IDs back to back)
    */
-  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, out?: { fd: number, starts: Float64Array } }
+  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, out?: { fd: number, starts: Float64Array, sparse?: boolean } }
   /** chunk fd from `start` (any offset) until a cut at or past `until`, or the end: the cuts' end offsets */
   | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
   /**

@@ -136,6 +136,18 @@ describe('extractBlob', () => {
     assert.ok(statSync(out('z.img')).blocks * 512 < 1_000_000, `${statSync(out('z.img')).blocks} blocks allocated`)
   })
 
+  it('a seed\'s chunks of zeros are verified, not written: the output is right and sparse', async () => {
+    const data = Buffer.concat([pseudoRandom(300_000, 51), Buffer.alloc(2_000_000), pseudoRandom(300_000, 52)])
+    const store = path.join(t.path, 'zeros3.castr')
+    const { index } = await makeIndex(stream(data, 1 << 16), storeOf(store))
+    writeFileSync(out('z3-seed.img'), data)
+    rmSync(store, { recursive: true }) // everything must come from the seed
+    const stats = await extractBlob(index, out('z3.img'), { sources: [storeOf(store)], seedPaths: [out('z3-seed.img')] })
+    assert.ok(readFileSync(out('z3.img')).equals(data))
+    assert.equal(stats.sources[`seed:${out('z3-seed.img')}`]?.bytes, data.byteLength, JSON.stringify(stats.sources))
+    assert.ok(statSync(out('z3.img')).blocks * 512 < 1_500_000, `${statSync(out('z3.img')).blocks} blocks allocated`)
+  })
+
   it('a resumed partial file with zeros written where the index has data gets the data', async () => {
     const data = Buffer.concat([Buffer.alloc(600_000), pseudoRandom(600_000, 41), Buffer.alloc(600_000)])
     const store = path.join(t.path, 'zeros2.castr')
