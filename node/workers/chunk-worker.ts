@@ -159,7 +159,10 @@ async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): 
   try {
     if (cancelled()) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
     const total = req.ends[req.ends.length - 1]! - req.start
-    const region = Buffer.allocUnsafe(total)
+    // one buffer per worker, reused range after range: only one range is computing at a time,
+    // and what is still being written was compressed into buffers of its own
+    if (rangeScratch.byteLength < total) rangeScratch = Buffer.allocUnsafe(Math.max(total, rangeScratch.byteLength * 2))
+    const region = rangeScratch.subarray(0, total)
     let got = 0
     while (got < total) {
       const n = fs.readSync(req.fd, region, got, total - got, req.start + got)
@@ -196,6 +199,7 @@ async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): 
   return { ids, stored: storedSizes }
 }
 
+let rangeScratch = Buffer.allocUnsafe(0)
 /** the store-range now reading and compressing on this worker */
 let computing: Promise<void> = Promise.resolve()
 /** chunk files this worker is writing */
