@@ -208,11 +208,11 @@ export async function extractTreeArchive (source: string, output: string, opts: 
   if (!catar && !source.endsWith('.caidx')) return false
   const started = performance.now()
   if (catar) {
-    const [{ createReadStream }, { extractTree }] = await Promise.all([import('node:fs'), import('../node/tree/writer.ts')])
+    const { extractTree, readPieces } = await import('../node/tree/writer.ts')
     await fs.access(source)
     let result
     try {
-      result = await extractTree(createReadStream(source, { highWaterMark: 1 << 20, signal: ctx.signal }), output, { signal: ctx.signal })
+      result = await extractTree(readPieces(source, { signal: ctx.signal }), output, { signal: ctx.signal, reusedInput: true })
     } catch (err: any) {
       if (err instanceof InvalidFormatError) throw withContext(err, source)
       throw err
@@ -220,10 +220,13 @@ export async function extractTreeArchive (source: string, output: string, opts: 
     if (opts.json === true) printJson(ctx, { archive: source, output, ...result, seconds: (performance.now() - started) / 1000 })
     return true
   }
-  const [{ readIndex }, { assembleStream, emptyStats }, { FileSeed }, { DirectorySeed }, { extractTree }, { openSources, printStats, sourceProviders }] = await Promise.all([
+  const [{ readIndex }, { assembleStream, emptyStats }, { FileSeed }, { DirectorySeed }, { extractTree }, { openSources, printStats, sourceProviders }, { useWorkerPool }, { sharedPool }] = await Promise.all([
     import('../node/index-io.ts'), import('../node/assemble.ts'), import('../node/seed.ts'), import('../node/tree/seed.ts'),
-    import('../node/tree/writer.ts'), import('./commands/extract.ts')
+    import('../node/tree/writer.ts'), import('./commands/extract.ts'), import('../node/store/verify.ts'), import('../node/workers/pool.ts')
   ])
+  // chunks are decompressed and verified on the worker threads (started early by cli/index.ts)
+  // while this thread decodes the archive and creates the files
+  useWorkerPool(sharedPool())
   const index = await readIndex(source, { signal: ctx.signal })
   checkFeatureFlags(index.featureFlags, `${source}: feature flags`)
   const { stores, cache } = openSources(source, index, opts)

@@ -652,6 +652,47 @@ static napi_value hashing_writer_abort (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// createFile(path, pieces: Uint8Array[], mode, uid, gid, sec, nsec): creates a regular file that
+// must not exist (O_CREAT|O_EXCL|O_NOFOLLOW), writes the pieces, then fchown (uid >= 0), fchmod
+// and futimens (sec >= 0) and closes it: what the tree writer does for a plain file, in one call.
+// On failure after the create the file is left as it is; the caller removes the whole tree.
+static napi_value create_file (napi_env env, napi_callback_info info) {
+  size_t argc = 7; napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[PATH_MAX];
+  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
+  uint32_t count = 0;
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok) { napi_throw_type_error(env, NULL, "pieces must be an array"); return NULL; }
+  uint32_t mode = 0; int64_t uid = -1, gid = -1, sec = -1, nsec = 0;
+  napi_get_value_uint32(env, argv[2], &mode);
+  napi_get_value_int64(env, argv[3], &uid);
+  napi_get_value_int64(env, argv[4], &gid);
+  napi_get_value_int64(env, argv[5], &sec);
+  napi_get_value_int64(env, argv[6], &nsec);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+  if (fd < 0) return throw_errno(env, errno, "open", path);
+  const char *failed = NULL;
+  for (uint32_t i = 0; i < count && !failed; i++) {
+    napi_value item; void *data; size_t len;
+    if (napi_get_element(env, argv[1], i, &item) != napi_ok || !get_bytes(env, item, &data, &len)) { close(fd); return NULL; }
+    size_t off = 0;
+    while (off < len) {
+      ssize_t n = write(fd, (const char *)data + off, len - off);
+      if (n < 0) { if (errno == EINTR) continue; failed = "write"; break; }
+      off += n;
+    }
+  }
+  if (!failed && uid >= 0 && fchown(fd, (uid_t)uid, (gid_t)gid) < 0) failed = "fchown";
+  if (!failed && fchmod(fd, mode & 07777) < 0) failed = "fchmod";
+  if (!failed && sec >= 0) {
+    struct timespec ts[2] = { { .tv_sec = sec, .tv_nsec = nsec }, { .tv_sec = sec, .tv_nsec = nsec } };
+    if (futimens(fd, ts) < 0) failed = "futimens";
+  }
+  if (failed) { int e = errno; close(fd); return throw_errno(env, e, failed, path); }
+  if (close(fd) < 0) return throw_errno(env, errno, "close", path);
+  return NULL;
+}
+
 // setInodeFlags(path, chattr, chattrMask, fatAttrs (-1 = leave), projid (-1 = leave)):
 // sets the bits in chattrMask to the values in chattr, keeping the others
 static napi_value set_inode_flags (napi_env env, napi_callback_info info) {
@@ -828,6 +869,7 @@ static napi_value init (napi_env env, napi_value exports) {
     { "groupId", NULL, group_id, NULL, NULL, NULL, napi_default, NULL },
     { "scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_default, NULL },
     { "readAt", NULL, read_at, NULL, NULL, NULL, napi_default, NULL },
+    { "createFile", NULL, create_file, NULL, NULL, NULL, napi_default, NULL },
     { "hashingWriter", NULL, hashing_writer, NULL, NULL, NULL, napi_default, NULL },
     { "hashingWriterWrite", NULL, hashing_writer_write, NULL, NULL, NULL, napi_default, NULL },
     { "hashingWriterFinish", NULL, hashing_writer_finish, NULL, NULL, NULL, napi_default, NULL },

@@ -24,6 +24,11 @@ export interface TreeNative {
   scanDir: (path: PathLike, options: number) => [names: Buffer, fields: Float64Array, xattrs: Array<Array<[Buffer, Buffer]> | undefined>, targets: Array<Buffer | undefined>]
   /** fills `buffer` from `position` of the regular file at path (O_NOFOLLOW); fewer bytes only at its end */
   readAt: (path: PathLike, buffer: Uint8Array, position: number) => number
+  /**
+   * creates a regular file that must not exist (O_EXCL|O_NOFOLLOW), writes `pieces`, then
+   * fchown (uid >= 0), fchmod and futimens (sec >= 0), and closes it
+   */
+  createFile: (path: PathLike, pieces: Uint8Array[], mode: number, uid: number, gid: number, sec: number, nsec: number) => void
   /** starts a thread that digests and writes to `fd` what hashingWriterWrite() hands it */
   hashingWriter: (fd: number, algorithm: 'sha256' | 'sha512-256') => HashingWriterHandle
   /** copies `data` for the thread; blocks while its ring is full; throws its first write error */

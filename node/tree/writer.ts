@@ -44,7 +44,13 @@ interface Frame {
   kind: number
   fd?: number
   names?: Set<string>
+  /** a plain file not created yet: its payload so far, for one createFile() call at its end */
+  pieces?: Uint8Array[]
+  held?: number
 }
+
+/** a plain file's payload is held for one native call up to this size, else it is streamed */
+const HOLD_MAX = 8 << 20
 
 export class TreeWriter {
   readonly root: Buffer
@@ -105,7 +111,12 @@ export class TreeWriter {
         this.stats.directories++
         break
       case S_IFREG:
-        this.create(p, false, () => { frame.fd = fs.openSync(p, O_CREATE, 0o600) })
+        if (this.plain(node)) {
+          frame.pieces = []
+          frame.held = 0
+        } else {
+          this.create(p, false, () => { frame.fd = fs.openSync(p, O_CREATE, 0o600) })
+        }
         this.stats.files++
         break
       case S_IFLNK:
@@ -137,20 +148,81 @@ export class TreeWriter {
     make()
   }
 
+  /** a regular file with nothing to restore but owner, mode and time: written by one native call */
+  private plain (node: ArchiveNode): boolean {
+    return node.xattrs == null && node.fcaps == null && node.selinux == null && node.flags === 0n && node.quotaProjId == null &&
+      node.aclUser == null && node.aclGroup == null && node.aclGroupObj == null
+  }
+
   private payload (data: Uint8Array): void {
     const top = this.stack[this.stack.length - 1]
+    if (top?.pieces != null) {
+      top.pieces.push(data) // the decoder hands out views of its input, which is never reused
+      top.held! += data.byteLength
+      this.stats.bytes += data.byteLength
+      if (top.held! > HOLD_MAX) this.open(top)
+      return
+    }
     if (top?.fd == null) throw new InvalidFormatError('payload outside a regular file')
     let off = 0
     while (off < data.byteLength) off += fs.writeSync(top.fd, data, off, data.byteLength - off)
     this.stats.bytes += data.byteLength
   }
 
+  /** creates a held file the ordinary way and writes what it holds (a big file, or a name in the way) */
+  private open (frame: Frame): void {
+    const pieces = frame.pieces!
+    frame.pieces = undefined
+    this.create(frame.path, false, () => { frame.fd = fs.openSync(frame.path, O_CREATE, 0o600) })
+    for (const data of pieces) {
+      let off = 0
+      while (off < data.byteLength) off += fs.writeSync(frame.fd!, data, off, data.byteLength - off)
+    }
+  }
+
   private end (): void {
     const top = this.stack.pop()
     if (top == null) throw new InvalidFormatError('end of a node that was never opened')
     if (top.kind === S_IFDIR && top.names != null) this.removeExtras(top.path, top.names)
+    if (top.pieces != null) {
+      try {
+        this.createPlain(top)
+        return
+      } catch (err: any) {
+        if (err.code !== 'EEXIST') throw err
+        this.open(top) // something is in the way (an extraction in place): replace it
+      }
+    }
     this.metadata(top)
     if (this.stack.length === 0) this.done = true
+  }
+
+  /**
+   * Lets go of the caller's buffer: a file not yet written whose payload goes on in the next
+   * piece of input is created now and what it holds is written (rather than copied), so that the
+   * caller may reuse the buffer its last events were views of. extractTree() calls it after every
+   * piece of a `reusedInput`.
+   */
+  detach (): void {
+    const top = this.stack[this.stack.length - 1]
+    if (top?.pieces != null) this.open(top)
+  }
+
+  /** metadata() for a plain file, with the create and the writes, in one native call */
+  private createPlain (frame: Frame): void {
+    const { path: p, node } = frame
+    const f = this.flags
+    let uid = -1
+    let gid = -1
+    if (this.owners && (f & (WITH_16BIT_UIDS | WITH_32BIT_UIDS)) !== 0n) {
+      uid = this.resolveId('user', node.user, node.uid)
+      gid = this.resolveId('group', node.group, node.gid)
+    }
+    const perms = (f & (WITH_PERMISSIONS | WITH_ACL)) !== 0n ? node.mode & 0o7777 : node.mode & 0o777 & ~this.umask
+    const timed = timeGranularity(f) !== 0n
+    const sec = timed ? Number(node.mtime / 1_000_000_000n) : -1
+    const nsec = timed ? Number(node.mtime % 1_000_000_000n) : 0
+    this.native.createFile(p, frame.pieces!, perms, uid, gid, sec, nsec)
   }
 
   private removeExtras (dir: Buffer, keep: Set<string>): void {
@@ -231,6 +303,8 @@ export class TreeWriter {
 }
 
 export interface ExtractTreeOptions extends TreeWriterOptions {
+  /** the source reuses a piece's buffer once the next piece is asked for (readPieces() does) */
+  reusedInput?: boolean
   /** called with the archive's feature flags once the first ENTRY is read */
   onFeatureFlags?: (flags: bigint) => void
 }
@@ -280,6 +354,7 @@ export async function extractTree (source: AsyncIterable<Uint8Array> | Iterable<
         }
         writer.push(event, decoder.featureFlags!)
       }
+      if (options.reusedInput === true) writer.detach()
     }
     decoder.end()
     if (!writer.finished) throw new InvalidFormatError('archive ended before the root directory was complete')
@@ -306,4 +381,36 @@ export async function extractTree (source: AsyncIterable<Uint8Array> | Iterable<
   }
   if (rootNode != null) writer.touchRoot(Buffer.from(abs), rootNode)
   return result
+}
+
+/**
+ * A file's bytes in 1 MiB pieces, read synchronously (the extraction that consumes them is
+ * synchronous too: a stream only adds thread-pool round trips and copies), with a turn of the
+ * event loop every few MiB so that a Ctrl+C is seen. One buffer serves every piece: a piece is
+ * valid until the next one is asked for (fresh buffers cost a page fault per 4 KiB): pass
+ * `reusedInput: true` to extractTree().
+ */
+export async function * readPieces (file: string, options: { signal?: AbortSignal, pieceBytes?: number } = {}): AsyncGenerator<Uint8Array> {
+  const size = options.pieceBytes ?? 1 << 20
+  const fd = fs.openSync(file, 'r')
+  try {
+    const buf = Buffer.allocUnsafeSlow(size)
+    for (let n = 1; ; n++) {
+      let got = 0
+      while (got < size) {
+        const k = fs.readSync(fd, buf, got, size - got, null)
+        if (k === 0) break
+        got += k
+      }
+      // a plain view: the decoder's many subarrays of it are cheaper than a Buffer's
+      if (got > 0) yield new Uint8Array(buf.buffer, buf.byteOffset, got)
+      if (got < size) return
+      if (n % 8 === 0) {
+        await new Promise(setImmediate)
+        options.signal?.throwIfAborted()
+      }
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
 }

@@ -51,6 +51,14 @@ const MAX_GOODBYE = goodbyeSize(1 << 22)
 const USER_NAME_RE = /^([A-Za-z_][A-Za-z0-9_-]*|[0-9]+)$/
 const utf8 = new TextDecoder('utf-8', { fatal: false })
 
+/**
+ * A copy of bytes the decoder keeps (names, targets, xattrs, a cut record). Not `.slice()`: on a
+ * Buffer that is a view, and the caller may reuse its input buffer once push() has returned.
+ */
+function copy (bytes: Uint8Array, start = 0, end = bytes.byteLength): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes, start, end)
+}
+
 interface Frame {
   node: ArchiveNode
   kind: number
@@ -63,9 +71,29 @@ interface Frame {
 
 type Phase = 'entry' | 'meta' | 'children' | 'payload' | 'done'
 
+interface Allowed {
+  /** the feature flags' two 32-bit halves, to compare each ENTRY's with */
+  lo: number
+  hi: number
+  symlinks: boolean
+  devices: boolean
+  fifos: boolean
+  sockets: boolean
+  /** permissions or ACLs: any mode bits */
+  permissions: boolean
+  readOnly: boolean
+  uids: boolean
+  uids32: boolean
+  /** the ENTRY flag bits the archive may carry */
+  entryFlags: bigint
+  /** mtime granularity in ns; undefined for nanoseconds (every mtime is valid) */
+  granularity?: bigint
+}
+
 export class ArchiveDecoder {
   /** the feature flags of the archive (from its first ENTRY); undefined before it is read */
   featureFlags?: bigint
+  private allow?: Allowed
   private phase: Phase = 'entry'
   private readonly stack: Frame[] = []
   private offset = 0
@@ -83,14 +111,34 @@ export class ArchiveDecoder {
 
   push (data: Uint8Array): ArchiveEvent[] {
     this.events = []
-    let buf = data
-    if (this.leftover != null) {
-      const joined = new Uint8Array(this.leftover.byteLength + data.byteLength)
+    let rest = data
+    // a record cut by the previous piece: complete it from this one (copying only that record,
+    // not the whole piece), decode it, then go on in `data` itself
+    while (this.leftover != null && rest.byteLength > 0) {
+      const have = this.leftover.byteLength
+      const need = have < CA_HEADER_SIZE ? CA_HEADER_SIZE : this.recordSize(this.leftover)
+      const take = Math.min(need - have, rest.byteLength)
+      const joined = new Uint8Array(have + take)
       joined.set(this.leftover, 0)
-      joined.set(data, this.leftover.byteLength)
-      buf = joined
+      joined.set(rest.subarray(0, take), have)
+      rest = rest.subarray(take)
       this.leftover = undefined
+      this.decode(joined)
     }
+    if (rest.byteLength > 0) this.decode(rest)
+    return this.events
+  }
+
+  /** the size of the (non-payload) record whose header starts `buf`, as far as decode() needs it */
+  private recordSize (buf: Uint8Array): number {
+    const v = new DataView(buf.buffer, buf.byteOffset, CA_HEADER_SIZE)
+    const size = v.getUint32(4, true) * 0x100000000 + v.getUint32(0, true)
+    const t = TYPES.get(v.getUint32(8, true))
+    // a PAYLOAD record's header is all decode() needs; anything odd is left to decode() to report
+    return t != null && t[1] === R_PAYLOAD ? CA_HEADER_SIZE : Math.max(CA_HEADER_SIZE, Math.min(size, MAX_GOODBYE))
+  }
+
+  private decode (buf: Uint8Array): void {
     let at = 0
     while (at < buf.byteLength) {
       if (this.phase === 'done') throw this.fail('data after the end of the archive')
@@ -125,8 +173,7 @@ export class ArchiveDecoder {
       at += size
       this.offset += size
     }
-    if (at < buf.byteLength) this.leftover = buf.slice(at)
-    return this.events
+    if (at < buf.byteLength) this.leftover = copy(buf, at)
   }
 
   /** Call at the end of the input: throws if the archive is incomplete. */
@@ -200,18 +247,40 @@ export class ArchiveDecoder {
     }
   }
 
+  /** what the archive's feature flags allow, worked out once (bigint tests cost per entry) */
+  private allowed (f: bigint): Allowed {
+    const g = timeGranularity(f)
+    return {
+      lo: Number(f & 0xffffffffn),
+      hi: Number(f >> 32n),
+      symlinks: (f & WITH_SYMLINKS) !== 0n,
+      devices: (f & WITH_DEVICE_NODES) !== 0n,
+      fifos: (f & WITH_FIFOS) !== 0n,
+      sockets: (f & WITH_SOCKETS) !== 0n,
+      permissions: (f & (WITH_PERMISSIONS | WITH_ACL)) !== 0n,
+      readOnly: (f & WITH_READ_ONLY) !== 0n,
+      uids: (f & (WITH_16BIT_UIDS | WITH_32BIT_UIDS)) !== 0n,
+      uids32: (f & WITH_32BIT_UIDS) !== 0n,
+      entryFlags: f & ENTRY_FLAG_BITS,
+      granularity: g === 1n ? undefined : g
+    }
+  }
+
   private entry (rec: Uint8Array): void {
     const v = new DataView(rec.buffer, rec.byteOffset, rec.byteLength)
-    const flags = v.getBigUint64(16, true)
-    if (this.featureFlags == null) {
-      try { checkFeatureFlags(flags, 'archive feature flags') } catch (err: any) { throw this.fail(err.message) }
-      this.featureFlags = flags
-    } else if (flags !== this.featureFlags) {
-      throw this.fail(`ENTRY feature flags 0x${flags.toString(16)} differ from the archive's 0x${this.featureFlags.toString(16)}`)
+    let a = this.allow
+    if (a == null || v.getUint32(16, true) !== a.lo || v.getUint32(20, true) !== a.hi) {
+      const flags = v.getBigUint64(16, true)
+      if (this.featureFlags == null) {
+        try { checkFeatureFlags(flags, 'archive feature flags') } catch (err: any) { throw this.fail(err.message) }
+        this.featureFlags = flags
+        a = this.allow = this.allowed(flags)
+      } else {
+        throw this.fail(`ENTRY feature flags 0x${flags.toString(16)} differ from the archive's 0x${this.featureFlags.toString(16)}`)
+      }
     }
-    const f = this.featureFlags
     const mode = this.u64(v, 24, 'mode')
-    const entryFlags = v.getBigUint64(32, true)
+    const entryFlags = v.getUint32(32, true) === 0 && v.getUint32(36, true) === 0 ? 0n : v.getBigUint64(32, true)
     const uid = this.u64(v, 40, 'uid')
     const gid = this.u64(v, 48, 'gid')
     const mtime = v.getBigUint64(56, true)
@@ -220,31 +289,31 @@ export class ArchiveDecoder {
     const perms = mode & 0o7777
     switch (kind) {
       case S_IFDIR: case S_IFREG: break
-      case S_IFLNK: if ((f & WITH_SYMLINKS) === 0n) throw this.fail('symlink in an archive without symlinks'); break
-      case S_IFBLK: case S_IFCHR: if ((f & WITH_DEVICE_NODES) === 0n) throw this.fail('device node in an archive without device-nodes'); break
-      case S_IFIFO: if ((f & WITH_FIFOS) === 0n) throw this.fail('FIFO in an archive without fifos'); break
-      case S_IFSOCK: if ((f & WITH_SOCKETS) === 0n) throw this.fail('socket in an archive without sockets'); break
+      case S_IFLNK: if (!a.symlinks) throw this.fail('symlink in an archive without symlinks'); break
+      case S_IFBLK: case S_IFCHR: if (!a.devices) throw this.fail('device node in an archive without device-nodes'); break
+      case S_IFIFO: if (!a.fifos) throw this.fail('FIFO in an archive without fifos'); break
+      case S_IFSOCK: if (!a.sockets) throw this.fail('socket in an archive without sockets'); break
       default: throw this.fail(`mode 0o${mode.toString(8)} has no valid file type`)
     }
     if (this.pendingName == null && kind !== S_IFDIR) throw this.fail('the root of an archive must be a directory')
     if (kind === S_IFLNK) {
       if (perms !== 0o777) throw this.fail(`symlink with mode 0o${perms.toString(8)}`)
-    } else if ((f & (WITH_PERMISSIONS | WITH_ACL)) === 0n) {
-      const ok = (f & WITH_READ_ONLY) !== 0n
+    } else if (!a.permissions) {
+      const ok = a.readOnly
         ? (kind === S_IFDIR ? perms === 0o777 || perms === 0o555 : perms === 0o666 || perms === 0o444)
         : perms === (kind === S_IFDIR ? 0o777 : 0o666)
       if (!ok) throw this.fail(`permission bits 0o${perms.toString(8)} do not match the archive's feature flags`)
     }
-    if ((kind !== S_IFDIR && kind !== S_IFREG && entryFlags !== 0n) || (entryFlags & ~(f & ENTRY_FLAG_BITS)) !== 0n) {
+    if (entryFlags !== 0n && ((kind !== S_IFDIR && kind !== S_IFREG) || (entryFlags & ~a.entryFlags) !== 0n)) {
       throw this.fail(`ENTRY flags 0x${entryFlags.toString(16)} not allowed here`)
     }
-    if ((f & (WITH_16BIT_UIDS | WITH_32BIT_UIDS)) === 0n) {
+    if (!a.uids) {
       if (uid !== 0 || gid !== 0) throw this.fail('uid/gid set in an archive without uids')
-    } else if ((f & WITH_32BIT_UIDS) !== 0n) {
+    } else if (a.uids32) {
       if (uid === 0xffff || gid === 0xffff || uid > 0xfffffffe || gid > 0xfffffffe) throw this.fail(`invalid uid/gid ${uid}/${gid}`)
     } else if (uid >= 0xffff || gid >= 0xffff) throw this.fail(`uid/gid ${uid}/${gid} do not fit 16 bits`)
-    const g = timeGranularity(f)
-    if (g === 0n ? mtime !== 0n : mtime % g !== 0n) throw this.fail(`mtime ${mtime} does not match the archive's time granularity`)
+    const g = a.granularity // undefined: nanoseconds, any mtime
+    if (g != null && (g === 0n ? mtime !== 0n : mtime % g !== 0n)) throw this.fail(`mtime ${mtime} does not match the archive's time granularity`)
     const node: ArchiveNode = { mode, flags: entryFlags, uid, gid, mtime }
     if (this.pendingName != null) node.name = this.pendingName
     this.pending = { node, kind, entryStart: this.offset, rank: R_ENTRY }
@@ -294,7 +363,7 @@ export class ArchiveDecoder {
         const body = rec.subarray(CA_HEADER_SIZE)
         const nul = body.indexOf(0)
         if (nul < 1 || nul > CA_XATTR_NAME_MAX) throw this.fail('XATTR name missing or too long')
-        const x = { name: body.slice(0, nul), value: body.slice(nul + 1) }
+        const x = { name: copy(body, 0, nul), value: copy(body, nul + 1) }
         const last = node.xattrs?.[node.xattrs.length - 1]
         if (last != null && compareBytes(last.name, x.name) >= 0) throw this.fail('XATTR records out of order')
         ;(node.xattrs ??= []).push(x)
@@ -320,7 +389,7 @@ export class ArchiveDecoder {
         node.selinux = utf8.decode(this.cstring(rec, 'SELINUX')); return
       case R_FCAPS:
         if ((f & WITH_FCAPS) === 0n || p.kind !== S_IFREG) throw this.fail('FCAPS not allowed here')
-        node.fcaps = rec.slice(CA_HEADER_SIZE); return
+        node.fcaps = copy(rec, CA_HEADER_SIZE); return
       case R_QUOTA_PROJID:
         if ((f & WITH_QUOTA_PROJID) === 0n || (p.kind !== S_IFREG && p.kind !== S_IFDIR)) throw this.fail('QUOTA_PROJID not allowed here')
         node.quotaProjId = v.getBigUint64(16, true); return
@@ -335,7 +404,7 @@ export class ArchiveDecoder {
         if (kind !== R_SYMLINK) throw this.fail(`expected SYMLINK, found ${RECORD_NAMES[kind]!}`)
         const target = this.cstring(rec, 'SYMLINK')
         if (target.byteLength === 0) throw this.fail('empty symlink target')
-        node.target = target.slice()
+        node.target = copy(target)
         this.openNode()
         this.closeNode(rec.byteLength)
         return
@@ -415,7 +484,7 @@ export class ArchiveDecoder {
     if (parent.lastName != null && compareBytes(parent.lastName, name) >= 0) {
       throw this.fail(`file name "${Buffer.from(name).toString()}" is not after "${Buffer.from(parent.lastName).toString()}" (duplicate or unsorted)`)
     }
-    parent.lastName = name.slice()
+    parent.lastName = copy(name)
     this.pendingName = parent.lastName
     this.pendingStart = this.offset
     this.phase = 'entry'

@@ -1,5 +1,6 @@
 import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -7,8 +8,9 @@ import { ArchiveEncoder } from '../../protocol/catar/encoder.ts'
 import { archiveFeatureFlags } from '../../protocol/catar/feature-flags.ts'
 import type { ArchiveEvent } from '../../protocol/catar/types.ts'
 import { treeNative } from '../../node/tree/native.ts'
-import { encodeTree } from '../../node/tree/reader.ts'
-import { extractTree, TreeWriter } from '../../node/tree/writer.ts'
+import { HashingWriter } from '../../node/tree/hashing-writer.ts'
+import { encodeTree, encodeTreeBatches } from '../../node/tree/reader.ts'
+import { extractTree, readPieces, TreeWriter } from '../../node/tree/writer.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 
 const FLAGS = archiveFeatureFlags({ digest: 'sha256' })
@@ -114,5 +116,72 @@ describe('tree reader and writer', () => {
     }
     assert.deepEqual(fs.readdirSync(parent), [], 'something was written beside the targets')
     assert.equal(fs.existsSync(path.join(tmp.path, 'f')), false)
+  })
+})
+
+describe('tree make and extract fast paths', () => {
+  let tmp: { path: string, cleanup: () => void }
+  before(() => { tmp = tempDir('caswarm-tree-fast-') })
+  after(() => { tmp?.cleanup() })
+
+  /** files of many sizes (some bigger than a batch), raw non-UTF-8 names, nested directories */
+  function makeSource (): string {
+    const src = path.join(tmp.path, 'src')
+    fs.mkdirSync(path.join(src, 'a', 'b'), { recursive: true })
+    const sizes = [0, 1, 4095, 4096, 40_000, 300_000, 1_500_000]
+    sizes.forEach((size, i) => { fs.writeFileSync(path.join(src, 'a', `f${i}`), Buffer.alloc(size, i + 1)) })
+    fs.writeFileSync(path.join(src, 'a', 'b', 'deep'), 'deep')
+    for (const name of [Buffer.from([0x66, 0xff]), Buffer.from([0x66, 0x80, 0x41]), Buffer.from('F'), Buffer.from('f')]) {
+      fs.writeFileSync(Buffer.concat([Buffer.from(src + '/'), name]), name)
+    }
+    for (const p of ['a/b/deep', 'a/b', 'a', '.']) treeNative().lutimens(path.join(src, p), 1_600_000_000, 5)
+    return src
+  }
+
+  it('encodeTreeBatches (one recycled buffer) gives encodeTree\'s bytes; names sort bytewise', async () => {
+    const src = makeSource()
+    const whole = await collect(encodeTree(src, { featureFlags: FLAGS, batchBytes: 64 * 1024 }))
+    const parts: Buffer[] = []
+    const seen = new Set<ArrayBufferLike>()
+    for (const batch of encodeTreeBatches(src, { featureFlags: FLAGS, batchBytes: 64 * 1024 })) {
+      for (const b of batch) { parts.push(Buffer.from(b)); seen.add(b.buffer) }
+    }
+    assert.ok(Buffer.concat(parts).equals(whole), 'the batches differ from encodeTree')
+    assert.ok(seen.size < 5, `${seen.size} buffers for ${whole.byteLength} bytes: the batches were not recycled`)
+    const order = whole.indexOf(Buffer.from('F\0')) < whole.indexOf(Buffer.from('a\0')) && whole.indexOf(Buffer.from([0x66, 0x80, 0x41, 0])) < whole.indexOf(Buffer.from([0x66, 0xff, 0]))
+    assert.ok(order, 'entries are not in bytewise name order')
+  })
+
+  it('HashingWriter writes and digests what it is given (sha256 and sha512-256), and reports write errors', () => {
+    const file = path.join(tmp.path, 'hashed')
+    const data = Buffer.alloc(20 << 20)
+    for (let i = 0; i < data.byteLength; i += 4096) data.writeUInt32LE(i * 2654435761 >>> 0, i)
+    for (const algorithm of ['sha256', 'sha512-256'] as const) {
+      const fd = fs.openSync(file, 'w')
+      const w = new HashingWriter(fd, algorithm)
+      for (let o = 0; o < data.byteLength; o += 700_001) w.write(data.subarray(o, o + 700_001))
+      const r = w.finish()
+      fs.closeSync(fd)
+      assert.equal(r.digest, createHash(algorithm).update(data).digest('hex'))
+      assert.equal(r.bytes, data.byteLength)
+      assert.ok(fs.readFileSync(file).equals(data), `${algorithm}: the file differs`)
+    }
+    const ro = fs.openSync(file, 'r')
+    const w = new HashingWriter(ro)
+    assert.throws(() => { for (let i = 0; i < 4; i++) w.write(data); w.finish() }, { code: 'EBADF' })
+    fs.closeSync(ro)
+  })
+
+  it('extracts from one reused read buffer (readPieces) with files across its pieces, as from fresh pieces', async () => {
+    const src = makeSource()
+    const archive = await collect(encodeTree(src, { featureFlags: FLAGS }))
+    const file = path.join(tmp.path, 'src.catar')
+    fs.writeFileSync(file, archive)
+    for (const pieceBytes of [1000, 65_536]) {
+      const out = path.join(tmp.path, `out-${pieceBytes}`)
+      await extractTree(readPieces(file, { pieceBytes }), out, { reusedInput: true })
+      const again = await collect(encodeTree(out, { featureFlags: FLAGS }))
+      assert.ok(again.equals(archive), `${pieceBytes}-byte pieces: the extracted tree serialises differently`)
+    }
   })
 })

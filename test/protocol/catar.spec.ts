@@ -123,6 +123,51 @@ describe('catar: encoder and decoder', () => {
     assert.deepEqual(paths, ['', 'file.txt', 'link', 'sub', 'sub/inner.bin'])
   })
 
+  it('keeps nothing of its input: one Buffer reused for every piece decodes the same (names, targets, cut records)', async () => {
+    const data = await encode(specTree())
+    for (const step of [1, 7, 40, 1000]) {
+      const d = new ArchiveDecoder()
+      const reused = Buffer.alloc(step) // a Buffer's .slice() is a view: the decoder must copy what it keeps
+      const events: ArchiveEvent[] = []
+      for (let o = 0; o < data.byteLength; o += step) {
+        const n = Math.min(step, data.byteLength - o)
+        reused.set(data.subarray(o, o + n))
+        // payload views are valid until the next push: copy them, as a writer would use them
+        for (const e of d.push(reused.subarray(0, n))) events.push(e.type === 'payload' ? { ...e, data: Uint8Array.from(e.data) } : e)
+        reused.fill(0xff)
+      }
+      d.end()
+      const again = await encode(events)
+      assert.ok(again.equals(data), `re-encoding after decoding ${step}-byte pieces of a reused buffer differs`)
+    }
+  })
+
+  it('encodes payload read in place (payloadSpace/commitPayload) and reuses its buffer after recycle()', () => {
+    const events = specTree()
+    const expected = encodeSync(events)
+    const e = new ArchiveEncoder({ featureFlags: FLAGS, bufferSize: 1024 })
+    const out: Buffer[] = []
+    const buffers = new Set<ArrayBufferLike>()
+    for (const ev of events) {
+      if (ev.type !== 'payload') { e.push(ev); continue }
+      let done = 0
+      while (done < ev.data.byteLength) {
+        const space = e.payloadSpace(ev.data.byteLength - done)
+        assert.ok(space.byteLength > 0)
+        space.set(ev.data.subarray(done, done + space.byteLength))
+        e.commitPayload(space.byteLength)
+        done += space.byteLength
+        const taken = e.take()
+        for (const b of taken) { out.push(Buffer.from(b)); buffers.add(b.buffer) }
+        e.recycle()
+      }
+    }
+    for (const b of e.take()) out.push(Buffer.from(b))
+    assert.ok(Buffer.concat(out).equals(expected), 'in-place payload encodes differently')
+    assert.ok(buffers.size <= 2, `${buffers.size} output buffers of 1 KiB for 3 KiB of payload: recycle() did not reuse them`)
+    assert.throws(() => { e.payloadSpace(1) }, { code: 'ERR_INVALID_ARGUMENT' })
+  })
+
   it('refuses children out of order and bad names when encoding', async () => {
     const ev = specTree()
     ;[ev[1], ev[4]] = [ev[4]!, ev[1]!] // link node before file.txt node → structure broken
