@@ -298,10 +298,9 @@ static napi_value xattr_pairs (napi_env env, const struct scan_xattr *x) {
   return result;
 }
 
-static const char *scan_names_base;
-static int compare_names (const void *a, const void *b) {
+static int compare_names (const void *a, const void *b, void *names) {
   /* strcmp compares as unsigned char: the byte order of Buffer.compare for names without NUL */
-  return strcmp(scan_names_base + *(const size_t *)a, scan_names_base + *(const size_t *)b);
+  return strcmp((const char *)names + *(const size_t *)a, (const char *)names + *(const size_t *)b);
 }
 
 // scanDir(path, options) → [names: Buffer, fields: Float64Array, xattrs: Array, targets: Array]
@@ -353,8 +352,7 @@ static napi_value scan_dir (napi_env env, napi_callback_info info) {
     names_len += len;
   }
   if (err) { closedir(d); free(names); free(offsets); return throw_errno(env, err, "scandir", path); }
-  scan_names_base = names;
-  if (count > 1) qsort(offsets, count, sizeof *offsets, compare_names);
+  if (count > 1) qsort_r(offsets, count, sizeof *offsets, compare_names, names);
 
   napi_value names_buf, ab, fields, xattrs, targets, result;
   void *nb_data;
