@@ -53,6 +53,9 @@ function warmWorkers (argv: string[]): void {
   const [verb, ...rest] = argv.slice(2)
   if (verb !== 'make' && verb !== 'extract') return
   if (rest.some(a => a === '--help' || a === '-h') || !rest.some(a => !a.startsWith('-') && /\.ca(ibx|idx)$/.test(a))) return
+  // a tree extraction (.caidx) decodes its chunks on the main thread: idle workers would only
+  // take CPU from it (the pool still starts on demand for a seed file or a cache)
+  if (verb === 'extract' && !rest.some(a => !a.startsWith('-') && a.endsWith('.caibx'))) return
   void import('../node/workers/pool.ts').then(m => { m.sharedPool().warm() }, () => {})
 }
 

@@ -1,10 +1,10 @@
 // The LAN swarm's command-line options, shared by `node`, `peers` and `extract`. The swarm
 // modules (libp2p) are imported only when a swarm is actually opened.
 import type { Command } from 'commander'
-import { digestFromFlags } from '../protocol/chunk-id.ts'
+import { digestFromFlags } from '../protocol/digest.ts'
 import type { Index } from '../protocol/index-file.ts'
 import type { ChunkSource, ChunkStore } from '../node/store/chunk-store.ts'
-import { LocalStore } from '../node/store/local-store.ts'
+import type { LocalStore } from '../node/store/local-store.ts'
 import type { SwarmHostInit } from '../node/swarm/host.ts'
 import type { ExtractSwarm } from '../node/swarm/session.ts'
 import { InvalidArgumentError } from '../protocol/errors.ts'
@@ -50,7 +50,7 @@ export function parsePeersOption (value: string | undefined): boolean {
 /** The swarm for one `caswarm extract`, or undefined with --peers=off. The cache defaults to the daemon's. */
 export async function openSwarmForExtract (index: Index, stores: ChunkSource[], cache: ChunkStore | undefined, opts: SwarmCliOptions & { peers?: string }): Promise<(ExtractSwarm & { cache: LocalStore }) | undefined> {
   if (!parsePeersOption(opts.peers)) return undefined
-  const { defaultCacheDir, openExtractSwarm } = await import('../node/swarm/session.ts')
+  const [{ defaultCacheDir, openExtractSwarm }, { LocalStore }] = await Promise.all([import('../node/swarm/session.ts'), import('../node/store/local-store.ts')])
   const local = cache instanceof LocalStore ? cache : new LocalStore(defaultCacheDir(), { digest: digestFromFlags(index.featureFlags) })
   const swarm = await openExtractSwarm({ index, origins: stores, cache: local, host: await swarmHostInit(opts) })
   return { ...swarm, cache: local }

@@ -228,7 +228,7 @@ export async function extractTreeArchive (source: string, output: string, opts: 
   ])
   const index = await readIndex(source, { signal: ctx.signal })
   checkFeatureFlags(index.featureFlags, `${source}: feature flags`)
-  const { stores, cache } = openSources(source, index, opts)
+  const { stores, cache } = await openSources(source, index, opts)
   const provided = await Promise.all(sourceProviders.map(async p => await p(index, opts, ctx, cache)))
   const seeds: Seed[] = []
   const stats = emptyStats()

@@ -1,19 +1,14 @@
 // caswarm extract: rebuild a blob (or, with .catar/.caidx, a directory tree) from an index,
 // taking chunks from seeds first, then the cache, then the stores in order.
+// The blob path's and the stores' modules are imported when they are needed, so that a .catar
+// extraction does not load them.
 import type { Command } from 'commander'
-import { digestFromFlags } from '../../protocol/chunk-id.ts'
+import { digestFromFlags } from '../../protocol/digest.ts'
 import type { Index } from '../../protocol/index-file.ts'
 import type { ExtractStats } from '../../node/assemble.ts'
-import { extractBlob } from '../../node/extract.ts'
-import { readIndex } from '../../node/index-io.ts'
 import type { ChunkSource, ChunkStore } from '../../node/store/chunk-store.ts'
-import { LocalStore } from '../../node/store/local-store.ts'
-import { defaultStoreFor, openStore } from '../../node/store/location.ts'
-import { useWorkerPool } from '../../node/store/verify.ts'
-import { sharedPool } from '../../node/workers/pool.ts'
 import { InvalidArgumentError } from '../../protocol/errors.ts'
 import { collect, printJson, type CommandContext } from '../context.ts'
-import { progressBar } from '../progress.ts'
 import { extractTreeArchive } from '../tree-archive.ts'
 import { addSwarmOptions, openSwarmForExtract } from '../swarm-options.ts'
 
@@ -41,7 +36,8 @@ export const sourceProviders: SourceProvider[] = []
 export const archiveExtractors: Array<(indexPath: string, output: string, opts: ExtractCliOptions, ctx: CommandContext) => Promise<boolean>> = [extractTreeArchive]
 
 /** Opens the stores an extraction reads, in order: --store (or the default beside the index), then --extra-store. */
-export function openSources (indexPath: string, index: Index, opts: ExtractCliOptions): { stores: ChunkSource[], cache?: ChunkStore } {
+export async function openSources (indexPath: string, index: Index, opts: ExtractCliOptions): Promise<{ stores: ChunkSource[], cache?: ChunkStore }> {
+  const [{ LocalStore }, { defaultStoreFor, openStore }] = await Promise.all([import('../../node/store/local-store.ts'), import('../../node/store/location.ts')])
   const digest = digestFromFlags(index.featureFlags)
   const main = opts.store ?? process.env.CASYNC_STORE ?? defaultStoreFor(indexPath)
   const stores: ChunkSource[] = [main, ...(opts.extraStore ?? [])].map(l => openStore(l, { digest }))
@@ -87,9 +83,13 @@ Examples:
       if (!indexPath.endsWith('.caibx')) throw new InvalidArgumentError(`${indexPath}: the index must end in .caibx (blob), .caidx or .catar (directory)`)
       const concurrency = Number(opts.concurrency)
       if (!Number.isInteger(concurrency) || concurrency < 1) throw new InvalidArgumentError(`--concurrency must be a positive integer, not ${opts.concurrency}`)
+      const [{ extractBlob }, { readIndex }, { useWorkerPool }, { sharedPool }, { progressBar }] = await Promise.all([
+        import('../../node/extract.ts'), import('../../node/index-io.ts'), import('../../node/store/verify.ts'),
+        import('../../node/workers/pool.ts'), import('../progress.ts')
+      ])
       useWorkerPool(sharedPool())
       const index = await readIndex(indexPath, { signal: ctx.signal })
-      const { stores, cache: givenCache } = openSources(indexPath, index, opts)
+      const { stores, cache: givenCache } = await openSources(indexPath, index, opts)
       const swarm = await openSwarmForExtract(index, stores, givenCache, opts as any)
       const cache = swarm?.cache ?? givenCache
       const provided = await Promise.all(sourceProviders.map(async p => await p(index, opts, ctx, cache)))
