@@ -14,6 +14,19 @@ export class ChunkMissingError extends Error {
   }
 }
 
+/** A peer answered BUSY: every upload slot it has is taken. Ask another peer, or again later. */
+export class PeerBusyError extends Error {
+  static readonly code = 'ERR_PEER_BUSY'
+  readonly code = PeerBusyError.code
+  override name = 'PeerBusyError'
+  readonly id: ChunkId
+
+  constructor (id: ChunkId, message = `peer busy: chunk ${id.toString()} not sent`) {
+    super(message)
+    this.id = id
+  }
+}
+
 export class ChunkInvalidError extends Error {
   static readonly code = 'ERR_CHUNK_INVALID'
   readonly code = ChunkInvalidError.code

@@ -1,6 +1,6 @@
 // A simulation's inputs: the fleet, its links, the update, and what happens during the rollout.
 // Every field has a default; scenarios (sim/scenarios/) override some, the CLI a few more.
-import type { SwarmPolicyInit } from '../node/swarm/policy.ts'
+import { PICK_AMONG, type SwarmPolicyInit } from '../node/swarm/policy.ts'
 
 const MBIT = 1e6 / 8
 
@@ -51,22 +51,28 @@ export interface FleetConfig {
     /** one-way latency, seconds. @default 10 ms */
     latency: number
   }
-  /** chunks in flight per extracting host (extract's concurrency). @default 16 */
+  /**
+   * requests a host keeps in flight for chunks its peers announced (node/swarm/source.ts
+   * peerPrefetch), and chunks it waits for in its own order (extract's concurrency). @default 16
+   */
   window: number
   /**
-   * owned chunks a host fetches from the origin ahead of its window (0: only when the window
-   * reaches them, as node/swarm/source.ts does today). @default 8
+   * origin fetches an origin fetcher keeps in flight for the chunks it owns, in index order
+   * (node/swarm/source.ts ownerPrefetch; 0: only when its window reaches them). @default 2
    */
   ownerPrefetch: number
   /**
-   * chunks are taken in a per-host order within blocks of this many (a power of two), so hosts
-   * hold different chunks and can trade; 1: strict index order (what extract does today). @default 64
+   * seconds from a host's start until its prefetch lanes start (node/swarm/source.ts waits for
+   * its peers' answers first, so that the owner split starts from a shared view). @default 0.02
+   */
+  settle: number
+  /** a host requests one of this many most recently announced chunks, at random (node/swarm/policy.ts pickRecent). @default PICK_AMONG (8) */
+  pickAmong: number
+  /**
+   * chunks no peer announced yet are waited for in a per-host order within blocks of this many
+   * (a power of two); 1: strict index order (what extract's own window does). @default 64
    */
   shuffleBlock: number
-  /** how far past its window cursor (in chunks) a host looks for chunks it owns. @default 64 */
-  ownerLookahead: number
-  /** seconds a request may wait at a busy peer before the requester gives up. @default 10 */
-  requestTimeout: number
   /** share of hosts that are malicious (they extract nothing). @default 0 */
   malicious: number
   /** what malicious hosts do: serve corrupt chunks, claim chunks they lack, or half and half */
@@ -102,10 +108,10 @@ export function defaultConfig (): FleetConfig {
     segmentWan: 10_000 * MBIT,
     origin: { bandwidth: 1000 * MBIT, latency: 0.010 },
     window: 16,
-    ownerPrefetch: 8,
+    ownerPrefetch: 2,
+    settle: 0.02,
+    pickAmong: PICK_AMONG,
     shuffleBlock: 64,
-    ownerLookahead: 64,
-    requestTimeout: 10,
     malicious: 0,
     maliciousMode: 'mixed',
     churn: 0,

@@ -8,13 +8,14 @@
 //     claim to), as their "have" announcements say;
 //   - ownerOf: the rendezvous owner (the module's own rendezvousWeight/hashKey/chunkHash) among
 //     the reachable hosts that needed the chunk when they joined, the same answer on every host;
-//     when the owner is not a neighbour, the neighbour that will relay it is awaited instead;
+//     the owner is awaited whether or not it is a connection (its announcements reach every host
+//     on the index, as they do on a LAN);
 //   - noteWants/noteHaves/noteLacks of peers: already in the shared state.
 //
 // Every *decision* is inherited unchanged: plan() (least-loaded holder, wait for the owner while
 // it makes progress, origin on timeout), requestStarted/Succeeded/Failed (strikes, the ban on a
 // chunk that fails verification), acceptInbound/inboundDone, ban/isBanned.
-import { SwarmPolicy, chunkHash, rendezvousWeight, type ChunkKey, type FailureReason, type IndexKey, type PeerKey, type SwarmPolicyInit } from '../node/swarm/policy.ts'
+import { SwarmPolicy, type ChunkKey, type FailureReason, type IndexKey, type PeerKey, type SwarmPolicyInit } from '../node/swarm/policy.ts'
 
 /** What the fleet tells each host's policy (implemented by Fleet). */
 export interface FleetView {
@@ -33,7 +34,7 @@ export interface FleetView {
   reachable: (host: number, peer: number) => boolean
   /** the rendezvous owner of `chunk` among the hosts reachable from `host` (-1: none) */
   owner: (host: number, chunk: number) => number
-  /** last time (ms) `peer` showed progress (joined, or received a verified chunk) */
+  /** last time (ms) `peer` showed progress (joined, started an origin fetch, or received a verified chunk) */
   lastProgress: (peer: number) => number
 }
 
@@ -115,25 +116,12 @@ export class FleetPolicy extends SwarmPolicy {
     const o = v.owner(this.host, c)
     if (o < 0) return undefined
     if (o === this.host) return this.self
-    let awaited = -1
-    if (v.neighbors(this.host).includes(o)) {
-      awaited = o
-    } else {
-      // the owner is not a connection: the chunk reaches us through a neighbour; await the
-      // neighbour ranked first for this chunk (the same rendezvous weight)
-      const ch = chunkHash(chunk)
-      let best = -1
-      for (const p of v.neighbors(this.host)) {
-        if (!v.reachable(this.host, p) || this.isBanned(v.hostKey(p), now)) continue
-        const w = rendezvousWeight(v.hostHash(p), ch)
-        if (w > best) { best = w; awaited = p }
-      }
-    }
-    if (awaited < 0) return this.self
-    const key = v.hostKey(awaited)
+    // the owner's announcements (its WANT, FETCHING and HAVEs) reach every host working on the
+    // index, as on a LAN where hosts know one another; it is awaited even when not a connection
+    const key = v.hostKey(o)
     if (this.isBanned(key, now)) return this.self
     // what its announcements told us: it is connected and last made progress then
-    super.addPeer(key, v.lastProgress(awaited))
+    super.addPeer(key, v.lastProgress(o))
     return key
   }
 }

@@ -1,13 +1,16 @@
 // A fleet of simulated hosts rolling out one update over a simulated network. Each honest host
-// runs the extract loop of a swarm host: a window of chunks in index order, and for each chunk
-// it asks its SwarmPolicy (node/swarm/policy.ts, through FleetPolicy) what to do: request it from
-// a peer, wait for the peer that will fetch it, or fetch it from the origin. Every received chunk
+// runs the loop of a swarm host (node/swarm/source.ts): requests for the chunks its peers
+// announce, most recent first; waits, in its own order, for chunks nobody announced yet; and, if
+// it is one of the index's origin fetchers, a few origin fetches of the chunks it owns in index
+// order. For each chunk it asks its SwarmPolicy (node/swarm/policy.ts, through FleetPolicy) what
+// to do: request it from a peer, wait for the peer that will fetch it, or fetch it from the
+// origin. A host with every upload slot taken answers BUSY. Every received chunk
 // goes through protocol/chunk-id.ts verifyChunk (on a small stand-in payload whose digest is the
 // chunk's ID), and a chunk that fails makes the host call the policy's requestFailed('invalid'),
 // which bans the peer, exactly as the real host does. Chunks are IDs and sizes, not bytes.
 import { ChunkId, verifyChunk } from '../protocol/chunk-id.ts'
 import { ChunkInvalidError } from '../protocol/errors.ts'
-import { chunkHash, hashKey, rendezvousWeight, type Plan } from '../node/swarm/policy.ts'
+import { chunkHash, hashKey, nextRandom, originFetchers, pickRecent, rendezvousWeight, type Plan } from '../node/swarm/policy.ts'
 import { idealSeconds, type FleetConfig } from './config.ts'
 import { Simulation } from './engine.ts'
 import { FleetPolicy, type FleetView } from './fleet-policy.ts'
@@ -51,6 +54,8 @@ export interface Host {
   /** bumped when the host restarts; stale events compare it */
   epoch: number
   startTime: number
+  /** when its prefetch lanes may start (after the join settle) */
+  lanesAt: number
   doneTime: number
   /** chunks still missing */
   missing: number
@@ -60,8 +65,14 @@ export interface Host {
   /** in-order chunks in flight (the window), and owned chunks fetched ahead */
   inWindow: number
   inAhead: number
+  /** window chunks waiting (for their owner, or a free holder) */
+  nWait: number
+  /** chunks peers announced that this host lacks, most recent last (see pump) */
+  avail: number[]
+  pumpQueued: boolean
+  /** PRNG state for picking among recent announcements */
+  rand: number
   pending: Map<number, Pending>
-  inboundQueue: QueuedRequest[]
   /** requests accepted from each peer, served one after another on that peer's stream */
   streams: Map<number, { active: boolean, queue: QueuedRequest[] }>
   lastProgressMs: number
@@ -122,6 +133,8 @@ export class Fleet implements FleetView {
   private readonly have: Uint8Array
   /** waiting[h * C + c]: host h waits for chunk c to appear at a neighbour */
   private readonly waiting: Uint8Array
+  /** queued[h * C + c]: chunk c is on host h's list of announced candidates */
+  private readonly queued: Uint8Array
   /** hosts holding each chunk */
   private readonly holderCount: Int32Array
   private readonly verifiedOnce: Uint8Array
@@ -130,7 +143,10 @@ export class Fleet implements FleetView {
   private honestLeft = 0
   /** rendezvous owner per partition component and chunk (-1: none) */
   private ownerOf: Int32Array[] = []
-  private ownerWeight: Float64Array[] = []
+  /** the origin fetchers of each component (policy.ts originFetchers) */
+  private fetchers: number[][] = []
+  private readonly fetcherCount: number
+  private readonly indexHash = hashKey(INDEX)
   /** component of each segment (partitions) */
   private component: Int32Array
   readonly origin: Link
@@ -176,6 +192,7 @@ export class Fleet implements FleetView {
     const H = this.H = config.hosts
     this.have = new Uint8Array(H * this.C)
     this.waiting = new Uint8Array(H * this.C)
+    this.queued = new Uint8Array(H * this.C)
     this.hostHashes = new Uint32Array(H)
     const nMalicious = Math.round(H * config.malicious)
     const maliciousSet = new Set(this.rng.fork(2).sample(H, nMalicious))
@@ -200,14 +217,18 @@ export class Fleet implements FleetView {
         joined: false,
         epoch: 0,
         startTime: 0,
+        lanesAt: 0,
         doneTime: -1,
         missing: malice === 0 ? this.C : 0,
         cursor: 0,
         ownCursor: 0,
         inWindow: 0,
         inAhead: 0,
+        nWait: 0,
+        avail: [],
+        pumpQueued: false,
+        rand: hashKey(`${key}/pick`),
         pending: new Map(),
-        inboundQueue: [],
         streams: new Map(),
         lastProgressMs: -Infinity,
         fromOrigin: 0,
@@ -236,6 +257,7 @@ export class Fleet implements FleetView {
       this.segCore.push(new Link(sim, `seg${s}.core`, config.segmentLink))
     }
     this.component = new Int32Array(config.segments)
+    this.fetcherCount = this.hosts[0]!.policy.originFetcherCount
     this.buildNeighbors()
     this.resetOwners()
   }
@@ -295,68 +317,99 @@ export class Fleet implements FleetView {
 
   lastProgress (peer: number): number { return this.hosts[peer]!.lastProgressMs }
 
-  // ---- ownership (the rendezvous split, kept incrementally) ------------------------------------
+  // ---- ownership (the rendezvous split among the origin fetchers, kept incrementally) ----------
 
   private weight (host: number, chunk: number): number {
     return rendezvousWeight(this.hostHashes[host]!, this.chunkHashes[chunk]!)
   }
 
-  /** Recomputes every chunk's owner in every component (start, partition, heal). */
+  /** whether a host can be one of its component's origin fetchers (works on the index, lacks some of it) */
+  private fetcherCandidate (h: Host, comp: number): boolean {
+    return h.joined && h.alive && h.malice === 0 && h.missing > 0 && this.component[h.segment] === comp
+  }
+
+  /** A component's origin fetchers from scratch: policy.ts originFetchers over its candidates. */
+  private rebuildFetchers (comp: number): void {
+    const candidates: string[] = []
+    for (const h of this.hosts) if (this.fetcherCandidate(h, comp)) candidates.push(h.key)
+    const set = originFetchers(candidates, INDEX, this.fetcherCount, k => this.hostHashes[this.hostIndex(k)]!)
+    this.fetchers[comp] = [...set].map(k => this.hostIndex(k))
+  }
+
+  /** Every chunk's owner in a component: rendezvous among its fetchers that lack the chunk. */
+  private assignOwners (comp: number): void {
+    const owners = this.ownerOf[comp]!
+    const fetchers = this.fetchers[comp]!
+    for (let c = 0; c < this.C; c++) {
+      // a chunk already in the swarm keeps its owner (its peers relay it), and an origin fetch
+      // under way keeps its owner (in its own component)
+      const o = owners[c]!
+      const here = o >= 0 && this.hosts[o]!.alive && this.component[this.hosts[o]!.segment] === comp
+      if (here && (this.holderCount[c]! > 0 || this.claimed[c] === 1)) continue
+      let best = -1
+      let bestW = -1
+      for (const f of fetchers) {
+        if (this.have[f * this.C + c] === 1) continue
+        const w = this.weight(f, c)
+        if (w > bestW || (w === bestW && f < best)) { bestW = w; best = f }
+      }
+      owners[c] = best
+      if (best === o) continue
+      // the fetch of an owner that left this component died with it (claims are per chunk; an
+      // owner across a partition keeps fetching for its own side)
+      if (o >= 0 && this.component[this.hosts[o]!.segment] === comp) this.claimed[c] = 0
+      // the new owner re-plans a wait for the chunk at once (the real host wakes its waits on
+      // every membership change)
+      const np = best >= 0 ? this.hosts[best]!.pending.get(c) : undefined
+      if (np != null && np.waiting) this.sim.after(0, this.onWake, { h: this.hosts[best]!, p: np, gen: np.gen, epoch: this.hosts[best]!.epoch })
+    }
+    // the fetchers look over the index again for what they own now
+    for (const f of fetchers) {
+      const h = this.hosts[f]!
+      h.ownCursor = 0
+      if (!h.pumpQueued) { h.pumpQueued = true; this.sim.after(0, this.onPump, { h, epoch: h.epoch }) }
+    }
+  }
+
+  /** Recomputes every component's fetchers and owners (start, partition, heal). */
   private resetOwners (): void {
-    const before = this.ownerOf
     const comps = Math.max(...this.component) + 1
-    this.ownerOf = Array.from({ length: comps }, () => new Int32Array(this.C).fill(-1))
-    this.ownerWeight = Array.from({ length: comps }, () => new Float64Array(this.C).fill(-1))
-    for (const h of this.hosts) if (h.joined && h.alive) this.offerOwnership(h, true)
-    // an owner that is fetching a chunk keeps it in its own component
+    const before = this.ownerOf
+    this.ownerOf = Array.from({ length: comps }, (_, i) => before[i] ?? new Int32Array(this.C).fill(-1))
+    // owners that are fetching keep their chunks in the component they are now in
     for (const old of before) {
       for (let c = 0; c < this.C; c++) {
         const o = old[c]!
         if (o < 0 || this.claimed[c] === 0 || this.holderCount[c]! > 0) continue
         const comp = this.component[this.hosts[o]!.segment]!
         this.ownerOf[comp]![c] = o
-        this.ownerWeight[comp]![c] = this.weight(o, c)
       }
+    }
+    this.fetchers = Array.from({ length: comps }, () => [])
+    for (let comp = 0; comp < comps; comp++) {
+      this.rebuildFetchers(comp)
+      this.assignOwners(comp)
     }
   }
 
-  /** A host joined: it becomes the owner of the chunks it needs where it outranks the owner. */
-  private offerOwnership (h: Host, force: boolean): void {
+  /** A host joined (or came back): it becomes a fetcher if it ranks among the first. */
+  private offerOwnership (h: Host): void {
     const comp = this.component[h.segment]!
-    const owners = this.ownerOf[comp]!
-    const weights = this.ownerWeight[comp]!
-    const base = h.index * this.C
-    for (let c = 0; c < this.C; c++) {
-      if (this.have[base + c] === 1) continue
-      // a chunk already in the swarm keeps its owner
-      if (!force && (this.holderCount[c]! > 0 || this.claimed[c] === 1) && owners[c]! >= 0) continue
-      const w = this.weight(h.index, c)
-      if (w > weights[c]! || (w === weights[c]! && h.index < owners[c]!)) {
-        weights[c] = w
-        owners[c] = h.index
-      }
-    }
+    if (!this.fetcherCandidate(h, comp)) return
+    const before = this.fetchers[comp]!
+    // it ranks below a full set of fetchers: nothing changes (saves a scan of the fleet per join)
+    const rank = (x: number): number => rendezvousWeight(this.hostHashes[x]!, this.indexHash)
+    if (before.length >= this.fetcherCount && rank(h.index) < rank(before[before.length - 1]!)) return
+    this.rebuildFetchers(comp)
+    if (this.fetchers[comp]!.includes(h.index) || before.length !== this.fetchers[comp]!.length) this.assignOwners(comp)
   }
 
-  /** A host left: its chunks go to the next host in rank among those that needed them. */
+  /** A fetcher left or finished: the next in rank takes its place, and its chunks are re-split. */
   private withdrawOwnership (h: Host): void {
     const comp = this.component[h.segment]!
-    const owners = this.ownerOf[comp]!
-    const weights = this.ownerWeight[comp]!
-    for (let c = 0; c < this.C; c++) {
-      if (owners[c] !== h.index) continue
-      let best = -1
-      let bestW = -1
-      for (const p of this.hosts) {
-        if (!p.joined || !p.alive || p.malice !== 0 || this.component[p.segment] !== comp) continue
-        if (p.doneTime >= 0 && this.have[p.index * this.C + c] === 1 && this.holderCount[c]! === 0) continue
-        const w = this.weight(p.index, c)
-        if (w > bestW) { bestW = w; best = p.index }
-      }
-      owners[c] = best
-      weights[c] = bestW
-      if (this.holderCount[c] === 0) this.claimed[c] = 0
-    }
+    if (!this.fetchers[comp]!.includes(h.index)) return
+    this.rebuildFetchers(comp)
+    this.assignOwners(comp)
   }
 
   // ---- running ------------------------------------------------------------------------------
@@ -431,13 +484,16 @@ export class Fleet implements FleetView {
   private startHost (h: Host): void {
     h.joined = true
     h.startTime = this.sim.now
+    h.lanesAt = this.sim.now + this.config.settle
     h.lastProgressMs = this.nowMs()
     const missing: string[] = []
     const base = h.index * this.C
     for (let c = 0; c < this.C; c++) if (this.have[base + c] === 0) missing.push(this.chunkKeys[c]!)
     h.policy.noteWants(INDEX, h.key, missing, this.nowMs())
-    this.offerOwnership(h, false)
+    this.offerOwnership(h)
+    this.seedAvailable(h)
     this.pump(h)
+    if (this.config.settle > 0) this.sim.after(this.config.settle, this.onPump, { h, epoch: h.epoch })
   }
 
   private leave (h: Host): void {
@@ -449,9 +505,8 @@ export class Fleet implements FleetView {
     for (const p of h.pending.values()) this.waiting[h.index * this.C + p.chunk] = 0
     h.pending.clear()
     // requests waiting here: their connections close, the requesters see an error
-    const waiting = [...h.inboundQueue]
+    const waiting: QueuedRequest[] = []
     for (const st of h.streams.values()) waiting.push(...st.queue)
-    h.inboundQueue = []
     h.streams.clear()
     for (const req of waiting) if (!req.cancelled) { req.cancelled = true; this.fail(req.from, h, req, 'error', this.config.latency) }
     h.up.fail()
@@ -478,53 +533,116 @@ export class Fleet implements FleetView {
     h.ownCursor = 0
     h.inWindow = 0
     h.inAhead = 0
+    h.nWait = 0
+    h.pumpQueued = false
+    for (const c of h.avail) this.queued[h.index * this.C + c] = 0
+    h.avail = []
     if (h.missing === 0) return
     h.lastProgressMs = now
     h.policy.noteWants(INDEX, h.key, [], now)
-    this.offerOwnership(h, false)
+    this.offerOwnership(h)
+    this.seedAvailable(h)
+    h.lanesAt = this.sim.now // a restart: its peers know of it already
     this.pump(h)
   }
 
   /**
-   * Keeps `window` chunks in flight in index order (what extract does), plus up to
-   * `ownerPrefetch` chunks further on that this host owns, so the origin is kept busy.
+   * Keeps the host's request slots busy (node/swarm/source.ts does the same):
+   *   1. up to `window` requests for chunks its peers announced, the most recently announced
+   *      first (those are the rarest: they just arrived in the neighbourhood);
+   *   2. up to `window` chunks in the host's own order that no peer has announced yet wait for
+   *      their owner (so a stalled owner is noticed and its chunk fetched from the origin);
+   *   3. up to `ownerPrefetch` origin fetches of the chunks it owns, in index order.
    */
   private pump (h: Host): void {
+    h.pumpQueued = false
     const base = h.index * this.C
     const C = this.C
+    const W = this.config.window
+    const pick = this.config.pickAmong
+    while (h.inWindow - h.nWait < W && h.inWindow < 2 * W && h.avail.length > 0) {
+      // one of the most recent, at random (policy.ts pickRecent)
+      const n = h.avail.length
+      h.rand = nextRandom(h.rand)
+      const k = pickRecent(n, pick, h.rand)
+      const c = h.avail[k]!
+      h.avail[k] = h.avail[n - 1]!
+      h.avail.pop()
+      this.queued[base + c] = 0
+      if (this.have[base + c] === 1 || h.pending.has(c)) continue
+      this.startPending(h, c, false)
+    }
+    const owners = this.ownerOf[this.component[h.segment]!]!
+    const prefetch = this.config.ownerPrefetch
     const block = this.config.shuffleBlock
     const mask = block - 1
     const end = (C + mask) & ~mask
-    while (h.inWindow < this.config.window && h.cursor < end) {
+    while (h.nWait < W && h.inWindow < 2 * W && h.cursor < end) {
       const i = h.cursor++
       // within each block of `shuffleBlock` chunks, a per-host order (an affine permutation)
       const start = i & ~mask
       const c = block > 1 ? start + ((Math.imul(i & mask, h.shuffleA) + h.shuffleB) & mask) : i
       if (c >= C) continue
       if (this.have[base + c] === 1 || h.pending.has(c)) continue
-      const p: Pending = { chunk: c, gen: 0, waiting: false, ahead: false }
-      h.pending.set(c, p)
-      h.inWindow++
-      this.replan(h, p)
+      // an owned chunk is left to the prefetch lanes, which take them in index order
+      if (prefetch > 0 && owners[c] === h.index) continue
+      this.startPending(h, c, false)
     }
-    if (this.config.ownerPrefetch <= 0) return
-    const owners = this.ownerOf[this.component[h.segment]!]!
-    const limit = Math.min(C, h.cursor + this.config.ownerLookahead)
-    const blockStart = h.cursor & ~mask
-    if (h.ownCursor < blockStart) h.ownCursor = blockStart
-    while (h.inAhead < this.config.ownerPrefetch && h.ownCursor < limit) {
+    // the prefetch lanes start once the host has heard who else works on the index (settle)
+    if (prefetch <= 0 || this.sim.now < h.lanesAt) return
+    while (h.inAhead < prefetch && h.ownCursor < C) {
       const c = h.ownCursor++
       if (owners[c] !== h.index || this.have[base + c] === 1 || h.pending.has(c)) continue
-      const p: Pending = { chunk: c, gen: 0, waiting: false, ahead: true }
-      h.pending.set(c, p)
-      h.inAhead++
-      this.replan(h, p)
+      // as source.ts does: a chunk a peer holds already is not fetched ahead from the origin
+      if (this.holderCount[c]! > 0 && h.policy.holdersOf(this.chunkKeys[c]!, this.nowMs()).length > 0) continue
+      this.startPending(h, c, true)
+    }
+    // the window passed over owned chunks the lanes have not reached: nothing to do here, the lanes get there
+  }
+
+  private startPending (h: Host, c: number, ahead: boolean): void {
+    const p: Pending = { chunk: c, gen: 0, waiting: false, ahead }
+    h.pending.set(c, p)
+    if (ahead) h.inAhead++
+    else h.inWindow++
+    this.replan(h, p)
+  }
+
+  /** A peer of `h` announced chunk `c`: queue it as a candidate, and fill free slots. */
+  private announce (h: Host, c: number): void {
+    const idx = h.index * this.C + c
+    if (this.have[idx] === 1 || this.queued[idx] === 1 || h.pending.has(c)) return
+    this.queued[idx] = 1
+    h.avail.push(c)
+    if (!h.pumpQueued && h.inWindow - h.nWait < this.config.window) {
+      h.pumpQueued = true
+      this.sim.after(this.config.latency, this.onPump, { h, epoch: h.epoch })
+    }
+  }
+
+  private readonly onPump = (x: { h: Host, epoch: number }): void => {
+    if (x.h.epoch !== x.epoch || !x.h.alive) return
+    this.pump(x.h)
+  }
+
+  /** A host that (re)joins learns what its peers hold already (their answers to its WANT). */
+  private seedAvailable (h: Host): void {
+    const base = h.index * this.C
+    for (let c = this.C - 1; c >= 0; c--) {
+      if (this.have[base + c] === 1 || this.holderCount[c] === 0) continue
+      for (const n of h.neighbors) {
+        if (this.have[n * this.C + c] === 1 && this.hosts[n]!.alive) { this.queued[base + c] = 1; h.avail.push(c); break }
+      }
     }
   }
 
   private replan (h: Host, p: Pending): void {
     p.gen++
-    if (p.waiting) { p.waiting = false; this.waiting[h.index * this.C + p.chunk] = 0 }
+    if (p.waiting) {
+      p.waiting = false
+      this.waiting[h.index * this.C + p.chunk] = 0
+      if (!p.ahead) h.nWait--
+    }
     const now = this.nowMs()
     const key = this.chunkKeys[p.chunk]!
     const plan: Plan = h.policy.plan(INDEX, key, now)
@@ -538,6 +656,7 @@ export class Fleet implements FleetView {
       case 'wait': {
         p.waiting = true
         this.waiting[h.index * this.C + p.chunk] = 1
+        if (!p.ahead) h.nWait++
         const at = Math.max(plan.until / 1000, this.sim.now + 1e-6)
         this.sim.at(at, this.onWake, { h, p, gen: p.gen, epoch: h.epoch })
         break
@@ -545,6 +664,8 @@ export class Fleet implements FleetView {
       case 'origin':
         this.originFetches[plan.reason]++
         this.claimed[p.chunk] = 1
+        // its FETCHING announcement: progress, for the hosts waiting for it
+        h.lastProgressMs = now
         this.fetchOrigin(h, p, 0)
         break
     }
@@ -572,21 +693,12 @@ export class Fleet implements FleetView {
       this.fail(h, server, req, 'missing', this.config.latency)
       return
     }
+    // every upload slot taken: BUSY, and the requester asks elsewhere (node/exchange does the same)
     if (server.malice === 0 && !server.policy.acceptInbound(h.key, this.nowMs())) {
-      server.inboundQueue.push(req)
-      this.sim.after(this.config.requestTimeout, this.onQueueTimeout, { server, req })
+      this.fail(h, server, req, 'busy', this.config.latency)
       return
     }
     this.serve(server, req)
-  }
-
-  private readonly onQueueTimeout = (x: { server: Host, req: QueuedRequest }): void => {
-    const { server, req } = x
-    if (req.cancelled) return
-    req.cancelled = true
-    const i = server.inboundQueue.indexOf(req)
-    if (i >= 0) server.inboundQueue.splice(i, 1)
-    this.fail(req.from, server, req, 'timeout', 0)
   }
 
   /** An accepted request joins the requester's stream; a stream sends one chunk at a time. */
@@ -606,7 +718,7 @@ export class Fleet implements FleetView {
       const h = req.from
       const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
       if (p == null) {
-        if (server.malice === 0) { server.policy.inboundDone(h.key); this.drainInbound(server) }
+        if (server.malice === 0) server.policy.inboundDone(h.key)
         continue
       }
       st.active = true
@@ -617,10 +729,7 @@ export class Fleet implements FleetView {
 
   private readonly onServed = (ok: boolean, t: Transfer): void => {
     const { server, req } = t.tag as { server: Host, req: QueuedRequest }
-    if (server.malice === 0) {
-      server.policy.inboundDone(req.from.key)
-      this.drainInbound(server)
-    }
+    if (server.malice === 0) server.policy.inboundDone(req.from.key)
     if (server.alive) this.nextOnStream(server, req.from.index)
     const h = req.from
     const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
@@ -645,19 +754,7 @@ export class Fleet implements FleetView {
     this.got(h, p)
   }
 
-  private drainInbound (server: Host): void {
-    const q = server.inboundQueue
-    while (q.length > 0) {
-      const req = q[0]!
-      if (req.cancelled || this.isCurrent(req.from, req.chunk, req.epoch, req.gen) == null) { q.shift(); continue }
-      if (!server.policy.acceptInbound(req.from.key, this.nowMs())) return
-      q.shift()
-      req.cancelled = true // its queue timer is moot now
-      this.serve(server, { ...req, cancelled: false })
-    }
-  }
-
-  private fail (h: Host, server: Host, req: QueuedRequest, reason: 'missing' | 'timeout' | 'error', delay: number): void {
+  private fail (h: Host, server: Host, req: QueuedRequest, reason: 'missing' | 'busy' | 'error', delay: number): void {
     const after = (): void => {
       const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
       if (p == null) return
@@ -753,14 +850,17 @@ export class Fleet implements FleetView {
     // the announcement: neighbours waiting for this chunk plan again
     const C = this.C
     for (const n of h.neighbors) {
+      const nh = this.hosts[n]!
       if (this.waiting[n * C + c] === 1) {
-        const nh = this.hosts[n]!
         const np = nh.pending.get(c)
         if (np != null && np.waiting && nh.alive) this.sim.after(this.config.latency, this.onWake, { h: nh, p: np, gen: np.gen, epoch: nh.epoch })
+      } else if (nh.joined && nh.alive && nh.missing > 0) {
+        this.announce(nh, c)
       }
     }
     if (h.missing === 0) {
       h.doneTime = this.sim.now
+      this.withdrawOwnership(h)
       h.policy.leaveIndex(INDEX, h.key)
       if (--this.honestLeft === 0) this.sim.stop()
       return

@@ -23,7 +23,7 @@ import type { ComponentLogger, Connection, Logger, PeerId, Startable, Stream } f
 import type { ConnectionManager, Registrar } from '@libp2p/interface-internal'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import type { ChunkId, DigestAlgorithm } from '../../protocol/chunk-id.ts'
-import { ChunkInvalidError, ChunkMissingError, InvalidFormatError, MessageTooLargeError } from '../../protocol/errors.ts'
+import { ChunkInvalidError, ChunkMissingError, InvalidFormatError, MessageTooLargeError, PeerBusyError } from '../../protocol/errors.ts'
 import { CHUNK_EXCHANGE_PROTOCOL, decodeMessage, encodeMessage, MAX_MESSAGE_SIZE, MAX_REQUEST_IDS, type WireMessage } from '../../protocol/wire.ts'
 import type { SwarmPolicy } from '../swarm/policy.ts'
 import type { RawChunkSource } from '../store/chunk-store.ts'
@@ -82,6 +82,8 @@ export interface ExchangeCounters {
   chunksServed: number
   bytesServed: number
   missingServed: number
+  busyReceived: number
+  busyServed: number
   streamsOpened: number
 }
 
@@ -112,7 +114,7 @@ export class ChunkExchange implements Startable {
   store?: RawChunkSource
   onMessage?: (peer: PeerId, message: WireMessage) => void
   onServed?: (peer: PeerId, id: ChunkId, bytes: number) => void
-  readonly counters: ExchangeCounters = { requestsSent: 0, batchesSent: 0, chunksReceived: 0, bytesReceived: 0, invalidReceived: 0, missingReceived: 0, chunksServed: 0, bytesServed: 0, missingServed: 0, streamsOpened: 0 }
+  readonly counters: ExchangeCounters = { requestsSent: 0, batchesSent: 0, chunksReceived: 0, bytesReceived: 0, invalidReceived: 0, missingReceived: 0, chunksServed: 0, bytesServed: 0, missingServed: 0, busyReceived: 0, busyServed: 0, streamsOpened: 0 }
   private readonly components: ChunkExchangeComponents
   private readonly log: Logger
   private readonly timeout: number
@@ -122,7 +124,6 @@ export class ChunkExchange implements Startable {
   private readonly maxInboundStreams: number
   private readonly maxOutboundStreams: number
   private readonly channels = new Map<string, PeerChannel>()
-  private readonly inboundWaiters: Array<() => void> = []
   private running = false
 
   constructor (components: ChunkExchangeComponents, init: ChunkExchangeInit) {
@@ -184,6 +185,9 @@ export class ChunkExchange implements Startable {
       if (err.code === ChunkMissingError.code) {
         this.counters.missingReceived++
         this.policy.requestFailed(key, chunkKey, 'missing', Date.now())
+      } else if (err.code === PeerBusyError.code) {
+        this.counters.busyReceived++
+        this.policy.requestFailed(key, chunkKey, 'busy', Date.now())
       } else if (options.signal?.aborted === true) {
         // our own cancellation: no fault of the peer
         this.policy.requestFailed(key, chunkKey, 'missing', Date.now())
@@ -290,6 +294,7 @@ export class ChunkExchange implements Startable {
           throw new PeerProtocolError(`peer ${ch.peer.toString()} answered ${reply.type} out of order for ${p.id.toString()}`)
         }
         if (reply.type === 'chunk') p.resolve(reply.data)
+        else if (reply.type === 'busy') p.reject(new PeerBusyError(p.id, `peer ${ch.peer.toString()} is busy`))
         else p.reject(new ChunkMissingError(p.id, `peer ${ch.peer.toString()} does not have chunk ${p.id.toString()}`))
       }
       if (ch.idle.length < this.streamsPerPeer && this.channels.get(ch.peer.toString()) === ch) ch.idle.push(lp)
@@ -325,24 +330,6 @@ export class ChunkExchange implements Startable {
 
   // ---- inbound -------------------------------------------------------------------------
 
-  private async acquireInbound (peer: string, signal: AbortSignal): Promise<boolean> {
-    while (this.running) {
-      if (this.policy.isBanned(peer, Date.now())) return false
-      if (this.policy.acceptInbound(peer, Date.now())) return true
-      await new Promise<void>((resolve, reject) => {
-        this.inboundWaiters.push(resolve)
-        signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
-      })
-    }
-    return false
-  }
-
-  private releaseInbound (peer: string): void {
-    this.policy.inboundDone(peer)
-    const w = this.inboundWaiters.shift()
-    w?.()
-  }
-
   private async handle (stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer
     const key = peer.toString()
@@ -352,8 +339,6 @@ export class ChunkExchange implements Startable {
     }
     stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, this.maxMessageSize * 4)
     const lp = lpStream(stream, { maxDataLength: this.maxMessageSize })
-    const controller = new AbortController()
-    stream.addEventListener('close', () => { controller.abort(new Error('stream closed')) }, { once: true })
     try {
       while (true) {
         let frame
@@ -373,11 +358,18 @@ export class ChunkExchange implements Startable {
           throw err
         }
         if (msg.type === 'request') {
-          if (!await this.acquireInbound(key, controller.signal)) throw new Error(`peer ${key} is banned`)
+          if (this.policy.isBanned(key, Date.now())) throw new Error(`peer ${key} is banned`)
+          // every upload slot taken: BUSY at once, so the requester asks a less loaded holder
+          // (waiting here would queue it behind others while new holders appear elsewhere)
+          if (!this.policy.acceptInbound(key, Date.now())) {
+            await lp.writeV(msg.ids.map(id => encodeMessage({ type: 'busy', digest: msg.digest, id }, this.maxMessageSize)))
+            this.counters.busyServed += msg.ids.length
+            continue
+          }
           try {
             await this.serve(lp, peer, msg.digest, msg.ids)
           } finally {
-            this.releaseInbound(key)
+            this.policy.inboundDone(key)
           }
         } else if (msg.type === 'chunk' || msg.type === 'missing' || msg.type === 'busy') {
           throw new InvalidFormatError(`unsolicited ${msg.type} from ${key}`)

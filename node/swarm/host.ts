@@ -69,6 +69,8 @@ export class SwarmHost {
   private readonly log: Logger
   private readonly waiters = new Map<string, Set<Waiter>>()
   private readonly anyWaiters = new Set<Waiter>()
+  /** called with every HAVE announcement a peer sends (SwarmSource's peer prefetch lanes) */
+  readonly haveListeners = new Set<(peer: string, chunks: string[]) => void>()
   /** indexes this host works on: hex key → state */
   private readonly sessions = new Map<string, { key: Uint8Array, digest: DigestAlgorithm, wants: Map<string, ChunkId>, sentTo: Set<string>, acked: Set<string> }>()
   private readonly pendingHaves = new Map<string, ChunkId[]>()
@@ -327,6 +329,7 @@ export class SwarmHost {
         this.policy.noteHaves(msg.index != null ? hex(msg.index) : undefined, p, keys, now)
         if (msg.index != null) this.sessions.get(hex(msg.index))?.acked.add(p)
         for (const c of keys) this.wake(c)
+        for (const listener of this.haveListeners) listener(p, keys)
         if (msg.index != null) this.wakeAll()
         break
       }

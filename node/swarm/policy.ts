@@ -7,11 +7,14 @@
  * milliseconds the caller passes in (`now`), so a virtual clock works as well as `Date.now()`.
  *
  * **Origin coordination.** Hosts working on the same index tell each other which of its chunks
- * they lack (`noteWants`, from `prepare(index, missing)` on each host). For every chunk, the
- * host that must fetch it from the origin (its *owner*) is chosen by rendezvous hashing
- * (highest random weight) among the non-banned hosts that lack it, so every host with the same
- * view picks the same owner without talking, and the fleet fetches each chunk from the origin
- * about once. The others wait for the owner (or for any peer that announced it is fetching the
+ * they lack (`noteWants`, from `prepare(index, missing)` on each host). The index's *origin
+ * fetchers* are the `originFetchers` workers with the highest rendezvous weight for the index;
+ * for every chunk, the host that must fetch it from the origin (its *owner*) is chosen by
+ * rendezvous hashing (highest random weight) among the fetchers that lack it, so every host
+ * with the same view picks the same owner without talking, and the fleet fetches each chunk
+ * from the origin about once. Owners fetch their chunks a few at a time in index order, so the
+ * origin sends a steady stream of chunks whatever the fleet's size (with every host owning a
+ * share, thousands of fetches would share the origin's link and all finish at the end). The others wait for the owner (or for any peer that announced it is fetching the
  * chunk) and take the chunk from the first peer that announces it. A wait ends in an origin
  * fetch when the awaited peer shows no progress (no announcement, no chunk served) for
  * `ownerTimeout` ms, or when it leaves or is banned, so a dead or lying peer cannot stall anyone
@@ -19,7 +22,11 @@
  *
  * **Peer selection.** A chunk that peers are known to hold is requested from the holder with the
  * fewest requests in flight (at most `maxInFlightPerPeer` each), ties broken by a hash of
- * (self, peer, chunk) so that many requesters spread over many holders.
+ * (self, peer, chunk) so that many requesters spread over many holders. A host serves at most
+ * `maxInbound` requests at once and answers BUSY beyond that (few upload slots finish each
+ * upload fast, so a new chunk's receivers become uploaders sooner); a busy peer is not asked
+ * again for `busyRetry` ms (doubling while it stays busy). Which announced chunk to request
+ * next is `pickRecent`'s: one of the most recently announced, which are the rarest.
  *
  * **Reputation.** A peer that serves a chunk failing verification is banned for `banDuration`.
  * A peer that claimed a chunk and then answered "missing", timed out, failed a request, or kept
@@ -66,6 +73,8 @@ export type FailureReason =
   | 'timeout'
   /** the stream or connection failed, or the answer was malformed */
   | 'error'
+  /** the peer has every upload slot taken: ask someone else, or again after busyRetry */
+  | 'busy'
 
 export type Plan =
   /** Request the chunk from this peer now (call requestStarted first). */
@@ -87,13 +96,27 @@ export interface SwarmPolicyInit {
   self: PeerKey
   /** Requests in flight to one peer at once. @default 8 */
   maxInFlightPerPeer?: number
-  /** Inbound requests served to one peer at once. @default 16 */
+  /**
+   * Inbound requests served to one peer at once. @default 4
+   */
   maxInboundPerPeer?: number
-  /** Inbound requests served at once in total. @default 128 */
+  /**
+   * Inbound requests served at once in total (upload slots); more are answered BUSY. Few slots
+   * make each upload finish fast, so a new chunk's receivers become holders (and uploaders)
+   * sooner; about the number of requests a host keeps in flight itself balances the two. @default 16
+   */
   maxInbound?: number
+  /**
+   * Hosts per index that fetch from the origin: the owners of the origin split are drawn from
+   * this many of the index's workers (the highest rendezvous weights for the index), so the
+   * fleet keeps about `originFetchers` × (their prefetch lanes) origin fetches in flight, in
+   * index order, whatever its size (every host fetching its own share at once would have the
+   * origin send them all side by side and finish them all at the end). @default 32
+   */
+  originFetchers?: number
   /** ms an awaited peer may go without progress before we fetch from the origin ourselves. @default 3000 */
   ownerTimeout?: number
-  /** ms after which a 'busy' wait is re-planned. @default 20 */
+  /** ms a peer that answered BUSY is left alone (doubling while it stays busy, up to 8×). @default 2 */
   busyRetry?: number
   /** ms a "fetching" announcement counts without a following "have". @default 30_000 */
   fetchingTtl?: number
@@ -125,6 +148,10 @@ interface PeerState {
   inFlight: number
   inbound: number
   lastProgress: number
+  /** it answered BUSY (every upload slot taken): not asked again before this time */
+  busyUntil: number
+  /** BUSY answers in a row (the pause doubles with each, up to 8 × busyRetry) */
+  busyStreak: number
   /** chunks the peer announced or proved it has */
   haves: Set<ChunkKey>
   /** chunk → time the peer announced it is fetching it */
@@ -137,6 +164,8 @@ interface IndexState {
   wanters: Map<ChunkKey, Set<PeerKey>>
   /** hosts working on this index */
   workers: Set<PeerKey>
+  /** the origin fetchers, as of a membership stamp */
+  fetchers?: { stamp: string, set: Set<PeerKey> }
 }
 
 /** murmur3's fmix32: a bijective 32-bit mixer with full avalanche */
@@ -191,12 +220,46 @@ export function rendezvousOwner (candidates: Iterable<PeerKey>, chunk: ChunkKey,
   return best
 }
 
+/**
+ * The hosts among `candidates` that fetch `index`'s chunks from the origin: the `count` with the
+ * highest rendezvous weight for the index (the same set on every host with the same view).
+ */
+export function originFetchers (candidates: Iterable<PeerKey>, index: IndexKey, count: number, hashOf: (p: PeerKey) => number = hashKey): Set<PeerKey> {
+  const ih = hashKey(index)
+  const ranked: Array<{ p: PeerKey, w: number }> = []
+  for (const p of candidates) ranked.push({ p, w: rendezvousWeight(hashOf(p), ih) })
+  ranked.sort((a, b) => b.w - a.w || (a.p < b.p ? -1 : a.p > b.p ? 1 : 0))
+  return new Set(ranked.slice(0, Math.max(1, count)).map(r => r.p))
+}
+
+/**
+ * Which of the chunks peers announced (and this host lacks) to request next, given how many
+ * there are (`length`, oldest first): one of the `among` most recent, at random. The most
+ * recently announced chunks are the rarest in the swarm (they just arrived), so taking them
+ * first spreads new chunks fast and gives every host something its peers lack to upload; the
+ * random pick among a few keeps the hosts that heard the same announcement from all asking for
+ * the same chunk. `rand` is a 32-bit PRNG state (see nextRandom). Returns -1 when length is 0.
+ */
+export function pickRecent (length: number, among: number, rand: number): number {
+  if (length <= 0) return -1
+  return length - 1 - (among > 1 ? rand % Math.min(among, length) : 0)
+}
+
+/** A 32-bit LCG step (Numerical Recipes' constants): cheap, deterministic, good enough for pickRecent. */
+export function nextRandom (state: number): number {
+  return (Math.imul(state, 1664525) + 1013904223) >>> 0
+}
+
+/** How many recent announcements pickRecent chooses among. */
+export const PICK_AMONG = 8
+
 export class SwarmPolicy {
   readonly self: PeerKey
   readonly maxInFlightPerPeer: number
   readonly maxInboundPerPeer: number
   readonly maxInbound: number
   readonly ownerTimeout: number
+  readonly originFetcherCount: number
   readonly busyRetry: number
   readonly fetchingTtl: number
   readonly banDuration: number
@@ -209,14 +272,17 @@ export class SwarmPolicy {
   /** chunk → when we first had to wait for it */
   private readonly waitingSince = new Map<ChunkKey, number>()
   private inboundTotal = 0
+  /** bumped when who works on what, or who is usable, changes */
+  private membership = 0
 
   constructor (init: SwarmPolicyInit) {
     this.self = init.self
     this.maxInFlightPerPeer = init.maxInFlightPerPeer ?? 8
-    this.maxInboundPerPeer = init.maxInboundPerPeer ?? 16
-    this.maxInbound = init.maxInbound ?? 128
+    this.maxInboundPerPeer = init.maxInboundPerPeer ?? 4
+    this.maxInbound = init.maxInbound ?? 16
     this.ownerTimeout = init.ownerTimeout ?? 3000
-    this.busyRetry = init.busyRetry ?? 20
+    this.originFetcherCount = init.originFetchers ?? 32
+    this.busyRetry = init.busyRetry ?? 2
     this.fetchingTtl = init.fetchingTtl ?? 30_000
     this.banDuration = init.banDuration ?? 600_000
     this.maxStrikes = init.maxStrikes ?? 3
@@ -229,6 +295,7 @@ export class SwarmPolicy {
   addPeer (peer: PeerKey, now: number): void {
     if (peer === this.self) return
     const s = this.state(peer)
+    if (!s.connected) this.membership++
     s.connected = true
     s.lastProgress = Math.max(s.lastProgress, now)
   }
@@ -237,6 +304,7 @@ export class SwarmPolicy {
   removePeer (peer: PeerKey, _now: number): void {
     const s = this.peerStates.get(peer)
     if (s == null) return
+    this.membership++
     s.connected = false
     s.inFlight = 0
     this.forgetClaims(s)
@@ -266,6 +334,7 @@ export class SwarmPolicy {
       s.lastProgress = Math.max(s.lastProgress, now)
     }
     const st = this.indexState(index)
+    if (!st.workers.has(host)) this.membership++
     st.workers.add(host)
     for (const c of chunks) {
       if (host !== this.self && this.peerStates.get(host)?.haves.has(c) === true) continue
@@ -279,6 +348,7 @@ export class SwarmPolicy {
   leaveIndex (index: IndexKey, host: PeerKey): void {
     const st = this.indexes.get(index)
     if (st == null) return
+    this.membership++
     st.workers.delete(host)
     for (const [c, set] of st.wanters) {
       set.delete(host)
@@ -373,13 +443,36 @@ export class SwarmPolicy {
     return [...st.workers].filter(p => this.eligible(p, now)).sort()
   }
 
-  /** The host that should fetch `chunk` from the origin: rendezvous among the eligible hosts lacking it. */
+  /**
+   * The index's origin fetchers (see `originFetchers`): the eligible workers still lacking some
+   * chunk of it, ranked by rendezvous weight for the index.
+   */
+  originFetchersOf (index: IndexKey, now: number): Set<PeerKey> {
+    const st = this.indexes.get(index)
+    if (st == null) return new Set()
+    // the view changes with membership (joins, leaves, bans); ban expiry is caught within a second
+    const stamp = `${this.membership}/${Math.floor(now / 1000)}`
+    if (st.fetchers?.stamp === stamp) return st.fetchers.set
+    const lacking = new Set<PeerKey>()
+    for (const set of st.wanters.values()) for (const p of set) lacking.add(p)
+    const candidates = [...st.workers].filter(p => lacking.has(p) && this.eligible(p, now))
+    const set = originFetchers(candidates, index, this.originFetcherCount, p => this.hashOf(p))
+    st.fetchers = { stamp, set }
+    return set
+  }
+
+  /**
+   * The host that should fetch `chunk` from the origin: rendezvous among the index's origin
+   * fetchers that lack it (among every eligible host lacking it when none of them does).
+   */
   ownerOf (index: IndexKey, chunk: ChunkKey, now: number): PeerKey | undefined {
     const set = this.indexes.get(index)?.wanters.get(chunk)
     if (set == null) return undefined
+    const fetchers = this.originFetchersOf(index, now)
     const candidates: PeerKey[] = []
-    for (const p of set) if (this.eligible(p, now)) candidates.push(p)
-    return rendezvousOwner(candidates, chunk, p => p === this.self ? this.selfHash : this.state(p).hash)
+    for (const p of set) if (fetchers.has(p)) candidates.push(p)
+    if (candidates.length === 0) for (const p of set) if (this.eligible(p, now)) candidates.push(p)
+    return rendezvousOwner(candidates, chunk, p => this.hashOf(p))
   }
 
   // ---- decisions ----------------------------------------------------------------------------
@@ -395,8 +488,10 @@ export class SwarmPolicy {
       const ch = chunkHash(chunk)
       let best: PeerState | undefined
       let bestTie = 0
+      let retry = now + this.busyRetry
       for (const p of holders) {
         const s = this.peerStates.get(p)!
+        if (s.busyUntil > now) { retry = Math.min(retry, s.busyUntil); continue }
         if (s.inFlight >= this.maxInFlightPerPeer) continue
         const tie = rendezvousWeight(s.hash ^ this.selfHash, ch)
         if (best == null || s.inFlight < best.inFlight || (s.inFlight === best.inFlight && tie > bestTie)) {
@@ -405,7 +500,7 @@ export class SwarmPolicy {
         }
       }
       if (best != null) return { action: 'peer', peer: best.key }
-      return { action: 'wait', peer: undefined, until: now + this.busyRetry, reason: 'busy' }
+      return { action: 'wait', peer: undefined, until: retry, reason: 'busy' }
     }
 
     // 2. someone else will fetch it: its owner, or a peer that said it is fetching it
@@ -453,6 +548,7 @@ export class SwarmPolicy {
     s.lastProgress = Math.max(s.lastProgress, now)
     s.rep.goodChunks++
     s.rep.bytesReceived += bytes
+    s.busyStreak = 0
     // good service slowly pays off strikes
     if (s.rep.strikes > 0 && s.rep.goodChunks % 64 === 0) s.rep.strikes--
     if (!this.bannedAt(s, now) && s.connected && !s.haves.has(chunk)) {
@@ -465,13 +561,14 @@ export class SwarmPolicy {
 
   /**
    * A request for `chunk` to `peer` failed. 'invalid' bans the peer at once; 'missing' after the
-   * peer claimed the chunk, 'timeout' and 'error' are strikes.
+   * peer claimed the chunk, 'timeout' and 'error' are strikes; 'busy' (every upload slot of the
+   * peer taken) only keeps it from being asked again for `busyRetry` ms.
    */
   requestFailed (peer: PeerKey, chunk: ChunkKey, reason: FailureReason, now: number): void {
     const s = this.state(peer)
     s.inFlight = Math.max(0, s.inFlight - 1)
     const claimed = s.haves.has(chunk)
-    this.dropHave(s, chunk)
+    if (reason !== 'busy') this.dropHave(s, chunk)
     switch (reason) {
       case 'invalid':
         s.rep.badChunks++
@@ -486,6 +583,11 @@ export class SwarmPolicy {
       case 'timeout':
       case 'error':
         this.strike(s, now, `request for ${chunk.slice(0, 12)}… failed (${reason})`)
+        break
+      case 'busy':
+        // not a fault, and the claim stands: leave the peer alone for a moment, longer each time
+        s.busyUntil = now + this.busyRetry * Math.min(8, 2 ** s.busyStreak)
+        s.busyStreak++
         break
     }
   }
@@ -519,6 +621,7 @@ export class SwarmPolicy {
   /** Bans a peer for banDuration: its claims and wants are forgotten, it is neither asked nor served. */
   ban (peer: PeerKey, now: number, reason: string): void {
     const s = this.state(peer)
+    this.membership++
     s.rep.bannedUntil = now + this.banDuration
     s.rep.banReason = reason
     s.rep.strikes = 0
@@ -550,6 +653,8 @@ export class SwarmPolicy {
         inFlight: 0,
         inbound: 0,
         lastProgress: -Infinity,
+        busyUntil: 0,
+        busyStreak: 0,
         haves: new Set(),
         fetching: new Map(),
         rep: { peer, strikes: 0, bannedUntil: 0, goodChunks: 0, badChunks: 0, falseClaims: 0, bytesReceived: 0 }
@@ -563,6 +668,10 @@ export class SwarmPolicy {
     let st = this.indexes.get(index)
     if (st == null) this.indexes.set(index, st = { wanters: new Map(), workers: new Set() })
     return st
+  }
+
+  private hashOf (p: PeerKey): number {
+    return p === this.self ? this.selfHash : this.state(p).hash
   }
 
   private bannedAt (s: PeerState, now: number): boolean {

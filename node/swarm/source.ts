@@ -4,6 +4,7 @@
 // timed out), fetch it from the origin stores itself. Every chunk, from a peer or the origin, is
 // verified (decodeChunk), written to the cache in its compressed form and announced to the
 // peers at once, so they can take it from here while the extraction goes on.
+import { setMaxListeners } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ChunkId, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
 import { ChunkMissingError } from '../../protocol/errors.ts'
@@ -13,6 +14,7 @@ import { defaultLogger, type Logger } from '../logger.ts'
 import { isRawChunkSource, type AbortOptions, type ChunkSource, type ChunkStore, type GetOptions } from '../store/chunk-store.ts'
 import { decodeChunk } from '../store/verify.ts'
 import { indexKeyOf, type SwarmHost } from './host.ts'
+import { hashKey, nextRandom, pickRecent, PICK_AMONG } from './policy.ts'
 
 export interface SwarmSourceInit {
   host: SwarmHost
@@ -29,9 +31,17 @@ export interface SwarmSourceInit {
   minUptime?: number
   /**
    * Origin fetches this host runs ahead of the extraction for the chunks it owns (0: none, fetch
-   * an owned chunk only when the extraction reaches it). Needs a cache. @default 4
+   * an owned chunk only when the extraction reaches it). Only the index's origin fetchers
+   * (SwarmPolicy originFetchers) own chunks. Needs a cache. @default 2 (as the simulator)
    */
   ownerPrefetch?: number
+  /**
+   * Requests this host keeps in flight, besides the extraction's own, for chunks peers announce,
+   * the most recently announced first (policy.ts pickRecent): the host takes what is new on the
+   * LAN as it arrives rather than waiting on the chunks at its extraction's position, so it
+   * always has something its peers lack to serve. Needs a cache. @default 16 (the simulator's window)
+   */
+  peerPrefetch?: number
 }
 
 export interface SwarmSourceStats {
@@ -60,10 +70,21 @@ export class SwarmSource implements ChunkSource {
   private ready?: Promise<void>
   private readonly inFlight = new Map<string, Promise<Uint8Array>>()
   private readonly ownerPrefetch: number
+  private readonly peerPrefetch: number
+  /** chunks peers announced that this host still wants, oldest first (see startPeerLanes) */
+  private readonly announced: string[] = []
+  private readonly queued = new Set<string>()
+  private readonly ids = new Map<string, ChunkId>()
+  /** wanted chunks not obtained yet */
+  private readonly wanted = new Set<string>()
+  private rand = 0
+  private announcedWaiters: Array<() => void> = []
+  private onHave?: (peer: string, chunks: string[]) => void
   private readonly sizes = new Map<string, number>()
   private readonly prefetchAbort = new AbortController()
   private readonly lastOrigin = new Map<string, string>()
   private prefetching?: Promise<void>
+  private peerLanes?: Promise<void>
   /** chunks prefetched into the cache that get() has not handed out (the extraction reads them from the cache) */
   private readonly prefetched = new Map<string, string>()
 
@@ -75,7 +96,10 @@ export class SwarmSource implements ChunkSource {
     this.cache = init.cache
     this.settle = init.settle ?? 1500
     this.minUptime = init.minUptime ?? 300
-    this.ownerPrefetch = init.cache != null ? (init.ownerPrefetch ?? 4) : 0
+    this.ownerPrefetch = init.cache != null ? (init.ownerPrefetch ?? 2) : 0
+    this.peerPrefetch = init.cache != null ? (init.peerPrefetch ?? 16) : 0
+    // every prefetch lane's requests listen on it
+    setMaxListeners(Infinity, this.prefetchAbort.signal)
     for (const c of init.index.chunks) this.sizes.set(c.id.toString(), c.size)
     this.log = defaultLogger().forComponent('caswarm:swarm:source')
   }
@@ -106,7 +130,9 @@ export class SwarmSource implements ChunkSource {
       }
       await this.host.join(Buffer.from(this.key, 'hex'), this.digest, wants, { settle: this.settle, minUptime: this.minUptime, signal: options.signal })
       this.log('joined index %s wanting %d chunks; %d peers', this.key.slice(0, 12), wants.length, this.host.connectedPeers().length)
+      for (const id of wants) { this.wanted.add(id.toString()); this.ids.set(id.toString(), id) }
       this.startPrefetch(wants)
+      this.startPeerLanes()
     })()
     await this.ready
   }
@@ -151,6 +177,58 @@ export class SwarmSource implements ChunkSource {
     this.prefetching = Promise.all(Array.from({ length: this.ownerPrefetch }, lane)).then(() => {})
   }
 
+  /**
+   * `peerPrefetch` lanes take the chunks peers announce, one of the most recent at random
+   * (policy.ts pickRecent), and fetch them into the cache as the extraction would, through
+   * obtain() (a busy holder or one that turns out to lack it sends it back to the policy).
+   */
+  private startPeerLanes (): void {
+    if (this.peerPrefetch <= 0 || this.wanted.size === 0) return
+    this.rand = hashKey(`${this.host.policy.self}/pick`)
+    const signal = this.prefetchAbort.signal
+    const wake = (): void => { const ws = this.announcedWaiters; this.announcedWaiters = []; for (const w of ws) w() }
+    this.onHave = (_peer, chunks) => {
+      let added = false
+      for (const c of chunks) {
+        if (!this.wanted.has(c) || this.queued.has(c) || this.inFlight.has(c)) continue
+        this.queued.add(c)
+        this.announced.push(c)
+        added = true
+      }
+      if (added) wake()
+    }
+    this.host.haveListeners.add(this.onHave)
+    // what peers announced before this host joined
+    const now = Date.now()
+    for (const c of this.wanted) if (this.host.policy.holdersOf(c, now).length > 0) { this.queued.add(c); this.announced.push(c) }
+    signal.addEventListener('abort', wake, { once: true })
+    const lane = async (): Promise<void> => {
+      while (!signal.aborted && this.wanted.size > 0) {
+        if (this.announced.length === 0) {
+          await new Promise<void>(resolve => { this.announcedWaiters.push(resolve) })
+          continue
+        }
+        this.rand = nextRandom(this.rand)
+        const i = pickRecent(this.announced.length, PICK_AMONG, this.rand)
+        const k = this.announced[i]!
+        this.announced[i] = this.announced[this.announced.length - 1]!
+        this.announced.pop()
+        this.queued.delete(k)
+        if (!this.wanted.has(k) || this.inFlight.has(k)) continue
+        const id = this.ids.get(k)!
+        const p = this.obtain(id, { signal, size: this.sizes.get(k) }, true).finally(() => this.inFlight.delete(k))
+        this.inFlight.set(k, p)
+        try {
+          await p
+          this.prefetched.set(k, 'peer')
+        } catch (err: any) {
+          if (!signal.aborted && err.code !== ChunkMissingError.code) this.log('peer prefetch of %s failed - %s', k.slice(0, 12), err.message)
+        }
+      }
+    }
+    this.peerLanes = Promise.all(Array.from({ length: this.peerPrefetch }, lane)).then(() => {})
+  }
+
   async has (id: ChunkId): Promise<boolean> {
     return this.host.policy.holdersOf(id.toString(), Date.now()).length > 0
   }
@@ -159,23 +237,38 @@ export class SwarmSource implements ChunkSource {
     await this.prepare(undefined, options)
     const k = id.toString()
     this.prefetched.delete(k)
-    const pending = this.inFlight.get(k)
-    if (pending != null) {
-      const data = await pending
-      this.prefetched.delete(k)
-      return data
+    let pending = this.inFlight.get(k)
+    while (pending != null) {
+      try {
+        const data = await pending
+        this.prefetched.delete(k)
+        return data
+      } catch (err: any) {
+        // a peer prefetch lane gave the chunk up (no peer has it now): plan it here
+        options.signal?.throwIfAborted()
+        if (err.code !== ChunkMissingError.code) throw err
+      }
+      pending = this.inFlight.get(k)
     }
     const p = this.obtain(id, options).finally(() => this.inFlight.delete(k))
     this.inFlight.set(k, p)
     return await p
   }
 
-  private async obtain (id: ChunkId, options: GetOptions): Promise<Uint8Array> {
+  /**
+   * Gets a chunk as the policy plans it. `peersOnly` (the peer prefetch lanes): only from peers
+   * that hold it (waiting while they are busy); when the plan turns to waiting for an owner or
+   * to the origin, it gives up with ChunkMissingError and leaves the chunk to the extraction.
+   */
+  private async obtain (id: ChunkId, options: GetOptions, peersOnly = false): Promise<Uint8Array> {
     const k = id.toString()
     const policy = this.host.policy
     while (true) {
       options.signal?.throwIfAborted()
       const plan = policy.plan(this.key, k, Date.now())
+      if (peersOnly && plan.action !== 'peer' && !(plan.action === 'wait' && plan.reason === 'busy')) {
+        throw new ChunkMissingError(id, `chunk ${k}: no peer holds it now`)
+      }
       if (plan.action === 'peer') {
         const peer = this.host.connectedPeers().find(p => p.toString() === plan.peer)
         if (peer == null) { policy.removePeer(plan.peer, Date.now()); continue }
@@ -242,6 +335,7 @@ export class SwarmSource implements ChunkSource {
         this.log.error('could not cache %s - %s', id.toString(), err.message)
       }
     }
+    this.wanted.delete(id.toString())
     this.host.gotChunk(id)
   }
 
@@ -268,7 +362,9 @@ export class SwarmSource implements ChunkSource {
 
   async close (): Promise<void> {
     this.prefetchAbort.abort()
+    if (this.onHave != null) this.host.haveListeners.delete(this.onHave)
     await this.prefetching?.catch(() => {})
+    await this.peerLanes?.catch(() => {})
     if (this.key !== '') this.host.leave(this.key)
   }
 }

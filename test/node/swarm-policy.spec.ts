@@ -2,7 +2,7 @@ import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { SwarmPolicy, rendezvousOwner } from '../../node/swarm/policy.ts'
+import { SwarmPolicy, nextRandom, pickRecent, rendezvousOwner } from '../../node/swarm/policy.ts'
 
 const chunkKey = (n: number): string => createHash('sha256').update(`chunk ${n}`).digest('hex')
 const chunks = Array.from({ length: 400 }, (_, i) => chunkKey(i))
@@ -171,6 +171,75 @@ describe('swarm policy', () => {
     assert.equal(p.acceptInbound('d', 0), false)
     p.inboundDone('b')
     assert.equal(p.acceptInbound('d', 0), true)
+  })
+
+  it('owners are drawn from the index\'s origin fetchers only, the same set on every host', () => {
+    const names = Array.from({ length: 12 }, (_, i) => `h${i}`)
+    const m = new Map<string, SwarmPolicy>()
+    for (const n of names) {
+      const p = new SwarmPolicy({ self: n, originFetchers: 3 })
+      for (const o of names) if (o !== n) p.addPeer(o, 0)
+      for (const o of names) p.noteWants(IDX, o, chunks, 0)
+      m.set(n, p)
+    }
+    const fetchers = [...m.get('h0')!.originFetchersOf(IDX, 0)].sort()
+    assert.equal(fetchers.length, 3)
+    const owners = new Set<string>()
+    for (const p of m.values()) {
+      assert.deepEqual([...p.originFetchersOf(IDX, 0)].sort(), fetchers)
+      for (const c of chunks.slice(0, 100)) owners.add(p.ownerOf(IDX, c, 0)!)
+    }
+    assert.deepEqual([...owners].sort(), fetchers, 'only fetchers own chunks, and all of them do')
+    // a fetcher that leaves is replaced by the next in rank
+    const p = m.get('h0')!
+    p.leaveIndex(IDX, fetchers[0]!)
+    const after = p.originFetchersOf(IDX, 0)
+    assert.equal(after.size, 3)
+    assert.ok(!after.has(fetchers[0]!) && after.has(fetchers[1]!) && after.has(fetchers[2]!))
+  })
+
+  it('a BUSY peer is left alone for busyRetry, longer while it stays busy, and is not struck', () => {
+    const p = new SwarmPolicy({ self: 'a', busyRetry: 10 })
+    p.addPeer('b', 0)
+    p.addPeer('c', 0)
+    p.noteWants(IDX, 'a', [chunks[0]!], 0)
+    p.noteHaves(IDX, 'b', [chunks[0]!], 0)
+    p.requestStarted('b', chunks[0]!, 0)
+    p.requestFailed('b', chunks[0]!, 'busy', 0)
+    assert.equal(p.reputation('b').strikes, 0)
+    assert.ok(p.has('b', chunks[0]!, 0), 'the claim stands')
+    const wait = p.plan(IDX, chunks[0]!, 1)
+    assert.deepEqual(wait, { action: 'wait', peer: undefined, until: 10, reason: 'busy' })
+    // another holder is asked meanwhile
+    p.noteHaves(IDX, 'c', [chunks[0]!], 2)
+    assert.deepEqual(p.plan(IDX, chunks[0]!, 2), { action: 'peer', peer: 'c' })
+    // busy again: twice as long; a served chunk resets it
+    p.requestStarted('b', chunks[0]!, 10)
+    p.requestFailed('b', chunks[0]!, 'busy', 10)
+    p.noteLacks('c', chunks[0]!, 10)
+    assert.equal(p.plan(IDX, chunks[0]!, 25).action, 'wait', 'still left alone 15 ms later')
+    assert.deepEqual(p.plan(IDX, chunks[0]!, 30), { action: 'peer', peer: 'b' })
+    p.requestStarted('b', chunks[1]!, 30)
+    p.requestSucceeded('b', chunks[1]!, 100, 30)
+    p.requestStarted('b', chunks[0]!, 30)
+    p.requestFailed('b', chunks[0]!, 'busy', 30)
+    assert.deepEqual(p.plan(IDX, chunks[0]!, 31), { action: 'wait', peer: undefined, until: 40, reason: 'busy' })
+  })
+
+  it('pickRecent takes one of the most recent announcements, spread over them', () => {
+    assert.equal(pickRecent(0, 8, 123), -1)
+    assert.equal(pickRecent(5, 1, 123), 4)
+    const seen = new Map<number, number>()
+    let r = 1
+    for (let i = 0; i < 800; i++) {
+      r = nextRandom(r)
+      const k = pickRecent(100, 8, r)
+      assert.ok(k >= 92 && k <= 99, `picked ${k}`)
+      seen.set(k, (seen.get(k) ?? 0) + 1)
+    }
+    assert.equal(seen.size, 8)
+    for (const n of seen.values()) assert.ok(n > 50, `uneven picks ${[...seen.values()].join(',')}`)
+    assert.ok(pickRecent(3, 8, 7) >= 0 && pickRecent(3, 8, 7) <= 2)
   })
 
   it('a host that got a chunk is no longer its owner', () => {

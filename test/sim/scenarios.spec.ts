@@ -1,5 +1,6 @@
 // Each scenario's headline property, on a small fleet (the p99-vs-ideal targets are measured at
-// scale, see the README's "Fleet simulator" section; here the properties that must always hold).
+// scale, see the README's "Fleet simulator" section; here the properties that must always hold,
+// and the rollout's p99 target on a mid-size fleet).
 import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -17,6 +18,16 @@ describe('sim scenarios', () => {
       }
     })
   }
+
+  it('rollout: origin fetchers, BUSY upload slots and newest-first requests bring p99 within 1.5× the ideal', () => {
+    const { report } = runScenario(scenarios.rollout!, { hosts: 150, updateBytes: 32 << 20 })
+    assert.equal(report.completedHosts, 150)
+    assert.ok(report.originRatio <= 1.05, `originRatio=${report.originRatio}`)
+    assert.ok(report.p99OverIdeal <= 1.5, `p99=${report.completion.p99}s ideal=${report.idealSeconds}s (${report.p99OverIdeal}×)`)
+    // without the origin fetchers (every host owning a share), the origin's chunks all land at the end
+    const spread = runScenario(scenarios.rollout!, { hosts: 150, updateBytes: 32 << 20, tweak: c => { c.policy.originFetchers = 150 } }).report
+    assert.ok(spread.p99OverIdeal > report.p99OverIdeal, `${spread.p99OverIdeal}× with every host a fetcher vs ${report.p99OverIdeal}×`)
+  })
 
   it('malicious: with 5% hostile hosts, liars are struck and banned and corrupt servers banned', () => {
     const { report } = runScenario(scenarios.malicious!, { hosts: 100, updateBytes: 2 << 20, malicious: 0.05 })
