@@ -9,6 +9,7 @@ import type { Index, IndexChunk } from '../protocol/index-file.ts'
 import { defaultLogger } from './logger.ts'
 import type { Seed } from './seed.ts'
 import type { ChunkSource, ChunkStore } from './store/chunk-store.ts'
+import { willNeed } from './native-io.ts'
 import { HttpStore } from './store/http-store.ts'
 import { LocalStore } from './store/local-store.ts'
 import { sharedPool, type PlaceSource, type WorkerReply } from './workers/pool.ts'
@@ -106,6 +107,16 @@ export class ChunkFetcher {
       ...(options.cache != null ? [{ kind: 'cache' as const, name: `cache:${options.cache.toString()}`, store: options.cache }] : []),
       ...options.sources.map(source => ({ kind: 'source' as const, name: source.toString(), source }))
     ]
+  }
+
+  /** The local stores among the candidates (cache and sources), for read-ahead. */
+  localStores (): LocalStore[] {
+    const out: LocalStore[] = []
+    for (const cand of this.candidates) {
+      const store = cand.kind === 'cache' ? cand.store : cand.kind === 'source' ? cand.source : null
+      if (store instanceof LocalStore) out.push(store)
+    }
+    return out
   }
 
   /** Names of everything asked, for error messages. */
@@ -268,6 +279,7 @@ export class ChunkFetcher {
     if (cand.kind === 'seed') return await cand.seed.read(c.id, c.size)
     const source = cand.kind === 'cache' ? cand.store : cand.source
     try {
+      if (source instanceof LocalStore) return await source.getNow(c.id, { signal, size: c.size })
       return await source.get(c.id, { signal, size: c.size })
     } catch (err: any) {
       if (err.code === ChunkMissingError.code) return null
@@ -307,6 +319,9 @@ function workerCopy (store: ChunkSource | null): PlaceSource | null {
   return null
 }
 
+/** chunks whose files are asked for at once, ahead of the fetch window */
+const PREFETCH = 32
+
 /** The described stream's bytes in order; every chunk verified before it is yielded. */
 export async function * assembleStream (index: Index, options: AssembleOptions): AsyncGenerator<Uint8Array> {
   const started = performance.now()
@@ -316,7 +331,16 @@ export async function * assembleStream (index: Index, options: AssembleOptions):
   const limit = options.concurrency ?? 16
   let next = 0
   let done = 0
+  // local stores' chunk files are asked for ahead of the window (read ahead by the kernel)
+  const local = fetcher.localStores()
+  let advised = 0
   const fill = (): void => {
+    if (local.length > 0 && advised < Math.min(index.chunks.length, next + 2 * PREFETCH)) {
+      const upto = Math.min(index.chunks.length, advised + PREFETCH)
+      const files: string[] = []
+      for (; advised < upto; advised++) for (const store of local) files.push(store.chunkFile(index.chunks[advised]!.id))
+      willNeed(files)
+    }
     while (window.length < limit && next < index.chunks.length) {
       const p = fetcher.fetch(index.chunks[next++]!)
       p.catch(() => {}) // observed when its turn comes

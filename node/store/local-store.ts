@@ -1,7 +1,7 @@
 // A casync chunk store on disk (.castr): <4 hex>/<64 hex>.cacnk, compressed, mode 0444, written
 // to a temporary name and renamed, every chunk verified when read (spec §2.2).
 import { randomBytes } from 'node:crypto'
-import { constants as fsc } from 'node:fs'
+import { constants as fsc, lstatSync, readFileSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { chunkPath, type ChunkId, type DigestAlgorithm, DEFAULT_DIGEST } from '../../protocol/chunk-id.ts'
@@ -77,13 +77,42 @@ export class LocalStore implements ChunkStore, RawChunkSource {
   }
 
   async get (id: ChunkId, options: GetOptions = {}): Promise<Uint8Array> {
-    const stored = await this.readStored(id, options)
+    return await this.decodeStored(id, await this.readStored(id, options), options)
+  }
+
+  /**
+   * get(), with the file read synchronously: a cached chunk file costs one system call per step
+   * instead of a round trip to libuv's pool for each (extract's reads, prefetched with willNeed).
+   */
+  async getNow (id: ChunkId, options: GetOptions = {}): Promise<Uint8Array> {
+    options.signal?.throwIfAborted()
+    return await this.decodeStored(id, this.readStoredSync(id), options)
+  }
+
+  private async decodeStored (id: ChunkId, stored: { bytes: Uint8Array, compressed: boolean } | null, options: GetOptions): Promise<Uint8Array> {
     if (stored == null) throw new ChunkMissingError(id, `chunk ${id.toString()} missing from ${this.toString()}`)
     try {
       return await decodeChunk(id, stored.bytes, this.digest, { size: options.size, compressed: stored.compressed, verify: this.verify })
     } catch (err: any) {
       if (err.code === ChunkInvalidError.code) this.log.error('%s holds a bad copy of %s: %s', this.toString(), id.toString(), err.message)
       throw withContext(err, `${this.toString()} (${this.chunkFile(id)})`)
+    }
+  }
+
+  private readStoredSync (id: ChunkId): { bytes: Uint8Array, compressed: boolean } | null {
+    const file = this.chunkFile(id)
+    try {
+      return { bytes: readFileSync(file), compressed: true }
+    } catch (err: any) {
+      if (err.code !== 'ENOENT') throw withContext(err, `${this.toString()}: reading ${file}`)
+    }
+    const plainFile = path.join(this.path, chunkPath(id, ''))
+    try {
+      if (!lstatSync(plainFile).isFile()) return null
+      return { bytes: readFileSync(plainFile), compressed: false }
+    } catch (err: any) {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null
+      throw withContext(err, `${this.toString()}: reading ${plainFile}`)
     }
   }
 
