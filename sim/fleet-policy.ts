@@ -34,6 +34,8 @@ export interface FleetView {
   reachable: (host: number, peer: number) => boolean
   /** the rendezvous owner of `chunk` among the hosts reachable from `host` (-1: none) */
   owner: (host: number, chunk: number) => number
+  /** when (ms) `peer` started the origin fetch of `chunk` it has in flight (-1: none) */
+  fetchingSince: (peer: number, chunk: number) => number
   /** last time (ms) `peer` showed progress (joined, started an origin fetch, or received a verified chunk) */
   lastProgress: (peer: number) => number
 }
@@ -120,8 +122,11 @@ export class FleetPolicy extends SwarmPolicy {
     // index, as on a LAN where hosts know one another; it is awaited even when not a connection
     const key = v.hostKey(o)
     if (this.isBanned(key, now)) return this.self
-    // what its announcements told us: it is connected and last made progress then
+    // what its announcements told us: it is connected, last made progress then, and (FETCHING)
+    // is fetching the chunk from the origin now
     super.addPeer(key, v.lastProgress(o))
+    const since = v.fetchingSince(o, c)
+    if (since >= 0) super.noteFetching(key, chunk, since)
     return key
   }
 }

@@ -28,6 +28,8 @@ interface Pending {
   waiting: boolean
   /** fetched ahead of the window because this host owns it */
   ahead: boolean
+  /** when (ms) its origin fetch started (its FETCHING announcement) */
+  originSince?: number
   transfer?: Transfer
 }
 
@@ -316,6 +318,11 @@ export class Fleet implements FleetView {
   }
 
   lastProgress (peer: number): number { return this.hosts[peer]!.lastProgressMs }
+
+  fetchingSince (peer: number, chunk: number): number {
+    const p = this.hosts[peer]!.pending.get(chunk)
+    return p?.originSince ?? -1
+  }
 
   // ---- ownership (the rendezvous split among the origin fetchers, kept incrementally) ----------
 
@@ -638,6 +645,7 @@ export class Fleet implements FleetView {
 
   private replan (h: Host, p: Pending): void {
     p.gen++
+    p.originSince = undefined
     if (p.waiting) {
       p.waiting = false
       this.waiting[h.index * this.C + p.chunk] = 0
@@ -666,6 +674,7 @@ export class Fleet implements FleetView {
         this.claimed[p.chunk] = 1
         // its FETCHING announcement: progress, for the hosts waiting for it
         h.lastProgressMs = now
+        p.originSince = now
         this.fetchOrigin(h, p, 0)
         break
     }

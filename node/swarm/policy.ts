@@ -14,11 +14,12 @@
  * with the same view picks the same owner without talking, and the fleet fetches each chunk
  * from the origin about once. Owners fetch their chunks a few at a time in index order, so the
  * origin sends a steady stream of chunks whatever the fleet's size (with every host owning a
- * share, thousands of fetches would share the origin's link and all finish at the end). The others wait for the owner (or for any peer that announced it is fetching the
- * chunk) and take the chunk from the first peer that announces it. A wait ends in an origin
- * fetch when the awaited peer shows no progress (no announcement, no chunk served) for
- * `ownerTimeout` ms, or when it leaves or is banned, so a dead or lying peer cannot stall anyone
- * for longer than that.
+ * share, thousands of fetches would share the origin's link and all finish at the end). The
+ * others wait for the owner (or for any peer that announced it is fetching the chunk) and take
+ * the chunk from the first peer that announces it. A wait ends in an origin fetch when the
+ * awaited peer shows no progress (no announcement, no chunk served) for `ownerTimeout` ms
+ * (`fetchingTtl` once it announced it is fetching that very chunk), or when it leaves or is
+ * banned, so a dead or lying peer cannot stall anyone for longer than that.
  *
  * **Peer selection.** A chunk that peers are known to hold is requested from the holder with the
  * fewest requests in flight (at most `maxInFlightPerPeer` each), ties broken by a hash of
@@ -525,7 +526,14 @@ export class SwarmPolicy {
     }
     let since = this.waitingSince.get(waitKey)
     if (since == null) this.waitingSince.set(waitKey, since = now)
-    const deadline = Math.max(since, awaited.lastProgress) + this.ownerTimeout
+    // an awaited peer that announced it is fetching this very chunk is moving it: it has
+    // fetchingTtl to deliver (a large chunk behind a busy origin takes longer than ownerTimeout,
+    // and giving up on it would only add a second copy to the origin's load); otherwise it must
+    // show some progress every ownerTimeout
+    const fetchingSince = awaited.fetching.get(chunk)
+    const deadline = fetchingSince != null && now - fetchingSince <= this.fetchingTtl
+      ? fetchingSince + this.fetchingTtl
+      : Math.max(since, awaited.lastProgress) + this.ownerTimeout
     if (now >= deadline) {
       this.waitingSince.delete(waitKey)
       this.strike(awaited, now, `kept ${chunk.slice(0, 12)}… waiting without progress`)
