@@ -6,7 +6,7 @@ import * as fsp from 'node:fs/promises'
 import * as path from 'node:path'
 import { parentPort } from 'node:worker_threads'
 import { copyBytes, isZero, ownBuffer } from '../../protocol/bytes.ts'
-import { ChunkId, chunkPath, digestBytes } from '../../protocol/chunk-id.ts'
+import { ChunkId, chunkPath, digestBytes, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
 import { CutFinder } from '../../protocol/chunker.ts'
 import { compress, compressSync, type Compression, decompress, decompressSync } from '../../protocol/compression.ts'
 import { ChunkInvalidError, ChunkMissingError } from '../../protocol/errors.ts'
@@ -72,7 +72,9 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
       return { from: -1, failures }
     }
     if (!req.items.some(item => item.from.some(f => f?.kind === 'http'))) {
-      // local sources only: one chunk after the other, synchronously
+      // local sources only: synchronously, in runs written at once when the chunks are back to back
+      const runs = placeRuns(req)
+      if (runs != null) return { reply: { seq: req.seq, placed: runs }, transfer: [] }
       const placed: NonNullable<WorkerReply['placed']> = []
       for (const item of req.items) placed.push(await placeItem(item))
       return { reply: { seq: req.seq, placed }, transfer: [] }
@@ -411,25 +413,35 @@ function readWhole (file: string): Buffer | null {
   }
 }
 
-/** Reads, verifies and writes one chunk; never writes bytes that failed verification. */
-function place (req: Extract<WorkerRequest, { op: 'place' }> & { from: Exclude<PlaceSource, { kind: 'http' }> }): Pick<WorkerReply, 'status' | 'detail' | 'zero' | 'code'> {
-  const id = new ChunkId(new Uint8Array(req.id))
+type LocalSource = Exclude<PlaceSource, { kind: 'http' }>
+type Verified = { status: 'ok', plain: Uint8Array } | { status: 'missing' | 'invalid', detail?: string }
+
+/**
+ * One chunk's verified plain bytes from a local store or a seed file. With `into` (room for
+ * size + 1 bytes), they are read or decompressed there when possible; otherwise into a scratch
+ * buffer. The bytes stay valid until the next call.
+ */
+function verified (id: ChunkId, size: number, digest: DigestAlgorithm, from: LocalSource, into?: Uint8Array): Verified {
   let plain: Uint8Array
   let where: string
-  if (req.from.kind === 'file') {
-    where = `offset ${req.from.offset}`
-    if (plainScratch.byteLength < req.size + 1) plainScratch = Buffer.allocUnsafe(req.size + 1)
-    const buf = plainScratch.subarray(0, req.size)
-    const n = fs.readSync(req.from.fd, buf, 0, req.size, req.from.offset)
-    if (n !== req.size) return { status: 'missing', detail: `short read at ${where}` }
+  const room = (): Uint8Array => {
+    if (into != null && into.byteLength >= size + 1) return into
+    if (plainScratch.byteLength < size + 1) plainScratch = Buffer.allocUnsafe(size + 1)
+    return plainScratch
+  }
+  if (from.kind === 'file') {
+    where = `offset ${from.offset}`
+    const buf = room().subarray(0, size)
+    const n = fs.readSync(from.fd, buf, 0, size, from.offset)
+    if (n !== size) return { status: 'missing', detail: `short read at ${where}` }
     plain = buf
   } else {
-    where = path.join(req.from.path, chunkPath(id, req.from.extension))
+    where = path.join(from.path, chunkPath(id, from.extension))
     let stored = readWhole(where)
     let compressed = true
     if (stored == null) {
       // an uncompressed chunk stored without suffix (spec §2.2); a symlink there means known-missing
-      const plainFile = path.join(req.from.path, chunkPath(id, ''))
+      const plainFile = path.join(from.path, chunkPath(id, ''))
       try { if (!fs.lstatSync(plainFile).isFile()) return { status: 'missing' } } catch { return { status: 'missing' } }
       stored = readWhole(plainFile)
       if (stored == null) return { status: 'missing' }
@@ -438,8 +450,7 @@ function place (req: Extract<WorkerRequest, { op: 'place' }> & { from: Exclude<P
     }
     if (compressed) {
       try {
-        if (plainScratch.byteLength < req.size + 1) plainScratch = Buffer.allocUnsafe(req.size + 1)
-        plain = decompressSync(stored, { maxSize: req.size, into: plainScratch })
+        plain = decompressSync(stored, { maxSize: size, into: room() })
       } catch (err: any) {
         if (err?.message?.includes('xz chunks need') === true) return { status: 'missing', detail: 'xz' } // caller decodes xz on the async path
         return { status: 'invalid', detail: `${where}: cannot be decompressed: ${String(err?.message ?? err)}` }
@@ -448,16 +459,76 @@ function place (req: Extract<WorkerRequest, { op: 'place' }> & { from: Exclude<P
       plain = stored
     }
   }
-  if (plain.byteLength !== req.size) return { status: 'invalid', detail: `${where}: chunk ${id.toString()} has ${plain.byteLength} bytes, the index says ${req.size}` }
-  const actual = new ChunkId(digestBytes(plain, req.digest))
-  if (!actual.equals(id)) return { status: req.from.kind === 'file' ? 'missing' : 'invalid', detail: `${where}: chunk ${id.toString()} hashes to ${actual.toString()}` }
-  const zero = isZero(plain)
-  if (zero && req.sparse === true) return { status: 'ok', zero } // the output already holds these zeros
+  if (plain.byteLength !== size) return { status: 'invalid', detail: `${where}: chunk ${id.toString()} has ${plain.byteLength} bytes, the index says ${size}` }
+  const actual = new ChunkId(digestBytes(plain, digest))
+  if (!actual.equals(id)) return { status: from.kind === 'file' ? 'missing' : 'invalid', detail: `${where}: chunk ${id.toString()} hashes to ${actual.toString()}` }
+  return { status: 'ok', plain }
+}
+
+function writeAll (fd: number, data: Uint8Array, offset: number): void {
   let written = 0
-  while (written < req.size) written += fs.writeSync(req.outFd, plain, written, req.size - written, req.outOffset + written)
+  while (written < data.byteLength) written += fs.writeSync(fd, data, written, data.byteLength - written, offset + written)
+}
+
+/** Reads, verifies and writes one chunk; never writes bytes that failed verification. */
+function place (req: Extract<WorkerRequest, { op: 'place' }> & { from: LocalSource }): Pick<WorkerReply, 'status' | 'detail' | 'zero' | 'code'> {
+  const r = verified(new ChunkId(new Uint8Array(req.id)), req.size, req.digest, req.from)
+  if (r.status !== 'ok') return r
+  const zero = isZero(r.plain)
+  if (zero && req.sparse === true) return { status: 'ok', zero } // the output already holds these zeros
+  writeAll(req.outFd, r.plain, req.outOffset)
   return { status: 'ok', zero }
 }
 
+let regionScratch = Buffer.allocUnsafe(0)
+
+/**
+ * place-batch from local sources, items in output order: each chunk is decompressed (or read)
+ * straight into one buffer at its place, and each run of verified chunks that lie back to back
+ * goes out in one write (the two workers share the output file's lock: fewer, larger writes).
+ * Returns null when the items are not in order or spread too far.
+ */
+function placeRuns (req: Extract<WorkerRequest, { op: 'place-batch' }>): NonNullable<WorkerReply['placed']> | null {
+  const items = req.items
+  if (items.length < 2) return null
+  for (let i = 1; i < items.length; i++) if (items[i]!.outOffset < items[i - 1]!.outOffset + items[i - 1]!.size) return null
+  const base = items[0]!.outOffset
+  const span = items[items.length - 1]!.outOffset + items[items.length - 1]!.size - base
+  if (span > 64 << 20) return null
+  if (regionScratch.byteLength < span + 1) regionScratch = Buffer.allocUnsafe(span + 1)
+  const region = regionScratch
+  let runStart = -1 // offset in region of verified bytes not yet written
+  let runEnd = -1
+  const flush = (): void => {
+    if (runStart >= 0 && runEnd > runStart) writeAll(req.outFd, region.subarray(runStart, runEnd), base + runStart)
+    runStart = -1
+  }
+  const placed: NonNullable<WorkerReply['placed']> = []
+  for (const item of items) {
+    const at = item.outOffset - base
+    const id = new ChunkId(new Uint8Array(item.id))
+    const failures: NonNullable<WorkerReply['placed']>[number]['failures'] = []
+    let from = -1
+    let zero = false
+    for (let i = 0; i < item.from.length; i++) {
+      const source = item.from[i]
+      if (source == null || source.kind === 'http') continue
+      const r = verified(id, item.size, req.digest, source, region.subarray(at))
+      if (r.status !== 'ok') { failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status, detail: r.detail }); continue }
+      if (r.plain.buffer !== region.buffer || r.plain.byteOffset !== region.byteOffset + at) region.set(r.plain, at)
+      from = i
+      zero = isZero(r.plain)
+      break
+    }
+    placed.push({ from, zero, failures })
+    if (from < 0 || (zero && req.sparse === true)) { flush(); continue } // nothing to write here
+    if (runStart >= 0 && runEnd !== at) flush() // a gap (a chunk placed elsewhere): a new run
+    if (runStart < 0) runStart = at
+    runEnd = at + item.size
+  }
+  flush()
+  return placed
+}
 
 parentPort!.on('message', (req: WorkerRequest) => {
   handle(req).then(({ reply, transfer }) => {
