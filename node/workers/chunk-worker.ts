@@ -2,7 +2,6 @@
 // decompressing and verifying. Runs the same protocol/ code as the main thread.
 import { createHash, randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
-import * as fsp from 'node:fs/promises'
 import * as path from 'node:path'
 import { parentPort } from 'node:worker_threads'
 import { copyBytes, isZero, ownBuffer } from '../../protocol/bytes.ts'
@@ -147,22 +146,19 @@ function findCuts (req: Extract<WorkerRequest, { op: 'cuts' }>): Float64Array {
 
 /** Hashes a run of chunks read from fd and writes those the local store lacks. */
 async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): Promise<{ ids: Uint8Array, stored: Int32Array }> {
-  // Ranges queued on this worker are read and compressed one at a time (one range's bytes in
-  // memory); the next starts while the previous one's last files are still being written.
+  // Ranges queued on this worker are taken one at a time (xz compression awaits, which would let
+  // the next one start), so one range's bytes are in memory per worker.
   const previous = computing
   let release!: () => void
   computing = new Promise<void>((resolve) => { release = resolve })
   await previous
   const cancelled = (): boolean => req.cancel != null && Atomics.load(req.cancel, 0) !== 0
-  const mine = new Set<Promise<void>>()
-  let failure: unknown
   const ids = new Uint8Array(req.ends.length * 32)
   const storedSizes = new Int32Array(req.ends.length).fill(-1)
   try {
     if (cancelled()) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
     const total = req.ends[req.ends.length - 1]! - req.start
-    // one buffer per worker, reused range after range: only one range is computing at a time,
-    // and what is still being written was compressed into buffers of its own
+    // one buffer per worker, reused range after range
     if (rangeScratch.byteLength < total) rangeScratch = Buffer.allocUnsafe(Math.max(total, rangeScratch.byteLength * 2))
     const region = rangeScratch.subarray(0, total)
     let got = 0
@@ -178,37 +174,23 @@ async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): 
       const idBytes = digestBytes(data, req.digest)
       ids.set(idBytes, i * 32)
       const id = new ChunkId(idBytes)
-      const stored = beingWritten.has(id.toString()) ? null : await prepareChunk(id, data, req.storePath, req.extension, req.compression)
+      const stored = await prepareChunk(id, data, req.storePath, req.extension, req.compression)
       if (stored != null) {
         storedSizes[i] = stored.compressed.byteLength
-        // the file is written on libuv's thread pool while this thread hashes and compresses the
-        // next chunks: creating directories and files waits on the file system, not the CPU
-        const p = writeChunkFile(stored).catch((err) => { failure ??= err })
-        mine.add(p)
-        writing.add(p)
-        void p.finally(() => { writing.delete(p) })
-        while (writing.size >= WRITES_IN_FLIGHT) await Promise.race(writing)
-        if (failure != null) throw failure
+        writeChunkFileSync(stored)
         if (cancelled()) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
       }
       from = to
     }
   } finally {
     release()
-    await Promise.all(mine)
   }
-  if (failure != null) throw failure
   return { ids, stored: storedSizes }
 }
 
 let rangeScratch = Buffer.allocUnsafe(0)
-/** the store-range now reading and compressing on this worker */
+/** the store-range now reading and compressing on this worker (xz compression awaits) */
 let computing: Promise<void> = Promise.resolve()
-/** chunk files this worker is writing */
-const writing = new Set<Promise<void>>()
-
-/** chunk files one worker has being written at once */
-const WRITES_IN_FLIGHT = 8
 
 interface PreparedChunk { id: ChunkId, file: string, compressed: Uint8Array }
 
@@ -220,29 +202,24 @@ async function prepareChunk (id: ChunkId, data: Uint8Array, storePath: string, e
   return { id, file, compressed }
 }
 
-/** IDs of the chunk files this worker is writing (a repeated chunk is written once) */
-const beingWritten = new Set<string>()
-
-/** Writes a chunk file under a temporary name and renames it into place (the store layout of LocalStore). */
-async function writeChunkFile (chunk: PreparedChunk): Promise<void> {
-  const key = chunk.id.toString()
-  beingWritten.add(key)
-  try { await writeChunkFileNow(chunk) } finally { beingWritten.delete(key) }
-}
-
-async function writeChunkFileNow ({ id, file, compressed }: PreparedChunk): Promise<void> {
+/**
+ * Writes a chunk file under a temporary name and renames it into place (the store layout of
+ * LocalStore). Synchronously: writing on libuv's pool beside the workers was measured slower
+ * (more threads contending for the file system's locks; 4.5 against 3.0 s for 512 MiB).
+ */
+function writeChunkFileSync ({ id, file, compressed }: PreparedChunk): void {
   const dir = path.dirname(file)
   if (!madeDirs.has(dir)) {
     // plain mkdir (the store root exists): recursive mkdir costs several syscalls per chunk
-    try { await fsp.mkdir(dir) } catch (err: any) { if (err.code === 'ENOENT') await fsp.mkdir(dir, { recursive: true }); else if (err.code !== 'EEXIST') throw err }
+    try { fs.mkdirSync(dir) } catch (err: any) { if (err.code === 'ENOENT') fs.mkdirSync(dir, { recursive: true }); else if (err.code !== 'EEXIST') throw err }
     madeDirs.add(dir)
   }
   const tmp = `${dir}/${id.toString()}.${randomBytes(8).toString('hex')}.tmp`
   try {
-    await fsp.writeFile(tmp, compressed, { mode: 0o444 })
-    await fsp.rename(tmp, file)
+    fs.writeFileSync(tmp, compressed, { mode: 0o444 })
+    fs.renameSync(tmp, file)
   } catch (err) {
-    await fsp.rm(tmp, { force: true }).catch(() => {})
+    try { fs.rmSync(tmp, { force: true }) } catch {}
     throw err
   }
 }
@@ -251,7 +228,7 @@ async function writeChunkFileNow ({ id, file, compressed }: PreparedChunk): Prom
 async function storeLocal (id: ChunkId, data: Uint8Array, storePath: string, extension: string, compression: Compression): Promise<number> {
   const prepared = await prepareChunk(id, data, storePath, extension, compression)
   if (prepared == null) return -1
-  await writeChunkFile(prepared)
+  writeChunkFileSync(prepared)
   return prepared.compressed.byteLength
 }
 
