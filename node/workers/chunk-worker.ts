@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { parentPort } from 'node:worker_threads'
+import { parentPort, workerData } from 'node:worker_threads'
 import { copyBytes, isZero, ownBuffer } from '../../protocol/bytes.ts'
 import { ChunkId, chunkPath, digestBytes, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
 import { CutFinder } from '../../protocol/chunker.ts'
@@ -310,6 +310,12 @@ function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<Work
 // what each had counted when its stats were last reported.
 const httpStores = new Map<string, { store: HttpStore, reported: HttpStoreStats }>()
 let httpStoreModule: Promise<typeof import('../store/http-store.ts')> | undefined
+if ((workerData as { preloadHttp?: boolean } | null)?.preloadHttp === true) {
+  // an extract over HTTP is starting: load the store and undici before the first batch arrives
+  httpStoreModule = import('../store/http-store.ts')
+  httpStoreModule.catch(() => {})
+  void import('undici').catch(() => {})
+}
 
 async function httpStore (from: Extract<PlaceSource, { kind: 'http' }>): Promise<HttpStore> {
   const key = `${from.url} ${JSON.stringify(from.init)}`

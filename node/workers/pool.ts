@@ -100,15 +100,16 @@ export class WorkerPool {
   }
 
   /** Starts the threads now (they load their modules while the caller does other work). */
-  warm (): this {
-    if (!this.closed) this.start()
+  warm (options: { http?: boolean } = {}): this {
+    if (!this.closed) this.start(options)
     return this
   }
 
-  private start (): void {
+  /** `http`: the threads load the HTTP store's modules as soon as they start (extract over HTTP) */
+  private start (options: { http?: boolean } = {}): void {
     if (this.slots.length > 0) return
     for (let i = 0; i < this.size; i++) {
-      const worker = new Worker(WORKER_URL)
+      const worker = new Worker(WORKER_URL, { workerData: { preloadHttp: options.http === true } })
       const slot: Slot = { worker, busy: 0 }
       worker.on('message', (reply: WorkerReply) => {
         const p = this.pending.get(reply.seq)
