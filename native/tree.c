@@ -80,6 +80,20 @@ static int get_path (napi_env env, napi_value v, char *out, size_t size) {
   return 1;
 }
 
+// Writes all of buf (retrying short writes and EINTR): 0, or the errno of the write that failed
+// (errno is left set); *done, when given, gets the bytes written either way.
+static int write_all (int fd, const void *buf, size_t len, size_t *done) {
+  size_t off = 0;
+  int err = 0;
+  while (off < len) {
+    ssize_t k = write(fd, (const char *)buf + off, len - off);
+    if (k < 0) { if (errno == EINTR) continue; err = errno; break; }
+    off += (size_t)k;
+  }
+  if (done != NULL) *done = off;
+  return err;
+}
+
 static int get_bytes (napi_env env, napi_value v, void **data, size_t *len) {
   bool ok = false;
   napi_is_buffer(env, v, &ok);
@@ -498,11 +512,7 @@ static void *hw_run (void *arg) {
     if (!failed) {
       EVP_DigestUpdate(w->md, w->ring + at, n);
       size_t off = 0;
-      while (off < n) {
-        ssize_t k = write(w->fd, w->ring + at + off, n - off);
-        if (k < 0) { if (errno == EINTR) continue; err = errno; break; }
-        off += k;
-      }
+      err = write_all(w->fd, w->ring + at, n, &off);
       w->written += off;
       if (!err && w->written - w->flushed >= HW_WRITEBACK) {
         sync_file_range(w->fd, (off_t)w->flushed, (off_t)(w->written - w->flushed), SYNC_FILE_RANGE_WRITE);
@@ -673,12 +683,7 @@ static napi_value create_file (napi_env env, napi_callback_info info) {
   for (uint32_t i = 0; i < count && !failed; i++) {
     napi_value item; void *data; size_t len;
     if (napi_get_element(env, argv[1], i, &item) != napi_ok || !get_bytes(env, item, &data, &len)) { close(fd); return NULL; }
-    size_t off = 0;
-    while (off < len) {
-      ssize_t n = write(fd, (const char *)data + off, len - off);
-      if (n < 0) { if (errno == EINTR) continue; failed = "write"; break; }
-      off += n;
-    }
+    if (write_all(fd, data, len, NULL) != 0) failed = "write";
   }
   if (!failed && uid >= 0 && fchown(fd, (uid_t)uid, (gid_t)gid) < 0) failed = "fchown";
   if (!failed && fchmod(fd, mode & 07777) < 0) failed = "fchmod";

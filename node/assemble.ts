@@ -314,7 +314,7 @@ function workerCopy (store: ChunkSource | null): PlaceSource | null {
   if (store instanceof LocalStore) return { kind: 'store', path: store.path, extension: store.extension }
   if (store instanceof HttpStore) {
     const copy = store.workerInit(1 / sharedPool().size)
-    return copy == null ? null : { kind: 'http', url: copy.url, init: copy.init }
+    return copy == null ? null : { kind: 'http', ...copy }
   }
   return null
 }

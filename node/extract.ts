@@ -46,9 +46,12 @@ export async function extractBlob (index: Index, output: string, options: Extrac
   const target = inPlace ? output : partialPath(output)
 
   const partial = inPlace ? null : await statOrNull(target)
+  // bytes already at the output's offsets may be right (a resumed partial file, a block device);
+  // otherwise the output is a fresh file that reads as zeros until written
+  const reuse = inPlace || partial != null
   let handle: fs.FileHandle
   try {
-    handle = await fs.open(target, inPlace ? 'r+' : (partial != null ? 'r+' : 'w+'), 0o666)
+    handle = await fs.open(target, reuse ? 'r+' : 'w+', 0o666)
   } catch (err: any) {
     const why = err.code === 'ENOENT' ? `directory ${path.dirname(output)} does not exist` : err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : err.code === 'EROFS' ? 'read-only file system' : err.message
     throw Object.assign(new Error(`cannot write output ${output}: ${String(why)}`), { code: err.code ?? 'EIO' })
@@ -72,7 +75,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
       return await FileSeed.index(p, index, {
         signal: options.signal,
         outFd: isTarget ? undefined : handle.fd,
-        sparse: !inPlace && partial == null,
+        sparse: !reuse,
         onProgress: (b) => { seedBytes += b - last; last = b; options.onSeedProgress?.(seedBytes) }
       }, p === output && !(options.seedPaths ?? []).includes(p) ? `seed-output:${p}` : `seed:${p}`)
     }))
@@ -85,7 +88,6 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     const missing: ChunkId[] = []
     let missingCount = 0
     let done = 0
-    const reuse = inPlace || partial != null
 
     // what the seeds wrote while they were indexed
     const placedBySeed = new Set<number>()

@@ -23,6 +23,9 @@ export interface HttpStoreInit extends HttpClientInit {
   inlineZstd?: boolean
 }
 
+/** A worker thread's copy of an HttpStore (see HttpStore.workerInit). */
+export interface WorkerCopy { url: string, init: HttpStoreInit, key: string }
+
 export interface HttpStoreComponents { logger: ComponentLogger }
 
 export interface HttpStoreStats extends HttpStats {
@@ -49,8 +52,8 @@ export class HttpStore implements ChunkStore, RawChunkSource {
   private readonly inlineZstd: boolean
   private readonly counters = { chunks: 0, plainBytes: 0, missing: 0, invalid: 0 }
   private readonly init: HttpStoreInit
-  /** worker threads may hold copies of this store (workerInit was called) */
-  private copied = false
+  /** what workerInit handed out, by share: worker threads may hold these copies */
+  private readonly workerCopies = new Map<number, WorkerCopy>()
 
   constructor (url: string, init: HttpStoreInit = {}, components: HttpStoreComponents = { logger: defaultLogger() }) {
     const parsed = new URL(url)
@@ -153,18 +156,21 @@ export class HttpStore implements ChunkStore, RawChunkSource {
 
   /**
    * What a worker thread needs to open its own copy of this store (its own connections), with
-   * `share` of the requests and connections; null when the store cannot be copied (a dispatcher
-   * of the caller's, such as a test's mock).
+   * `share` of the requests and connections, and a key naming that copy; null when the store
+   * cannot be copied (a dispatcher of the caller's, such as a test's mock). Worked out once per
+   * share: extraction asks for it for every chunk.
    */
-  workerInit (share: number): { url: string, init: HttpStoreInit } | null {
+  workerInit (share: number): WorkerCopy | null {
     if (this.init.dispatcher != null) return null
-    const { dispatcher: _, ...init } = this.init
-    const part = (n: number): number => Math.max(1, Math.ceil(n * share))
-    this.copied = true
-    return {
-      url: this.url,
-      init: { ...init, digest: this.digest, compression: this.compression, extension: this.extension, maxChunkFile: this.maxChunkFile, concurrency: part(init.concurrency ?? 16), connections: part(init.connections ?? 4) }
+    let copy = this.workerCopies.get(share)
+    if (copy == null) {
+      const { dispatcher: _, ...init } = this.init
+      const part = (n: number): number => Math.max(1, Math.ceil(n * share))
+      const copyInit = { ...init, digest: this.digest, compression: this.compression, extension: this.extension, maxChunkFile: this.maxChunkFile, concurrency: part(init.concurrency ?? 16), connections: part(init.connections ?? 4) }
+      copy = { url: this.url, init: copyInit, key: `${this.url} ${JSON.stringify(copyInit)}` }
+      this.workerCopies.set(share, copy)
     }
+    return copy
   }
 
   /** Adds what a worker's copy of this store counted (see workerInit). */
@@ -179,8 +185,8 @@ export class HttpStore implements ChunkStore, RawChunkSource {
 
   async close (): Promise<void> {
     await this.client.close()
-    if (this.copied) {
-      this.copied = false
+    if (this.workerCopies.size > 0) {
+      this.workerCopies.clear()
       const { sharedPool } = await import('../workers/pool.ts')
       await sharedPool().broadcast({ op: 'http-close', url: this.url })
     }

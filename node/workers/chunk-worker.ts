@@ -271,9 +271,7 @@ function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<Work
     // these bytes are verified (they hash to the wanted ID): write them to every place the
     // output needs them, so the seed is read and hashed once, not again when placing
     for (const i of at) {
-      const to = req.out.starts[i]!
-      let done = 0
-      while (done < data.byteLength) done += fs.writeSync(req.out.fd, data, done, data.byteLength - done, to + done)
+      writeAll(req.out.fd, data, req.out.starts[i]!)
       written.push(i)
     }
   }
@@ -318,7 +316,7 @@ if ((workerData as { preloadHttp?: boolean } | null)?.preloadHttp === true) {
 }
 
 async function httpStore (from: Extract<PlaceSource, { kind: 'http' }>): Promise<HttpStore> {
-  const key = `${from.url} ${JSON.stringify(from.init)}`
+  const key = from.key
   let entry = httpStores.get(key)
   if (entry == null) {
     httpStoreModule ??= import('../store/http-store.ts')
@@ -362,8 +360,7 @@ async function placeHttp (item: { id: Uint8Array, size: number, outOffset: numbe
   }
   const zero = isZero(plain)
   if (zero && req.sparse === true) return { status: 'ok', zero }
-  let written = 0
-  while (written < item.size) written += fs.writeSync(req.outFd, plain, written, item.size - written, item.outOffset + written)
+  writeAll(req.outFd, plain, item.outOffset)
   return { status: 'ok', zero }
 }
 

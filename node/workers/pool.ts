@@ -41,7 +41,7 @@ export type PlaceSource =
   | { kind: 'store', path: string, extension: string }
   | { kind: 'file', fd: number, offset: number }
   /** an HTTP store, fetched by the worker over its own connections (HttpStore.workerInit) */
-  | { kind: 'http', url: string, init: HttpStoreInit }
+  | { kind: 'http', url: string, init: HttpStoreInit, key: string }
 
 export interface WorkerReply {
   seq: number
