@@ -1,6 +1,8 @@
 // caswarm's command line: one file per command under cli/commands/, each exporting
 // `register(program, ctx)`, loaded only when its verb runs. Errors map to exit codes by class (cli/errors.ts).
 import '../node/polyfills.ts'
+// first: worker threads start loading while this thread loads commander and the command
+import './warm.ts'
 import { Command, CommanderError } from 'commander'
 import { InterruptedError } from '../protocol/errors.ts'
 import type { CommandContext } from './context.ts'
@@ -24,7 +26,6 @@ export async function main (argv: string[] = process.argv): Promise<number> {
     .showHelpAfterError()
     .exitOverride()
     .addHelpText('after', EXIT_CODES_HELP)
-  warmWorkers(argv)
   for (const register of await loadCommands(argv)) register(program, ctx)
   try {
     await program.parseAsync(argv)
@@ -43,24 +44,6 @@ export async function main (argv: string[] = process.argv): Promise<number> {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
   }
-}
-
-/**
- * make/extract of a chunked index (.caibx/.caidx) hash and decompress on worker threads: start
- * them now, so they load their modules (~0.15 s) while this thread loads the command's.
- */
-function warmWorkers (argv: string[]): void {
-  const [verb, ...rest] = argv.slice(2)
-  if (verb !== 'make' && verb !== 'extract') return
-  if (rest.some(a => a === '--help' || a === '-h') || !rest.some(a => !a.startsWith('-') && /\.ca(ibx|idx)$/.test(a))) return
-  // a tree extraction (.caidx) decodes its chunks on the main thread: idle workers would only
-  // take CPU from it (the pool still starts on demand for a seed file or a cache)
-  if (verb === 'extract' && !rest.some(a => !a.startsWith('-') && a.endsWith('.caibx'))) return
-  // over HTTP, the main thread fetches the index and each worker its chunks: load the HTTP
-  // client (~0.1 s) everywhere now rather than when the first request is due
-  const http = verb === 'extract' && rest.some(a => /^(--[a-z-]+=)?https?:\/\//.test(a))
-  if (http) void import('undici').catch(() => {})
-  void import('../node/workers/pool.ts').then(m => { m.sharedPool().warm({ http }) }, () => {})
 }
 
 const code = await main()

@@ -4,6 +4,7 @@
 import { setMaxListeners } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
+import { loadUndici, type UndiciCore } from './undici-core.ts'
 import { ChunkInvalidError, OriginError } from '../../protocol/errors.ts'
 
 export interface HttpClientInit {
@@ -92,44 +93,34 @@ export class Limiter {
   }
 }
 
-/** Reads a response body whole, refusing more than `limit` bytes and short bodies. */
-export async function readBody (body: Dispatcher.ResponseData['body'], headers: Dispatcher.ResponseData['headers'], limit: number, url: string, counter?: HttpStats): Promise<Uint8Array> {
-  const lengthHeader = headers['content-length']
-  const expected = typeof lengthHeader === 'string' ? Number.parseInt(lengthHeader, 10) : undefined
-  if (expected != null && expected > limit) {
-    body.destroy()
-    throw new OriginError(200, url, `response of ${expected} bytes is larger than the ${limit} allowed`)
-  }
-  const parts: Buffer[] = []
-  let received = 0
-  for await (const piece of body as AsyncIterable<Buffer>) {
-    received += piece.byteLength
-    if (counter != null) counter.bytesReceived += piece.byteLength
-    if (received > limit) {
-      body.destroy()
-      throw new OriginError(200, url, `response is larger than the ${limit} bytes allowed`)
-    }
-    parts.push(piece)
-  }
-  if (expected != null && received !== expected) {
-    throw Object.assign(new Error(`body ended after ${received} of ${expected} bytes`), { code: 'ERR_TRUNCATED_BODY' })
-  }
-  const out = parts.length === 1 ? parts[0]! : Buffer.concat(parts, received)
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength)
+/** A response read whole by the client (`Attempt.limit`). */
+export interface BytesResponse {
+  statusCode: number
+  headers: Record<string, string | string[] | undefined>
+  /** the body of a 2xx response; empty for any other status (its body is dropped) */
+  body: Uint8Array
 }
 
-export interface Attempt<T> {
+interface AttemptBase {
   method: 'GET' | 'HEAD' | 'PUT'
   /** path and query, relative to the origin */
   path: string
   body?: Uint8Array
   headers?: Record<string, string>
-  /** reads the response; throw OriginError for a status to retry, anything else to stop */
-  handle: (res: Dispatcher.ResponseData, url: string) => Promise<T>
   /** retry once on ChunkInvalidError too (a bad copy in transit or in a proxy) */
   retryInvalid?: boolean
   signal?: AbortSignal
 }
+
+/**
+ * One request. The handler throws OriginError for a status to retry, anything else to stop. With
+ * `limit`, the client reads a 2xx body whole (at most `limit` bytes, exactly its Content-Length)
+ * through undici's dispatch API, without a stream per response: the path every chunk takes.
+ */
+export type Attempt<T> = AttemptBase & (
+  | { handle: (res: Dispatcher.ResponseData, url: string) => Promise<T> }
+  | { limit: number, handleBytes: (res: BytesResponse, url: string) => Promise<T> | T }
+)
 
 const raisedListenerLimit = new WeakSet<AbortSignal>()
 
@@ -139,8 +130,8 @@ export class HttpClient {
   readonly stats: HttpStats = { requests: 0, retries: 0, failures: 0, bytesReceived: 0, bytesSent: 0 }
   readonly timeout: number
   private dispatcher?: Dispatcher
-  /** undici is imported on the first request (loading it costs ~100 ms of start-up) */
-  private dispatcherReady?: Promise<Dispatcher>
+  /** undici is imported on the first request (node/http/undici-core.ts) */
+  private dispatcherReady?: Promise<{ dispatcher: Dispatcher, request: UndiciCore['request'] }>
   private readonly poolOptions: ConstructorParameters<typeof import('undici').Pool>[1]
   private readonly ownDispatcher: boolean
   private readonly limiter: Limiter
@@ -170,11 +161,10 @@ export class HttpClient {
     }
   }
 
-  private async getDispatcher (): Promise<Dispatcher> {
-    if (this.dispatcher != null) return this.dispatcher
-    this.dispatcherReady ??= import('undici').then(({ Pool }) => {
-      this.dispatcher = new Pool(this.origin, this.poolOptions)
-      return this.dispatcher
+  private async getDispatcher (): Promise<{ dispatcher: Dispatcher, request: UndiciCore['request'] }> {
+    this.dispatcherReady ??= loadUndici().then(({ Pool, request }) => {
+      this.dispatcher ??= new Pool(this.origin, this.poolOptions)
+      return { dispatcher: this.dispatcher, request }
     })
     return await this.dispatcherReady
   }
@@ -197,17 +187,21 @@ export class HttpClient {
         const headers: Record<string, string> = { ...attempt.headers }
         if (this.hasToken) headers.authorization = `Bearer ${this.token!}`
         if (attempt.body != null) this.stats.bytesSent += attempt.body.byteLength
-        const dispatcher = await this.getDispatcher()
-        const res = await dispatcher.request({
+        const { dispatcher, request } = await this.getDispatcher()
+        const options: Dispatcher.RequestOptions = {
           origin: this.origin,
           path: attempt.path,
           method: attempt.method,
           headers,
           body: attempt.body != null ? Buffer.from(attempt.body.buffer, attempt.body.byteOffset, attempt.body.byteLength) : undefined,
-          signal,
           headersTimeout: this.timeout,
           bodyTimeout: this.timeout
-        })
+        }
+        if ('limit' in attempt) {
+          const res = await collect(dispatcher, options, attempt.limit, url, this.stats, signal)
+          return await attempt.handleBytes(res, url)
+        }
+        const res = await request(dispatcher, { ...options, signal })
         try {
           result = await attempt.handle(res, url)
         } finally {
@@ -236,8 +230,84 @@ export class HttpClient {
   async close (): Promise<void> {
     if (!this.ownDispatcher || this.closed) return
     this.closed = true
-    await (this.dispatcherReady != null ? await this.dispatcherReady : undefined)?.close()
+    if (this.dispatcherReady != null) await (await this.dispatcherReady).dispatcher.close()
   }
+}
+
+/**
+ * Sends one request through `dispatcher.dispatch` and reads the response whole: a 2xx body into
+ * one buffer (sized from Content-Length when there is one), refusing more than `limit` bytes and
+ * a body shorter than its Content-Length; any other status's body is counted and dropped.
+ */
+function collect (dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, limit: number, url: string, counter: HttpStats, signal?: AbortSignal): Promise<BytesResponse> {
+  return new Promise((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined
+    let statusCode = 0
+    let headers: BytesResponse['headers'] = {}
+    let keep = false
+    let expected: number | undefined
+    let body: Buffer | undefined
+    let parts: Buffer[] | undefined
+    let received = 0
+    let settled = false
+    const onAbort = (): void => { controller?.abort(signal!.reason) }
+    const finish = (err: unknown, res?: BytesResponse): void => {
+      if (settled) return
+      settled = true
+      signal?.removeEventListener('abort', onAbort)
+      if (err != null) reject(err)
+      else resolve(res!)
+    }
+    const fail = (err: Error): void => { finish(err); controller?.abort(err) }
+    if (signal != null) {
+      if (signal.aborted) { reject(signal.reason); return }
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    dispatcher.dispatch(options, {
+      onRequestStart (c) {
+        controller = c
+        if (signal?.aborted === true) c.abort(signal.reason)
+      },
+      onResponseStart (_c, status, h) {
+        if (status < 200) return // 1xx: the real status follows
+        statusCode = status
+        headers = h as BytesResponse['headers']
+        keep = status >= 200 && status < 300
+        const length = h['content-length']
+        expected = typeof length === 'string' ? Number.parseInt(length, 10) : undefined
+        if (!keep) return
+        if (expected != null && expected > limit) {
+          fail(new OriginError(200, url, `response of ${expected} bytes is larger than the ${limit} allowed`))
+          return
+        }
+        if (expected != null) body = Buffer.allocUnsafe(expected)
+        else parts = []
+      },
+      onResponseData (_c, chunk) {
+        if (settled) return
+        counter.bytesReceived += chunk.byteLength
+        if (!keep) { received += chunk.byteLength; return }
+        if (received + chunk.byteLength > (expected ?? limit)) {
+          if (expected != null) fail(Object.assign(new Error(`body longer than its Content-Length of ${expected} bytes`), { code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' }))
+          else fail(new OriginError(200, url, `response is larger than the ${limit} bytes allowed`))
+          return
+        }
+        if (body != null) chunk.copy(body, received)
+        else parts!.push(chunk)
+        received += chunk.byteLength
+      },
+      onResponseEnd () {
+        if (settled) return
+        if (keep && expected != null && received !== expected) {
+          finish(Object.assign(new Error(`body ended after ${received} of ${expected} bytes`), { code: 'ERR_TRUNCATED_BODY' }))
+          return
+        }
+        const bytes = !keep ? new Uint8Array(0) : body ?? Buffer.concat(parts!, received)
+        finish(null, { statusCode, headers, body: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) })
+      },
+      onResponseError (_c, err) { finish(err) }
+    })
+  })
 }
 
 /** Puts "METHOD URL" in front of an error's message (once), and the attempt count. */

@@ -1,7 +1,6 @@
 // Fetching an index (.caibx/.caidx) from an http(s):// URL, with the same retries as chunk fetches.
 // The bytes are decoded as they arrive by node/index-io.ts, so a bad index names its URL and offset.
-import type { Dispatcher } from 'undici'
-import { HttpClient, readBody, statusError, type HttpClientInit } from './client.ts'
+import { HttpClient, statusError, type HttpClientInit } from './client.ts'
 
 /** Largest index accepted: 1 GiB (about 27 million chunks). */
 export const MAX_INDEX_SIZE = 1 << 30
@@ -24,13 +23,13 @@ export async function * fetchIndexStream (url: string, options: FetchIndexOption
       method: 'GET',
       path: parsed.pathname + parsed.search,
       signal: options.signal,
-      handle: async ({ statusCode, body, headers }: Dispatcher.ResponseData, u: string) => {
+      limit,
+      handleBytes: ({ statusCode, body }, u) => {
         if (statusCode === 404 || statusCode === 410) {
-          await body.dump()
           throw Object.assign(new Error(`index ${u} does not exist (${statusCode})`), { code: 'ENOENT' })
         }
-        if (statusCode !== 200) { await body.dump(); throw statusError(statusCode, u) }
-        return await readBody(body, headers, limit, u, client.stats)
+        if (statusCode !== 200) throw statusError(statusCode, u)
+        return body
       }
     })
     yield bytes

@@ -6,7 +6,7 @@ import { type Compression, DEFAULT_COMPRESSION, detectCompression } from '../../
 import { CHUNK_SUFFIX, MAX_CHUNK_DECOMPRESSED } from '../../protocol/constants.ts'
 import { ChunkInvalidError, ChunkMissingError, InvalidArgumentError } from '../../protocol/errors.ts'
 import { defaultLogger, type ComponentLogger, type Logger } from '../logger.ts'
-import { HttpClient, readBody, statusError, type HttpClientInit, type HttpStats } from '../http/client.ts'
+import { HttpClient, statusError, type HttpClientInit, type HttpStats } from '../http/client.ts'
 import type { AbortOptions, ChunkStore, GetOptions, RawChunkSource } from './chunk-store.ts'
 import { decodeChunk } from './verify.ts'
 
@@ -98,17 +98,14 @@ export class HttpStore implements ChunkStore, RawChunkSource {
       path: this.chunkUrlPath(id),
       signal: options.signal,
       retryInvalid: true,
-      handle: async ({ statusCode, body, headers }, url) => {
+      limit: this.maxChunkFile,
+      handleBytes: async ({ statusCode, body }, url) => {
         if (statusCode === 404 || statusCode === 410) {
           this.counters.missing++
-          await body.dump()
           throw new ChunkMissingError(id, `chunk ${id.toString()} missing from ${url} (${statusCode})`)
         }
-        if (statusCode !== 200) {
-          await body.dump()
-          throw statusError(statusCode, url)
-        }
-        const stored = await readBody(body, headers, this.maxChunkFile, url, this.client.stats)
+        if (statusCode !== 200) throw statusError(statusCode, url)
+        const stored = body
         if (!verify) return { stored }
         try {
           // zstd (casync's default) decodes faster here than a round trip to a worker costs

@@ -312,7 +312,7 @@ if ((workerData as { preloadHttp?: boolean } | null)?.preloadHttp === true) {
   // an extract over HTTP is starting: load the store and undici before the first batch arrives
   httpStoreModule = import('../store/http-store.ts')
   httpStoreModule.catch(() => {})
-  void import('undici').catch(() => {})
+  void import('../http/undici-core.ts').then(m => m.loadUndici()).catch(() => {})
 }
 
 async function httpStore (from: Extract<PlaceSource, { kind: 'http' }>): Promise<HttpStore> {

@@ -21,7 +21,7 @@ import { tempDir } from '../helpers/temp-dir.ts'
 
 const CLI = fileURLToPath(new URL('../../bin/caswarm.js', import.meta.url))
 
-type Fault = 'ok' | '404' | '500' | 'cut' | 'corrupt' | 'stall-headers' | 'stall-body'
+type Fault = 'ok' | '404' | '500' | 'cut' | 'corrupt' | 'stall-headers' | 'stall-body' | 'chunked'
 
 /** A tiny static server for the store dir whose answers a test can spoil, request by request. */
 class FaultyServer {
@@ -52,6 +52,7 @@ class FaultyServer {
     let data: Buffer
     try { data = readFileSync(file) } catch { res.writeHead(404).end('not found'); return }
     if (fault === '404') { res.writeHead(404).end('not found'); return }
+    if (fault === 'chunked') { res.writeHead(200); res.write(data.subarray(0, 100)); res.end(data.subarray(100)); return }
     res.writeHead(200, { 'content-length': data.byteLength })
     if (req.method === 'HEAD') { res.end(); return }
     if (fault === 'cut') { res.write(data.subarray(0, data.byteLength >> 1)); setImmediate(() => res.socket?.destroy()); return }
@@ -111,6 +112,28 @@ describe('HTTP chunk store', () => {
       assert.equal(store.toString(), storeUrl)
       assert.equal(await store.has(index.chunks[0]!.id), true)
     } finally { await store.close() }
+  })
+
+  it('a body without Content-Length is read whole; one larger than maxChunkFile is refused, with or without it', async () => {
+    const c = index.chunks.reduce((a, b) => (a.size > b.size ? a : b))
+    const fileSize = readFileSync(join(storeDir, chunkPath(c.id))).byteLength
+    server.fault = () => 'chunked'
+    const store = new HttpStore(storeUrl)
+    try {
+      assert.deepEqual(Buffer.from(await store.get(c.id, { size: c.size })), data.subarray(c.start, c.start + c.size))
+    } finally { await store.close() }
+    for (const fault of ['ok', 'chunked'] as const) {
+      server.fault = () => fault
+      const small = new HttpStore(storeUrl, { maxChunkFile: fileSize - 1, ...fast })
+      try {
+        await assert.rejects(small.get(c.id, { size: c.size }), (err: Error) => {
+          assert.match(err.message, /larger than the \d+ (bytes )?allowed/)
+          assert.ok(err.message.includes(chunkPath(c.id)), err.message)
+          return true
+        })
+        assert.equal(small.stats.retries, 0, 'an oversize body is not retried')
+      } finally { await small.close() }
+    }
   })
 
   it('raw chunks: getCompressed returns the stored file, verified', async () => {
