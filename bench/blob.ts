@@ -14,29 +14,11 @@ import { fileURLToPath } from 'node:url'
 import { decodeIndex } from '../protocol/index-file.ts'
 import { dontNeed } from '../node/native-io.ts'
 import type { BenchOptions, BenchRow, Measure } from './run.ts'
+import { caswarmCli } from './cli.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const GNU_TIME = '/usr/bin/time'
 
-/**
- * The CLI to measure: the compiled one (what `npm install` builds and bin/caswarm.js runs), built
- * afresh first so edits are measured; the TypeScript sources through tsx only if the build fails.
- */
-async function caswarmCli (log: (line: string) => void, build: boolean): Promise<string[]> {
-  if (build) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const child = spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
-      child.stderr.resume()
-      child.on('close', code => { resolve(code === 0) })
-      child.on('error', () => { resolve(false) })
-    })
-    if (!ok) log('blob: `npm run build` failed; measuring whatever dist/ holds, or the sources through tsx')
-  }
-  const dist = join(ROOT, 'dist', 'cli', 'index.js')
-  if (existsSync(dist)) return [dist]
-  log('blob: no dist/ build; running the sources through tsx (slower start, more memory)')
-  return ['--import', 'tsx', join(ROOT, 'cli', 'index.ts')]
-}
 /** xorshift32, deterministic */
 function rng (seed: number): () => number {
   let x = seed >>> 0 || 1

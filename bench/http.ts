@@ -1,7 +1,7 @@
 // HTTP origin benchmark: a cold extract over loopback HTTP from a real nginx, caswarm against
 // casync (whose casync-http helper fetches one chunk at a time), and a seeded extract that must ask
 // nginx for exactly the chunks the seed lacks (counted from nginx's access log).
-//   node --import tsx bench/http.ts [--size-mb=128] [--runs=3]
+//   node --import tsx bench/http.ts [--size-mb=128] [--runs=5] [--no-build]
 import '../node/polyfills.ts'
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -13,8 +13,8 @@ import { readIndex } from '../node/index-io.ts'
 import { HttpStore } from '../node/store/http-store.ts'
 import { pseudoRandom } from '../test/helpers/fixtures.ts'
 import { startNginx } from '../test/helpers/nginx.ts'
+import { caswarmCli } from './cli.ts'
 
-const CLI = fileURLToPath(new URL('../bin/caswarm.js', import.meta.url))
 
 export interface HttpBenchOptions {
   /** size of the image (MB). @default 128 */
@@ -24,6 +24,8 @@ export interface HttpBenchOptions {
   log?: (line: string) => void
   /** where the images, store and outputs go. @default /dev/shm when there is one */
   dir?: string
+  /** rebuild dist/ first and measure the compiled CLI. @default true */
+  build?: boolean
 }
 
 export interface HttpBenchResult {
@@ -66,7 +68,8 @@ function median (xs: number[]): number {
 export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBenchResult> {
   const log = options.log ?? ((line: string) => { process.stderr.write(line + '\n') })
   const size = Math.round((options.sizeMB ?? 128) * 1e6)
-  const runs = options.runs ?? 3
+  const runs = options.runs ?? 5
+  const cli = await caswarmCli(log, options.build !== false)
   // in RAM when possible: the disk's writeback must not be what is measured
   const tmp = (() => {
     const base = options.dir ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir())
@@ -85,8 +88,8 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
     const b = Buffer.from(a)
     for (let i = 0; i < 20; i++) pseudoRandom(300, 100 + i).copy(b, Math.floor((i + 0.5) * size / 20))
     writeFileSync(v2, b)
-    await timed(process.execPath, [CLI, 'make', '--no-progress', join(root, 'v1.caibx'), v1])
-    await timed(process.execPath, [CLI, 'make', '--no-progress', join(root, 'v2.caibx'), v2])
+    await timed(process.execPath, [...cli, 'make', '--no-progress', join(root, 'v1.caibx'), v1])
+    await timed(process.execPath, [...cli, 'make', '--no-progress', join(root, 'v2.caibx'), v2])
     const index = await readIndex(join(root, 'v1.caibx'))
     log(`http bench: ${(size / 1e6).toFixed(0)} MB, ${index.chunks.length} chunks, nginx at ${nginx.url}`)
 
@@ -105,7 +108,7 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
     const cw: number[] = []; const cwInner: number[] = []; const ca: number[] = []
     for (let r = 0; r < runs; r++) {
       rmSync(out, { force: true })
-      const x = await timed(process.execPath, [CLI, 'extract', '--no-progress', '--no-seed-output', '--json', `${nginx.url}v1.caibx`, out])
+      const x = await timed(process.execPath, [...cli, 'extract', '--no-progress', '--no-seed-output', '--json', `${nginx.url}v1.caibx`, out])
       cw.push(x.seconds)
       cwInner.push(JSON.parse(x.stdout).seconds)
       if (!readFileSync(out).equals(a)) throw new Error('caswarm extract produced wrong bytes')
@@ -119,7 +122,7 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
 
     // seeded: v2 with v1 as seed must ask for exactly the chunks v1 lacks
     const before = nginx.requests().length
-    await timed(process.execPath, [CLI, 'extract', '--no-progress', `--seed=${v1}`, `${nginx.url}v2.caibx`, out])
+    await timed(process.execPath, [...cli, 'extract', '--no-progress', `--seed=${v1}`, `${nginx.url}v2.caibx`, out])
     if (!readFileSync(out).equals(b)) throw new Error('seeded caswarm extract produced wrong bytes')
     const asked = nginx.requests().slice(before)
     const i1 = decodeIndex(readFileSync(join(root, 'v1.caibx')))
@@ -163,6 +166,6 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
 
 if (process.argv[1] != null && fileURLToPath(import.meta.url) === process.argv[1]) {
   const arg = (name: string): string | undefined => process.argv.find(a => a.startsWith(`--${name}=`))?.split('=')[1]
-  const result = await benchHttp({ sizeMB: arg('size-mb') != null ? Number(arg('size-mb')) : undefined, runs: arg('runs') != null ? Number(arg('runs')) : undefined })
+  const result = await benchHttp({ sizeMB: arg('size-mb') != null ? Number(arg('size-mb')) : undefined, runs: arg('runs') != null ? Number(arg('runs')) : undefined, build: !process.argv.includes('--no-build') })
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')
 }

@@ -98,7 +98,7 @@ async function main (): Promise<void> {
         const fn = Object.entries(mod).find(([k, v]) => /^bench[A-Z]/.test(k) && typeof v === 'function')
         if (fn == null) { log(`bench/${name}.ts exports neither run() nor bench*(); skipped`); continue }
         log(`bench/${name}.ts: running ${fn[0]}()`)
-        others[name] = await (fn[1] as (o: { log: typeof log }) => Promise<unknown>)({ log })
+        others[name] = await (fn[1] as (o: { log: typeof log, build: boolean }) => Promise<unknown>)({ log, build: !process.argv.includes('--no-build') })
       }
     } catch (err: any) {
       log(`bench/${name}.ts failed: ${String(err?.stack ?? err)}`)

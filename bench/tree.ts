@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { BenchOptions, BenchRow, Measure } from './run.ts'
+import { caswarmCli } from './cli.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -38,19 +39,6 @@ async function measure (cmd: string, args: string[]): Promise<Run> {
   })
 }
 
-async function cliArgs (build: boolean, log: (l: string) => void): Promise<string[]> {
-  if (build) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const child = spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' })
-      child.on('close', code => { resolve(code === 0) })
-      child.on('error', () => { resolve(false) })
-    })
-    if (!ok) log('tree: `npm run build` failed; measuring dist/ as it is, or the sources through tsx')
-  }
-  const dist = join(ROOT, 'dist', 'cli', 'index.js')
-  return existsSync(dist) ? [dist] : ['--import', 'tsx', join(ROOT, 'cli', 'index.ts')]
-}
-
 function duBytes (dir: string): number {
   let total = 0
   const walk = (d: string): void => {
@@ -72,7 +60,7 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   const p = (n: string): string => join(dir, n)
-  const cli = await cliArgs(opts.build !== false, log)
+  const cli = await caswarmCli(log, opts.build !== false)
   const caswarm = async (args: string[]): Promise<Run> => await measure(process.execPath, [...cli, ...args])
   const casync = async (args: string[]): Promise<Run> => await measure('casync', args)
   const mb = duBytes(tree) / 1e6

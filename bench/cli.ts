@@ -1,0 +1,27 @@
+// The caswarm CLI a benchmark measures: the compiled one (what `npm install` builds and
+// bin/caswarm.js runs), built afresh first so edits are measured; the TypeScript sources through
+// tsx only if there is no build. bin/caswarm.js itself is not used: it falls back to tsx as soon
+// as any source file is newer than the build.
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/** node arguments that run the CLI (pass them before the CLI's own). */
+export async function caswarmCli (log: (line: string) => void, build = true): Promise<string[]> {
+  if (build) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const child = spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
+      child.stderr.resume()
+      child.on('close', code => { resolve(code === 0) })
+      child.on('error', () => { resolve(false) })
+    })
+    if (!ok) log('bench: `npm run build` failed; measuring whatever dist/ holds, or the sources through tsx')
+  }
+  const dist = join(ROOT, 'dist', 'cli', 'index.js')
+  if (existsSync(dist)) return [dist]
+  log('bench: no dist/ build; running the sources through tsx (slower start, more memory)')
+  return ['--import', 'tsx', join(ROOT, 'cli', 'index.ts')]
+}
