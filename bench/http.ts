@@ -1,7 +1,7 @@
 // HTTP origin benchmark: a cold extract over loopback HTTP from a real nginx, caswarm against
 // casync (whose casync-http helper fetches one chunk at a time), and a seeded extract that must ask
 // nginx for exactly the chunks the seed lacks (counted from nginx's access log).
-//   node --import tsx bench/http.ts [--size-mb=128] [--runs=5] [--no-build]
+//   node --import tsx bench/http.ts [--size-mb=128] [--runs=5] [--rtt-ms=2] [--no-build]
 import '../node/polyfills.ts'
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -14,6 +14,7 @@ import { HttpStore } from '../node/store/http-store.ts'
 import { pseudoRandom } from '../test/helpers/fixtures.ts'
 import { startNginx } from '../test/helpers/nginx.ts'
 import { caswarmCli } from './cli.ts'
+import { startDelayProxy } from './delay-proxy.ts'
 
 
 export interface HttpBenchOptions {
@@ -26,6 +27,11 @@ export interface HttpBenchOptions {
   dir?: string
   /** rebuild dist/ first and measure the compiled CLI. @default true */
   build?: boolean
+  /**
+   * also measure through a delay proxy with this round-trip time (ms; 0: not): on bare loopback a
+   * request costs almost nothing, so one-at-a-time fetching hardly shows. @default 2
+   */
+  rttMs?: number
 }
 
 export interface HttpBenchResult {
@@ -46,6 +52,8 @@ export interface HttpBenchResult {
   /** the HttpStore alone: every chunk fetched and verified, 16 in flight */
   storeRequestsPerSecond: number
   storeMBps: number
+  /** the same cold extracts through a proxy that delays every packet (`rttMs` round trip) */
+  latency?: { rttMs: number, caswarmSeconds: number, casyncSeconds: number, speedup: number }
   seeded: { chunksLacking: number, chunkRequests: number, distinctRequested: number, exact: boolean, otherRequests: string[] }
 }
 
@@ -69,6 +77,7 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
   const log = options.log ?? ((line: string) => { process.stderr.write(line + '\n') })
   const size = Math.round((options.sizeMB ?? 128) * 1e6)
   const runs = options.runs ?? 5
+  const rttMs = options.rttMs ?? 2
   const cli = await caswarmCli(log, options.build !== false)
   // in RAM when possible: the disk's writeback must not be what is measured
   const tmp = (() => {
@@ -105,20 +114,34 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
     log(`  HttpStore alone: ${(index.chunks.length / storeSeconds).toFixed(0)} chunks/s, ${(size / 1e6 / storeSeconds).toFixed(0)} MB/s`)
 
     const out = join(tmp.path, 'out.img')
-    const cw: number[] = []; const cwInner: number[] = []; const ca: number[] = []
-    for (let r = 0; r < runs; r++) {
+    // both tools, alternating, against `base` (nginx itself, or the delay proxy in front of it)
+    const cold = async (base: string, label: string): Promise<{ cw: number[], cwInner: number[], ca: number[] }> => {
+      const cw: number[] = []; const cwInner: number[] = []; const ca: number[] = []
+      for (let r = 0; r < runs; r++) {
+        rmSync(out, { force: true })
+        const x = await timed(process.execPath, [...cli, 'extract', '--no-progress', '--no-seed-output', '--json', `${base}v1.caibx`, out])
+        cw.push(x.seconds)
+        cwInner.push(JSON.parse(x.stdout).seconds)
+        if (!readFileSync(out).equals(a)) throw new Error('caswarm extract produced wrong bytes')
+        rmSync(out, { force: true })
+        const y = await timed('casync', ['extract', '--seed-output=no', `--store=${base}default.castr`, `${base}v1.caibx`, out])
+        ca.push(y.seconds)
+        if (!readFileSync(out).equals(a)) throw new Error('casync extract produced wrong bytes')
+        log(`  ${label} run ${r + 1}: caswarm ${x.seconds.toFixed(2)} s (extract ${cwInner[r]!.toFixed(2)} s), casync ${y.seconds.toFixed(2)} s`)
+      }
       rmSync(out, { force: true })
-      const x = await timed(process.execPath, [...cli, 'extract', '--no-progress', '--no-seed-output', '--json', `${nginx.url}v1.caibx`, out])
-      cw.push(x.seconds)
-      cwInner.push(JSON.parse(x.stdout).seconds)
-      if (!readFileSync(out).equals(a)) throw new Error('caswarm extract produced wrong bytes')
-      rmSync(out, { force: true })
-      const y = await timed('casync', ['extract', '--seed-output=no', `--store=${nginx.url}default.castr`, `${nginx.url}v1.caibx`, out])
-      ca.push(y.seconds)
-      if (!readFileSync(out).equals(a)) throw new Error('casync extract produced wrong bytes')
-      log(`  run ${r + 1}: caswarm ${x.seconds.toFixed(2)} s (extract ${cwInner[r]!.toFixed(2)} s), casync ${y.seconds.toFixed(2)} s`)
+      return { cw, cwInner, ca }
     }
-    rmSync(out, { force: true })
+    const { cw, cwInner, ca } = await cold(nginx.url, 'loopback')
+    let latency: HttpBenchResult['latency']
+    if (rttMs > 0) {
+      const proxy = await startDelayProxy(Number(new URL(nginx.url).port), rttMs / 2)
+      try {
+        const d = await cold(proxy.url, `RTT ${rttMs} ms`)
+        latency = { rttMs, caswarmSeconds: median(d.cw), casyncSeconds: median(d.ca), speedup: median(d.ca) / median(d.cw) }
+        log(`  cold extract with ${rttMs} ms RTT (median of ${runs}): caswarm ${latency.caswarmSeconds.toFixed(2)} s, casync ${latency.casyncSeconds.toFixed(2)} s: ${latency.speedup.toFixed(2)}x`)
+      } finally { await proxy.close() }
+    }
 
     // seeded: v2 with v1 as seed must ask for exactly the chunks v1 lacks
     const before = nginx.requests().length
@@ -154,6 +177,7 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
       casyncMBps: size / 1e6 / casyncSeconds,
       storeRequestsPerSecond: index.chunks.length / storeSeconds,
       storeMBps: size / 1e6 / storeSeconds,
+      latency,
       seeded
     }
     log(`  cold extract over HTTP (median of ${runs}): caswarm ${caswarmSeconds.toFixed(2)} s (${result.caswarmMBps.toFixed(0)} MB/s), casync ${casyncSeconds.toFixed(2)} s (${result.casyncMBps.toFixed(0)} MB/s): ${result.speedup.toFixed(2)}x; best runs: ${result.best.caswarmSeconds.toFixed(2)} s vs ${result.best.casyncSeconds.toFixed(2)} s: ${result.best.speedup.toFixed(2)}x`)
@@ -166,6 +190,6 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
 
 if (process.argv[1] != null && fileURLToPath(import.meta.url) === process.argv[1]) {
   const arg = (name: string): string | undefined => process.argv.find(a => a.startsWith(`--${name}=`))?.split('=')[1]
-  const result = await benchHttp({ sizeMB: arg('size-mb') != null ? Number(arg('size-mb')) : undefined, runs: arg('runs') != null ? Number(arg('runs')) : undefined, build: !process.argv.includes('--no-build') })
+  const result = await benchHttp({ sizeMB: arg('size-mb') != null ? Number(arg('size-mb')) : undefined, runs: arg('runs') != null ? Number(arg('runs')) : undefined, rttMs: arg('rtt-ms') != null ? Number(arg('rtt-ms')) : undefined, build: !process.argv.includes('--no-build') })
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')
 }
