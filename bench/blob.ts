@@ -3,7 +3,7 @@
 // extract of a modified version with the old one as seed. Every command is a child process timed
 // by wall clock (caswarm with CASWARM_PEERS=off: no LAN swarm, no swarm cache, as casync); peak RSS comes from `/usr/bin/time -v` (Debian package `time`) when installed,
 // else from polling /proc/<pid>/status (VmHWM).
-//   node --import tsx bench/blob.ts [--size=512] [--reps=3] [--work-dir=DIR] [--keep]
+//   node --import tsx bench/blob.ts [--size=512] [--reps=3] [--settle=10] [--work-dir=DIR] [--keep]
 import '../node/polyfills.ts'
 import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -164,6 +164,16 @@ function argValue (name: string): string | undefined {
   return a?.slice(name.length + 3)
 }
 
+/**
+ * Waits after a deletion. This disk is mounted with online discard: freeing a store's thousands of
+ * files keeps ext4 busy for seconds afterwards, and a run started at once measures that (casync's
+ * make took 3.5 to 5.2 s, one right after the other). Same wait before either tool's run.
+ */
+function settle (seconds: number): void {
+  execFileSync('sync')
+  if (seconds > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, seconds * 1000)
+}
+
 /** Every regular file under `dir` (a chunk store). */
 function filesUnder (dir: string): string[] {
   const out: string[] = []
@@ -176,6 +186,7 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   const log = opts.log ?? ((line: string) => { process.stderr.write(`${line}\n`) })
   const sizeMB = Math.max(1, opts.sizeMB)
   const reps = Math.max(1, Number(argValue('reps') ?? 3))
+  const settleSeconds = Number(argValue('settle') ?? 10)
   const dir = join(opts.workDir, 'blob')
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
@@ -222,7 +233,7 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
     const make = await alternate(
       async () => await casync(['make', ...flags, `--store=${p('c.castr')}`, p('v1-c.caibx'), p('v1.img')]),
       async () => await caswarm(['make', ...flags, `--store=${p('w.castr')}`, p('v1-w.caibx'), p('v1.img')]),
-      (tool) => { rmSync(p(tool === 'casync' ? 'c.castr' : 'w.castr'), { recursive: true, force: true }); execFileSync('sync') })
+      (tool) => { rmSync(p(tool === 'casync' ? 'c.castr' : 'w.castr'), { recursive: true, force: true }); settle(settleSeconds) })
     const same = readFileSync(p('v1-c.caibx')).equals(readFileSync(p('v1-w.caibx')))
     if (!same) throw new Error('caswarm\'s v1 index differs from casync\'s')
     row('make (empty store)', make.c, make.w, '>= 2x', `indexes byte-identical; ${make.note}`)
@@ -239,7 +250,7 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
       const ex = await alternate(
         async () => await casync(['extract', `--store=${p('c.castr')}`, p('v1-c.caibx'), p('x1-c.img')]),
         async () => await caswarm(['extract', `--store=${p('w.castr')}`, p('v1-w.caibx'), p('x1-w.img')]),
-        (tool) => { rm(tool === 'casync' ? 'x1-c.img' : 'x1-w.img')(); before() })
+        (tool) => { rm(tool === 'casync' ? 'x1-c.img' : 'x1-w.img')(); settle(Math.min(3, settleSeconds)); before() })
       for (const f of ['x1-c.img', 'x1-w.img']) if ((await fs.stat(p(f))).size !== bytes) throw new Error(`${f} has the wrong size`)
       rm('x1-c.img', 'x1-w.img')()
       row(`extract (${label})`, ex.c, ex.w, '>= 1.5x', ex.note)
@@ -253,12 +264,12 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
       log(`blob: extract v2 with v1 as seed, and without (${label})`)
       const unseeded = await alternate(undefined,
         async () => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, p('v2-w.caibx'), p('x2n-w.img')]),
-        () => { rm('x2n-w.img')(); before() })
+        () => { rm('x2n-w.img')(); settle(Math.min(3, settleSeconds)); before() })
       rm('x2n-w.img')()
       const seeded = await alternate(
         async () => await casync(['extract', `--store=${p('c.castr')}`, `--seed=${p('v1.img')}`, p('v2-c.caibx'), p('x2-c.img')]),
         async () => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, `--seed=${p('v1.img')}`, p('v2-w.caibx'), p('x2-w.img')]),
-        (tool) => { rm(tool === 'casync' ? 'x2-c.img' : 'x2-w.img')(); before() })
+        (tool) => { rm(tool === 'casync' ? 'x2-c.img' : 'x2-w.img')(); settle(Math.min(3, settleSeconds)); before() })
       for (const f of ['x2-c.img', 'x2-w.img']) if (await sha256File(p(f)) !== v2sum) throw new Error(`${f} differs from v2`)
       rm('x2-c.img', 'x2-w.img')()
       const stats = JSON.parse(seeded.w.stdout)
