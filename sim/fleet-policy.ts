@@ -15,7 +15,7 @@
 // Every *decision* is inherited unchanged: plan() (least-loaded holder, wait for the owner while
 // it makes progress, origin on timeout), requestStarted/Succeeded/Failed (strikes, the ban on a
 // chunk that fails verification), acceptInbound/inboundDone, ban/isBanned.
-import { SwarmPolicy, type ChunkKey, type FailureReason, type IndexKey, type PeerKey, type SwarmPolicyInit } from '../node/swarm/policy.ts'
+import { SwarmPolicy, type ChunkKey, type IndexKey, type PeerState, type PeerKey, type SwarmPolicyInit } from '../node/swarm/policy.ts'
 
 /** What the fleet tells each host's policy (implemented by Fleet). */
 export interface FleetView {
@@ -28,6 +28,8 @@ export interface FleetView {
   neighbors: (host: number) => Int32Array
   /** precomputed hashKey(hostKey) */
   hostHash: (host: number) => number
+  /** the neighbours of `host` it can reach that hold `chunk` or claim to, as positions in neighbors(host) (into `out`, which is returned) */
+  neighborHolders: (host: number, chunk: number, out: number[]) => number[]
   /** whether `peer` holds `chunk` or claims to (a lying peer claims everything) */
   holds: (peer: number, chunk: number) => boolean
   /** whether `peer` is up and reachable from `host` */
@@ -46,6 +48,10 @@ export class FleetPolicy extends SwarmPolicy {
 
   /** bans this host has handed out (a shortcut: with none, nobody is banned) */
   private banned = 0
+  /** the state of each connection (by position in the view's neighbors), once looked up */
+  private readonly neighborStates: Array<PeerState | undefined> = []
+  private readonly scratch: number[] = []
+  private readonly scratchStates: PeerState[] = []
 
   constructor (init: SwarmPolicyInit, view: FleetView, host: number) {
     super(init)
@@ -58,34 +64,23 @@ export class FleetPolicy extends SwarmPolicy {
     super.ban(peer, now, reason)
   }
 
-  /**
-   * The base class also records the peer as a holder of the chunk; here that is already in the
-   * shared state, so the per-host copy is dropped again (it would grow to hosts × chunks sets).
-   */
-  override requestSucceeded (peer: PeerKey, chunk: ChunkKey, bytes: number, now: number): void {
-    super.requestSucceeded(peer, chunk, bytes, now)
-    super.noteLacks(peer, chunk, now)
-  }
+  /** That a peer holds a chunk it served is in the shared state already (no per-host sets). */
+  protected override served (_peer: PeerKey, _chunk: ChunkKey, _now: number): void {}
 
-  /**
-   * The base class strikes a peer that answered "missing" only if it had claimed the chunk; the
-   * claim lives in the shared state, so it is handed to the base class first.
-   */
-  override requestFailed (peer: PeerKey, chunk: ChunkKey, reason: FailureReason, now: number): void {
+  /** A peer's claims are in the shared state (a lying peer claims everything). */
+  protected override claimed (peer: PeerKey, chunk: ChunkKey): boolean {
     const v = this.view
-    if (v.holds(v.hostIndex(peer), v.chunkIndex(chunk))) super.noteHaves(undefined, peer, [chunk], now)
-    super.requestFailed(peer, chunk, reason, now)
+    return v.holds(v.hostIndex(peer), v.chunkIndex(chunk))
   }
 
   override isBanned (peer: PeerKey, now: number): boolean {
     return this.banned > 0 && super.isBanned(peer, now)
   }
 
-  // Peers' wants and haves live in the shared state; self's go to the base class, which only
-  // uses them to clear its own waits.
-  override noteWants (index: IndexKey, host: PeerKey, chunks: Iterable<ChunkKey>, now: number): void {
-    if (host === this.self) return
-    super.addPeer(host, now)
+  // Peers' wants and haves live in the shared state, and so do self's (ownerOf reads the shared
+  // split); the base class sees self's haves only to clear its own waits.
+  override noteWants (_index: IndexKey, host: PeerKey, _chunks: Iterable<ChunkKey>, now: number): void {
+    if (host !== this.self) super.addPeer(host, now)
   }
 
   override noteHaves (index: IndexKey | undefined, host: PeerKey, chunks: Iterable<ChunkKey>, now: number): void {
@@ -101,13 +96,21 @@ export class FleetPolicy extends SwarmPolicy {
   }
 
   override holdersOf (chunk: ChunkKey, now: number): PeerKey[] {
+    return this.holderStates(chunk, now).map(s => s.key)
+  }
+
+  protected override holderStates (chunk: ChunkKey, now: number): PeerState[] {
     const v = this.view
-    const c = v.chunkIndex(chunk)
-    const out: PeerKey[] = []
-    for (const p of v.neighbors(this.host)) {
-      if (!v.holds(p, c) || !v.reachable(this.host, p)) continue
-      const key = v.hostKey(p)
-      if (!this.isBanned(key, now)) out.push(key)
+    const found = v.neighborHolders(this.host, v.chunkIndex(chunk), this.scratch)
+    const out = this.scratchStates
+    out.length = 0
+    for (let i = 0; i < found.length; i++) {
+      const k = found[i]!
+      // the state of each connection, looked up once
+      let s = this.neighborStates[k]
+      if (s == null) s = this.neighborStates[k] = this.state(v.hostKey(v.neighbors(this.host)[k]!))
+      if (this.banned > 0 && this.isBanned(s.key, now)) continue
+      out.push(s)
     }
     return out
   }

@@ -10,7 +10,7 @@
 // which bans the peer, exactly as the real host does. Chunks are IDs and sizes, not bytes.
 import { ChunkId, verifyChunk } from '../protocol/chunk-id.ts'
 import { ChunkInvalidError } from '../protocol/errors.ts'
-import { chunkHash, hashKey, nextRandom, originFetchers, pickRecent, rendezvousWeight, type Plan } from '../node/swarm/policy.ts'
+import { chunkHash, hashKey, nextRandom, originFetchers, pickRecent, rendezvousWeight, type PeerKey, type Plan } from '../node/swarm/policy.ts'
 import { idealSeconds, type FleetConfig } from './config.ts'
 import { Simulation } from './engine.ts'
 import { FleetPolicy, type FleetView } from './fleet-policy.ts'
@@ -22,10 +22,22 @@ const INDEX = 'update'
 type Malice = 0 | 1 | 2 // honest, serves corrupt chunks, claims chunks it lacks
 
 interface Pending {
+  host: Host
+  /** the host's epoch when this was started (a restart drops it) */
+  epoch: number
   chunk: number
-  /** bumped on every plan; stale timers and wake-ups compare it */
+  /** bumped on every plan; stale replies compare it */
   gen: number
   waiting: boolean
+  /** while waiting: when to plan again (seconds) */
+  until: number
+  /**
+   * when its timer fires (Infinity: none). A wait that ends later keeps an earlier timer, which
+   * sets itself again when it fires, so re-planned waits do not leave stale events behind.
+   */
+  timerAt: number
+  /** a wake-up (an announcement of the chunk, a change of owner) is scheduled */
+  wakeQueued: boolean
   /** fetched ahead of the window because this host owns it */
   ahead: boolean
   /** when (ms) its origin fetch started (its FETCHING announcement) */
@@ -35,6 +47,9 @@ interface Pending {
 
 interface QueuedRequest {
   from: Host
+  server: Host
+  /** why it failed (set when it does) */
+  reason: 'missing' | 'busy' | 'error'
   chunk: number
   epoch: number
   gen: number
@@ -74,7 +89,8 @@ export interface Host {
   pumpQueued: boolean
   /** PRNG state for picking among recent announcements */
   rand: number
-  pending: Map<number, Pending>
+  /** chunks in hand (requested, waited for, or fetched from the origin): Fleet.pendingOf holds them */
+  nPending: number
   /** requests accepted from each peer, served one after another on that peer's stream */
   streams: Map<number, { active: boolean, queue: QueuedRequest[] }>
   lastProgressMs: number
@@ -129,14 +145,23 @@ export class Fleet implements FleetView {
   private readonly chunkByKey = new Map<string, number>()
   private readonly hostByKey = new Map<string, number>()
   private readonly hostHashes: Uint32Array
+  private readonly hostKeys: string[] = []
+  /** a malicious host claims every chunk */
+  private readonly claimsAll: Uint8Array
+  private readonly aliveFlag: Uint8Array
+  /** some segments cannot reach others */
+  private partitioned = false
   readonly C: number
   readonly H: number
-  /** have[h * C + c]: host h holds chunk c (verified) */
+  /** have[c * H + h]: host h holds chunk c (verified) */
   private readonly have: Uint8Array
-  /** waiting[h * C + c]: host h waits for chunk c to appear at a neighbour */
+  /** waiting[c * H + h]: host h waits for chunk c to appear at a neighbour */
   private readonly waiting: Uint8Array
-  /** queued[h * C + c]: chunk c is on host h's list of announced candidates */
+  /** queued[c * H + h]: chunk c is on host h's list of announced candidates */
   private readonly queued: Uint8Array
+  /** pend[c * H + h]: host h has chunk c in hand; pendingOf[c * H + h] is its state */
+  private readonly pend: Uint8Array
+  private readonly pendingOf: Array<Pending | undefined>
   /** hosts holding each chunk */
   private readonly holderCount: Int32Array
   private readonly verifiedOnce: Uint8Array
@@ -195,7 +220,11 @@ export class Fleet implements FleetView {
     this.have = new Uint8Array(H * this.C)
     this.waiting = new Uint8Array(H * this.C)
     this.queued = new Uint8Array(H * this.C)
+    this.pend = new Uint8Array(H * this.C)
+    this.pendingOf = new Array(H * this.C).fill(undefined)
     this.hostHashes = new Uint32Array(H)
+    this.claimsAll = new Uint8Array(H)
+    this.aliveFlag = new Uint8Array(H).fill(1)
     const nMalicious = Math.round(H * config.malicious)
     const maliciousSet = new Set(this.rng.fork(2).sample(H, nMalicious))
     let m = 0
@@ -230,7 +259,7 @@ export class Fleet implements FleetView {
         avail: [],
         pumpQueued: false,
         rand: hashKey(`${key}/pick`),
-        pending: new Map(),
+        nPending: 0,
         streams: new Map(),
         lastProgressMs: -Infinity,
         fromOrigin: 0,
@@ -244,6 +273,8 @@ export class Fleet implements FleetView {
       }
       host.policy = this.newPolicy(i)
       this.hosts.push(host)
+      this.hostKeys.push(key)
+      this.claimsAll[i] = malice !== 0 ? 1 : 0
       this.hostByKey.set(key, i)
       this.hostHashes[i] = hashKey(key)
     }
@@ -299,11 +330,29 @@ export class Fleet implements FleetView {
 
   hostIndex (key: string): number { return this.hostByKey.get(key)! }
   hostKey (host: number): string { return this.hosts[host]!.key }
+
+  /** The neighbours of `host` that hold `chunk` or claim to, and that it can reach (a scan of typed arrays: this runs for every plan). */
+  neighborHolders (host: number, chunk: number, out: number[]): number[] {
+    out.length = 0
+    const H = this.H
+    const have = this.have
+    const claimsAll = this.claimsAll
+    const alive = this.aliveFlag
+    const nbrs = this.hosts[host]!.neighbors
+    const comp = this.partitioned ? this.component[this.hosts[host]!.segment]! : -1
+    for (let k = 0; k < nbrs.length; k++) {
+      const p = nbrs[k]!
+      if ((have[chunk * H + p] === 0 && claimsAll[p] === 0) || alive[p] === 0) continue
+      if (comp >= 0 && this.component[this.hosts[p]!.segment] !== comp) continue
+      out.push(k)
+    }
+    return out
+  }
   chunkIndex (key: string): number { return this.chunkByKey.get(key)! }
   neighbors (host: number): Int32Array { return this.hosts[host]!.neighbors }
   hostHash (host: number): number { return this.hostHashes[host]! }
   holds (peer: number, chunk: number): boolean {
-    return this.hosts[peer]!.malice !== 0 || this.have[peer * this.C + chunk] === 1
+    return this.hosts[peer]!.malice !== 0 || this.have[chunk * this.H + peer] === 1
   }
 
   reachable (host: number, peer: number): boolean {
@@ -320,7 +369,7 @@ export class Fleet implements FleetView {
   lastProgress (peer: number): number { return this.hosts[peer]!.lastProgressMs }
 
   fetchingSince (peer: number, chunk: number): number {
-    const p = this.hosts[peer]!.pending.get(chunk)
+    const p = this.pendingOf[chunk * this.H + peer]
     return p?.originSince ?? -1
   }
 
@@ -356,7 +405,7 @@ export class Fleet implements FleetView {
       let best = -1
       let bestW = -1
       for (const f of fetchers) {
-        if (this.have[f * this.C + c] === 1) continue
+        if (this.have[c * this.H + f] === 1) continue
         const w = this.weight(f, c)
         if (w > bestW || (w === bestW && f < best)) { bestW = w; best = f }
       }
@@ -367,8 +416,8 @@ export class Fleet implements FleetView {
       if (o >= 0 && this.component[this.hosts[o]!.segment] === comp) this.claimed[c] = 0
       // the new owner re-plans a wait for the chunk at once (the real host wakes its waits on
       // every membership change)
-      const np = best >= 0 ? this.hosts[best]!.pending.get(c) : undefined
-      if (np != null && np.waiting) this.sim.after(0, this.onWake, { h: this.hosts[best]!, p: np, gen: np.gen, epoch: this.hosts[best]!.epoch })
+      const np = best >= 0 ? this.pendingOf[c * this.H + best] : undefined
+      if (np != null && np.waiting) this.wake(np, 0)
     }
     // the fetchers look over the index again for what they own now
     for (const f of fetchers) {
@@ -475,13 +524,17 @@ export class Fleet implements FleetView {
         const comp = new Int32Array(this.config.segments)
         if (e.kind === 'partition') e.groups.forEach((g, i) => { for (const s of g) comp[s] = i })
         this.component = comp
+        this.partitioned = e.kind === 'partition'
         // cut (or restore) the links between segments; transfers across them fail
         for (const l of this.segCore) { if (e.kind === 'partition') l.fail(); else l.restore() }
         this.resetOwners()
         // every host re-plans what it waits for (owners changed)
         for (const h of this.hosts) {
           if (!h.alive || h.malice !== 0) continue
-          for (const p of h.pending.values()) if (p.waiting) this.replan(h, p)
+          for (let c = 0; c < this.C; c++) {
+            const p = this.pendingOf[c * this.H + h.index]
+            if (p != null && p.waiting) this.replan(h, p)
+          }
         }
         break
       }
@@ -493,10 +546,8 @@ export class Fleet implements FleetView {
     h.startTime = this.sim.now
     h.lanesAt = this.sim.now + this.config.settle
     h.lastProgressMs = this.nowMs()
-    const missing: string[] = []
-    const base = h.index * this.C
-    for (let c = 0; c < this.C; c++) if (this.have[base + c] === 0) missing.push(this.chunkKeys[c]!)
-    h.policy.noteWants(INDEX, h.key, missing, this.nowMs())
+    // its WANT (what it lacks is in the shared state: have[])
+    h.policy.noteWants(INDEX, h.key, [], this.nowMs())
     this.offerOwnership(h)
     this.seedAvailable(h)
     this.pump(h)
@@ -506,11 +557,17 @@ export class Fleet implements FleetView {
   private leave (h: Host): void {
     if (!h.alive) return
     h.alive = false
+    this.aliveFlag[h.index] = 0
     h.leaves++
     h.epoch++
     // its transfers die with its links (below); their servers see the failure and move on
-    for (const p of h.pending.values()) this.waiting[h.index * this.C + p.chunk] = 0
-    h.pending.clear()
+    for (let c = 0; c < this.C; c++) {
+      const i = c * this.H + h.index
+      this.waiting[i] = 0
+      this.pend[i] = 0
+      this.pendingOf[i] = undefined
+    }
+    h.nPending = 0
     // requests waiting here: their connections close, the requesters see an error
     const waiting: QueuedRequest[] = []
     for (const st of h.streams.values()) waiting.push(...st.queue)
@@ -526,6 +583,7 @@ export class Fleet implements FleetView {
   private rejoin (h: Host): void {
     if (h.alive) return
     h.alive = true
+    this.aliveFlag[h.index] = 1
     h.up.restore()
     h.down.restore()
     // a restarted process: a fresh policy; the cache (what it has) survived
@@ -542,7 +600,7 @@ export class Fleet implements FleetView {
     h.inAhead = 0
     h.nWait = 0
     h.pumpQueued = false
-    for (const c of h.avail) this.queued[h.index * this.C + c] = 0
+    for (const c of h.avail) this.queued[c * this.H + h.index] = 0
     h.avail = []
     if (h.missing === 0) return
     h.lastProgressMs = now
@@ -563,7 +621,8 @@ export class Fleet implements FleetView {
    */
   private pump (h: Host): void {
     h.pumpQueued = false
-    const base = h.index * this.C
+    const hi = h.index
+    const H = this.H
     const C = this.C
     const W = this.config.window
     const pick = this.config.pickAmong
@@ -575,8 +634,8 @@ export class Fleet implements FleetView {
       const c = h.avail[k]!
       h.avail[k] = h.avail[n - 1]!
       h.avail.pop()
-      this.queued[base + c] = 0
-      if (this.have[base + c] === 1 || h.pending.has(c)) continue
+      this.queued[c * H + hi] = 0
+      if (this.have[c * H + hi] === 1 || this.pend[c * H + hi] === 1) continue
       this.startPending(h, c, false)
     }
     const owners = this.ownerOf[this.component[h.segment]!]!
@@ -590,7 +649,7 @@ export class Fleet implements FleetView {
       const start = i & ~mask
       const c = block > 1 ? start + ((Math.imul(i & mask, h.shuffleA) + h.shuffleB) & mask) : i
       if (c >= C) continue
-      if (this.have[base + c] === 1 || h.pending.has(c)) continue
+      if (this.have[c * H + hi] === 1 || this.pend[c * H + hi] === 1) continue
       // an owned chunk is left to the prefetch lanes, which take them in index order
       if (prefetch > 0 && owners[c] === h.index) continue
       this.startPending(h, c, false)
@@ -599,7 +658,7 @@ export class Fleet implements FleetView {
     if (prefetch <= 0 || this.sim.now < h.lanesAt) return
     while (h.inAhead < prefetch && h.ownCursor < C) {
       const c = h.ownCursor++
-      if (owners[c] !== h.index || this.have[base + c] === 1 || h.pending.has(c)) continue
+      if (owners[c] !== h.index || this.have[c * H + hi] === 1 || this.pend[c * H + hi] === 1) continue
       // as source.ts does: a chunk a peer holds already is not fetched ahead from the origin
       if (this.holderCount[c]! > 0 && h.policy.holdersOf(this.chunkKeys[c]!, this.nowMs()).length > 0) continue
       this.startPending(h, c, true)
@@ -608,8 +667,10 @@ export class Fleet implements FleetView {
   }
 
   private startPending (h: Host, c: number, ahead: boolean): void {
-    const p: Pending = { chunk: c, gen: 0, waiting: false, ahead }
-    h.pending.set(c, p)
+    const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, until: 0, timerAt: Infinity, wakeQueued: false, ahead }
+    this.pendingOf[c * this.H + h.index] = p
+    h.nPending++
+    this.pend[c * this.H + h.index] = 1
     if (ahead) h.inAhead++
     else h.inWindow++
     this.replan(h, p)
@@ -617,8 +678,8 @@ export class Fleet implements FleetView {
 
   /** A peer of `h` announced chunk `c`: queue it as a candidate, and fill free slots. */
   private announce (h: Host, c: number): void {
-    const idx = h.index * this.C + c
-    if (this.have[idx] === 1 || this.queued[idx] === 1 || h.pending.has(c)) return
+    const idx = c * this.H + h.index
+    if (this.have[idx] === 1 || this.queued[idx] === 1 || this.pend[idx] === 1) return
     this.queued[idx] = 1
     h.avail.push(c)
     if (!h.pumpQueued && h.inWindow - h.nWait < this.config.window) {
@@ -634,11 +695,12 @@ export class Fleet implements FleetView {
 
   /** A host that (re)joins learns what its peers hold already (their answers to its WANT). */
   private seedAvailable (h: Host): void {
-    const base = h.index * this.C
+    const hi = h.index
+    const H = this.H
     for (let c = this.C - 1; c >= 0; c--) {
-      if (this.have[base + c] === 1 || this.holderCount[c] === 0) continue
+      if (this.have[c * H + hi] === 1 || this.holderCount[c] === 0) continue
       for (const n of h.neighbors) {
-        if (this.have[n * this.C + c] === 1 && this.hosts[n]!.alive) { this.queued[base + c] = 1; h.avail.push(c); break }
+        if (this.have[c * this.H + n] === 1 && this.hosts[n]!.alive) { this.queued[c * H + hi] = 1; h.avail.push(c); break }
       }
     }
   }
@@ -648,7 +710,7 @@ export class Fleet implements FleetView {
     p.originSince = undefined
     if (p.waiting) {
       p.waiting = false
-      this.waiting[h.index * this.C + p.chunk] = 0
+      this.waiting[p.chunk * this.H + h.index] = 0
       if (!p.ahead) h.nWait--
     }
     const now = this.nowMs()
@@ -658,15 +720,20 @@ export class Fleet implements FleetView {
       case 'peer': {
         const peer = this.hosts[this.hostIndex(plan.peer)]!
         h.policy.requestStarted(plan.peer, key, now)
-        this.sim.after(this.config.latency, this.onRequest, { server: peer, req: { from: h, chunk: p.chunk, epoch: h.epoch, gen: p.gen, cancelled: false } })
+        const req: QueuedRequest = { from: h, server: peer, reason: 'error', chunk: p.chunk, epoch: h.epoch, gen: p.gen, cancelled: false }
+        this.sim.after(this.config.latency, this.onRequest, req)
         break
       }
       case 'wait': {
         p.waiting = true
-        this.waiting[h.index * this.C + p.chunk] = 1
+        this.waiting[p.chunk * this.H + h.index] = 1
         if (!p.ahead) h.nWait++
         const at = Math.max(plan.until / 1000, this.sim.now + 1e-6)
-        this.sim.at(at, this.onWake, { h, p, gen: p.gen, epoch: h.epoch })
+        p.until = at
+        if (at < p.timerAt) {
+          p.timerAt = at
+          this.sim.at(at, this.onTimer, p)
+        }
         break
       }
       case 'origin':
@@ -680,25 +747,50 @@ export class Fleet implements FleetView {
     }
   }
 
-  private readonly onWake = (x: { h: Host, p: Pending, gen: number, epoch: number }): void => {
-    if (x.h.epoch !== x.epoch || x.p.gen !== x.gen || !x.h.alive) return
-    this.replan(x.h, x.p)
+  private live (p: Pending): boolean {
+    const h = p.host
+    return h.alive && h.epoch === p.epoch && this.pendingOf[p.chunk * this.H + h.index] === p
+  }
+
+  /** A waiting chunk's timer (see Pending.timerAt). */
+  private readonly onTimer = (p: Pending): void => {
+    if (this.sim.now !== p.timerAt) return // superseded by an earlier timer
+    p.timerAt = Infinity
+    if (!p.waiting || !this.live(p)) return
+    if (this.sim.now < p.until) {
+      p.timerAt = p.until
+      this.sim.at(p.until, this.onTimer, p)
+      return
+    }
+    this.replan(p.host, p)
+  }
+
+  /** Something a waiting chunk's plan depends on changed: plan it again `delay` s from now. */
+  private wake (p: Pending, delay: number): void {
+    if (p.wakeQueued) return
+    p.wakeQueued = true
+    this.sim.after(delay, this.onWake, p)
+  }
+
+  private readonly onWake = (p: Pending): void => {
+    p.wakeQueued = false
+    if (p.waiting && this.live(p)) this.replan(p.host, p)
   }
 
   private isCurrent (h: Host, chunk: number, epoch: number, gen: number): Pending | undefined {
     if (!h.alive || h.epoch !== epoch) return undefined
-    const p = h.pending.get(chunk)
+    const p = this.pendingOf[chunk * this.H + h.index]
     return p != null && p.gen === gen ? p : undefined
   }
 
   // ---- peer requests ------------------------------------------------------------------------
 
-  private readonly onRequest = (x: { server: Host, req: QueuedRequest }): void => {
-    const { server, req } = x
+  private readonly onRequest = (req: QueuedRequest): void => {
+    const server = req.server
     const h = req.from
     if (this.isCurrent(h, req.chunk, req.epoch, req.gen) == null) return
     if (!this.reachable(h.index, server.index)) { this.fail(h, server, req, 'error', 2 * this.config.latency); return }
-    if (server.malice === 2 || (server.malice === 0 && this.have[server.index * this.C + req.chunk] === 0)) {
+    if (server.malice === 2 || (server.malice === 0 && this.have[req.chunk * this.H + server.index] === 0)) {
       this.fail(h, server, req, 'missing', this.config.latency)
       return
     }
@@ -731,13 +823,14 @@ export class Fleet implements FleetView {
         continue
       }
       st.active = true
-      p.transfer = startTransfer(this.sim, this.peerPath(server, h), this.chunkSizes[req.chunk]!, this.config.latency, this.onServed, { server, req })
+      p.transfer = startTransfer(this.sim, this.peerPath(server, h), this.chunkSizes[req.chunk]!, this.config.latency, this.onServed, req)
       return
     }
   }
 
   private readonly onServed = (ok: boolean, t: Transfer): void => {
-    const { server, req } = t.tag as { server: Host, req: QueuedRequest }
+    const req = t.tag as QueuedRequest
+    const server = req.server
     if (server.malice === 0) server.policy.inboundDone(req.from.key)
     if (server.alive) this.nextOnStream(server, req.from.index)
     const h = req.from
@@ -763,21 +856,28 @@ export class Fleet implements FleetView {
     this.got(h, p)
   }
 
+  /** The request failed at `server` (its answer reaches the requester `delay` s later). */
   private fail (h: Host, server: Host, req: QueuedRequest, reason: 'missing' | 'busy' | 'error', delay: number): void {
-    const after = (): void => {
-      const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
-      if (p == null) return
-      p.transfer = undefined
-      const now = this.nowMs()
-      const key = this.chunkKeys[req.chunk]!
-      if (reason === 'missing' && server.malice === 2) this.falseClaims++
-      const wasBanned = h.policy.isBanned(server.key, now)
-      h.policy.requestFailed(server.key, key, reason, now)
-      if (!wasBanned && h.policy.isBanned(server.key, now)) this.bans++
-      this.replan(h, p)
-    }
-    if (delay > 0) this.sim.after(delay, after)
-    else after()
+    req.server = server
+    req.reason = reason
+    if (delay > 0) this.sim.after(delay, this.onFailed, req)
+    else this.onFailed(req)
+  }
+
+  private readonly onFailed = (req: QueuedRequest): void => {
+    const h = req.from
+    const server = req.server
+    const reason = req.reason
+    const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
+    if (p == null) return
+    p.transfer = undefined
+    const now = this.nowMs()
+    const key = this.chunkKeys[req.chunk]!
+    if (reason === 'missing' && server.malice === 2) this.falseClaims++
+    const wasBanned = h.policy.isBanned(server.key, now)
+    h.policy.requestFailed(server.key, key, reason, now)
+    if (!wasBanned && h.policy.isBanned(server.key, now)) this.bans++
+    this.replan(h, p)
   }
 
   private peerPath (from: Host, to: Host): Link[] {
@@ -846,10 +946,12 @@ export class Fleet implements FleetView {
 
   private got (h: Host, p: Pending): void {
     const c = p.chunk
-    const idx = h.index * this.C + c
+    const idx = c * this.H + h.index
     this.have[idx] = 1
     this.holderCount[c]!++
-    h.pending.delete(c)
+    this.pendingOf[idx] = undefined
+    h.nPending--
+    this.pend[idx] = 0
     if (p.ahead) h.inAhead--
     else h.inWindow--
     h.missing--
@@ -857,14 +959,21 @@ export class Fleet implements FleetView {
     h.lastProgressMs = now
     h.policy.noteHave(INDEX, h.key, this.chunkKeys[c]!, now)
     // the announcement: neighbours waiting for this chunk plan again
-    const C = this.C
-    for (const n of h.neighbors) {
-      const nh = this.hosts[n]!
-      if (this.waiting[n * C + c] === 1) {
-        const np = nh.pending.get(c)
-        if (np != null && np.waiting && nh.alive) this.sim.after(this.config.latency, this.onWake, { h: nh, p: np, gen: np.gen, epoch: nh.epoch })
-      } else if (nh.joined && nh.alive && nh.missing > 0) {
-        this.announce(nh, c)
+    const H = this.H
+    const have = this.have
+    const waiting = this.waiting
+    const nbrs = h.neighbors
+    for (let k = 0; k < nbrs.length; k++) {
+      const n = nbrs[k]!
+      const nidx = c * H + n
+      if (have[nidx] === 1) continue
+      if (waiting[nidx] === 1) {
+        const nh = this.hosts[n]!
+        const np = this.pendingOf[nidx]
+        if (np != null && np.waiting && nh.alive) this.wake(np, this.config.latency)
+      } else if (this.queued[nidx] === 0 && this.pend[nidx] === 0) {
+        const nh = this.hosts[n]!
+        if (nh.joined && nh.alive && nh.missing > 0) this.announce(nh, c)
       }
     }
     if (h.missing === 0) {

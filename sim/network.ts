@@ -61,13 +61,26 @@ export class Link {
   private last = 0
   private heap: Job[] = []
   private version = 0
+  /** when the pending timer fires (Infinity: none pending) */
+  private timerAt = Infinity
   private readonly onTimer: (v: number) => void
 
   constructor (sim: Simulation, name: string, capacity: number) {
     this.sim = sim
     this.name = name
     this.capacity = capacity
-    this.onTimer = (v: number) => { if (v === this.version) this.complete() }
+    this.onTimer = (v: number) => {
+      if (v !== this.version) return
+      this.timerAt = Infinity
+      this.advance()
+      while (this.heap.length > 0 && this.heap[0]!.dead) this.popJob()
+      const head = this.heap[0]
+      if (head == null || this.active === 0) return
+      // the timer was set for an earlier finish (a transfer joined since): set it again
+      const remaining = head.tag - this.virtual
+      if (remaining > 1e-9 * head.tag && remaining * this.active / this.capacity > 1e-12) this.reschedule()
+      else this.complete()
+    }
   }
 
   get load (): number { return this.active }
@@ -105,6 +118,7 @@ export class Link {
     this.heap = []
     this.active = 0
     this.version++
+    this.timerAt = Infinity
     for (const job of jobs) {
       if (job.dead) continue
       job.dead = true
@@ -125,12 +139,24 @@ export class Link {
     this.reschedule()
   }
 
+  /**
+   * Sets the timer for the first job's finish. A pending timer that fires no later is kept: it
+   * checks then, and sets itself again if the finish moved (a transfer joining the link only
+   * delays the others), so a busy link costs about one timer event per finished job.
+   */
   private reschedule (): void {
-    this.version++
     while (this.heap.length > 0 && this.heap[0]!.dead) this.popJob()
-    if (this.active === 0 || this.heap.length === 0) return
+    if (this.active === 0 || this.heap.length === 0) {
+      this.version++
+      this.timerAt = Infinity
+      return
+    }
     const remaining = Math.max(0, this.heap[0]!.tag - this.virtual)
-    this.sim.after(remaining * this.active / this.capacity, this.onTimer, this.version)
+    const at = this.sim.now + remaining * this.active / this.capacity
+    if (this.timerAt <= at) return
+    this.version++
+    this.timerAt = at
+    this.sim.at(at, this.onTimer, this.version)
   }
 
   private complete (): void {

@@ -142,7 +142,8 @@ export interface PeerReputation {
   bytesReceived: number
 }
 
-interface PeerState {
+/** What a host knows of one peer (its load, pauses, claims and reputation). */
+export interface PeerState {
   key: PeerKey
   hash: number
   connected: boolean
@@ -169,6 +170,11 @@ interface IndexState {
   fetchers?: { stamp: string, set: Set<PeerKey> }
 }
 
+// a peer's haves and fetching start as these shared empty ones, replaced on the first write (a
+// simulated fleet has hundreds of thousands of peer states, most of which never hold a claim)
+const NO_HAVES: Set<ChunkKey> = new Set()
+const NO_FETCHING: Map<ChunkKey, number> = new Map()
+
 /** murmur3's fmix32: a bijective 32-bit mixer with full avalanche */
 function mix32 (h: number): number {
   h ^= h >>> 16
@@ -191,11 +197,22 @@ export function hashKey (s: string): number {
 
 /** A chunk's hash: the first 32 bits of its hex ID (digests are uniform), or FNV for other keys. */
 export function chunkHash (chunk: ChunkKey): number {
-  if (chunk.length >= 8) {
-    const n = Number.parseInt(chunk.slice(0, 8), 16)
-    if (Number.isFinite(n) && /^[0-9a-f]{8}/i.test(chunk)) return n >>> 0
+  if (chunk.length < 8) return hashKey(chunk)
+  // parsed by hand: this runs for every plan
+  let n = 0
+  for (let i = 0; i < 8; i++) {
+    const d = hexDigit(chunk.charCodeAt(i))
+    if (d < 0) return hashKey(chunk)
+    n = (n << 4) | d
   }
-  return hashKey(chunk)
+  return n >>> 0
+}
+
+function hexDigit (code: number): number {
+  if (code >= 48 && code <= 57) return code - 48
+  const lower = code | 0x20
+  if (lower >= 97 && lower <= 102) return lower - 87
+  return -1
 }
 
 /** The rendezvous weight of a host for a chunk (deterministic; the highest wins). */
@@ -387,6 +404,7 @@ export class SwarmPolicy {
       }
       s.fetching.delete(c)
       if (!s.haves.has(c)) {
+        if (s.haves === NO_HAVES) s.haves = new Set()
         s.haves.add(c)
         let hs = this.holders.get(c)
         if (hs == null) this.holders.set(c, hs = new Set())
@@ -407,6 +425,7 @@ export class SwarmPolicy {
     if (peer === this.self) return
     const s = this.state(peer)
     if (this.bannedAt(s, now) || s.haves.has(chunk)) return
+    if (s.fetching === NO_FETCHING) s.fetching = new Map()
     s.fetching.set(chunk, now)
     s.lastProgress = Math.max(s.lastProgress, now)
   }
@@ -425,6 +444,21 @@ export class SwarmPolicy {
       const s = this.peerStates.get(p)!
       return s.connected && !this.bannedAt(s, now)
     })
+  }
+
+  /**
+   * The states of holdersOf(chunk): what plan() chooses among. (The fleet simulator overrides it,
+   * reading holders from its shared state.)
+   */
+  protected holderStates (chunk: ChunkKey, now: number): PeerState[] {
+    const hs = this.holders.get(chunk)
+    if (hs == null) return []
+    const out: PeerState[] = []
+    for (const p of hs) {
+      const s = this.peerStates.get(p)!
+      if (s.connected && !this.bannedAt(s, now)) out.push(s)
+    }
+    return out
   }
 
   /** Connected, non-banned peers that announced (within fetchingTtl) they are fetching the chunk. */
@@ -484,14 +518,14 @@ export class SwarmPolicy {
    */
   plan (index: IndexKey, chunk: ChunkKey, now: number): Plan {
     // 1. a peer has it
-    const holders = this.holdersOf(chunk, now)
+    const holders = this.holderStates(chunk, now)
     if (holders.length > 0) {
       const ch = chunkHash(chunk)
       let best: PeerState | undefined
       let bestTie = 0
       let retry = now + this.busyRetry
-      for (const p of holders) {
-        const s = this.peerStates.get(p)!
+      for (let i = 0; i < holders.length; i++) {
+        const s = holders[i]!
         if (s.busyUntil > now) { retry = Math.min(retry, s.busyUntil); continue }
         if (s.inFlight >= this.maxInFlightPerPeer) continue
         const tie = rendezvousWeight(s.hash ^ this.selfHash, ch)
@@ -559,12 +593,26 @@ export class SwarmPolicy {
     s.busyStreak = 0
     // good service slowly pays off strikes
     if (s.rep.strikes > 0 && s.rep.goodChunks % 64 === 0) s.rep.strikes--
-    if (!this.bannedAt(s, now) && s.connected && !s.haves.has(chunk)) {
-      s.haves.add(chunk)
-      let hs = this.holders.get(chunk)
-      if (hs == null) this.holders.set(chunk, hs = new Set())
-      hs.add(peer)
-    }
+    if (!this.bannedAt(s, now) && s.connected) this.served(peer, chunk, now)
+  }
+
+  /**
+   * `peer` just served `chunk` verified, so it holds it: recorded as a holder. (The fleet
+   * simulator overrides this and `claimed`, which read what peers hold from its shared state.)
+   */
+  protected served (peer: PeerKey, chunk: ChunkKey, _now: number): void {
+    const s = this.state(peer)
+    if (s.haves.has(chunk)) return
+    if (s.haves === NO_HAVES) s.haves = new Set()
+    s.haves.add(chunk)
+    let hs = this.holders.get(chunk)
+    if (hs == null) this.holders.set(chunk, hs = new Set())
+    hs.add(peer)
+  }
+
+  /** Whether `peer` claimed (announced) `chunk`: a "missing" answer for it is then a false claim. */
+  protected claimed (peer: PeerKey, chunk: ChunkKey): boolean {
+    return this.peerStates.get(peer)?.haves.has(chunk) === true
   }
 
   /**
@@ -575,7 +623,7 @@ export class SwarmPolicy {
   requestFailed (peer: PeerKey, chunk: ChunkKey, reason: FailureReason, now: number): void {
     const s = this.state(peer)
     s.inFlight = Math.max(0, s.inFlight - 1)
-    const claimed = s.haves.has(chunk)
+    const claimed = reason === 'missing' && this.claimed(peer, chunk)
     if (reason !== 'busy') this.dropHave(s, chunk)
     switch (reason) {
       case 'invalid':
@@ -651,7 +699,8 @@ export class SwarmPolicy {
 
   // ---- internals ----------------------------------------------------------------------------
 
-  private state (peer: PeerKey): PeerState {
+  /** The state of a peer, created on first mention. */
+  protected state (peer: PeerKey): PeerState {
     let s = this.peerStates.get(peer)
     if (s == null) {
       s = {
@@ -663,8 +712,8 @@ export class SwarmPolicy {
         lastProgress: -Infinity,
         busyUntil: 0,
         busyStreak: 0,
-        haves: new Set(),
-        fetching: new Map(),
+        haves: NO_HAVES,
+        fetching: NO_FETCHING,
         rep: { peer, strikes: 0, bannedUntil: 0, goodChunks: 0, badChunks: 0, falseClaims: 0, bytesReceived: 0 }
       }
       this.peerStates.set(peer, s)
