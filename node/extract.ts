@@ -177,8 +177,9 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     for (const task of tasks) {
       if (failure != null) break
       const p = task.run().then(() => {
-        // start writing the batch to disk now rather than all of it at the final fsync
-        if (!inPlace) writeBehind(handle.fd, task.chunks[0]!.start, task.chunks[task.chunks.length - 1]!.start + task.chunks[task.chunks.length - 1]!.size - task.chunks[0]!.start)
+        // start writing the batch to disk now rather than all of it at the final fsync (only its
+        // own ranges: between chunks scattered over the file, seeds wrote the rest)
+        if (!inPlace) for (const [from, to] of spans(task.chunks)) writeBehind(handle.fd, from, to - from)
         for (const c of task.chunks) done += c.size
         stats.bytes = done
         stats.chunks += task.chunks.length
@@ -203,4 +204,15 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     log('extracted %s (%d bytes)', output, total)
   }
   return stats
+}
+
+/** The byte ranges chunks in index order cover, back-to-back chunks merged. */
+function spans (chunks: IndexChunk[]): Array<[number, number]> {
+  const out: Array<[number, number]> = []
+  for (const c of chunks) {
+    const last = out[out.length - 1]
+    if (last != null && last[1] === c.start) last[1] = c.start + c.size
+    else out.push([c.start, c.start + c.size])
+  }
+  return out
 }

@@ -8,7 +8,7 @@ import { ChunkId, type DigestAlgorithm, digestFromFlags } from '../protocol/chun
 import { blockDeviceSize } from './block-device.ts'
 import type { Index } from '../protocol/index-file.ts'
 import { defaultLogger } from './logger.ts'
-import { sharedPool, type WorkerPool } from './workers/pool.ts'
+import { sharedPool, type WorkerPool, type WorkerReply } from './workers/pool.ts'
 
 const log = defaultLogger().forComponent('caswarm:seed')
 
@@ -59,54 +59,98 @@ export class FileSeed implements Seed {
   }
 
   /**
-   * Chunks the file with the index's parameters and records the chunks the index wants. The
-   * file is cut into ranges indexed in parallel on the worker pool; each range's chunker starts
-   * at an arbitrary offset and runs on past its end until it has fallen into step with the
-   * chunker of the next range (content-defined cuts resynchronise within a chunk or two), so
-   * only a chunk or two per range boundary can be missed, and those come from the stores.
+   * Finds the chunks the index wants in the file, in two passes on the worker pool:
+   * 1. probes (node/workers/seed-scan.ts): each worker walks a slice of the index and hashes the
+   *    seed where each chunk would be if the seed were an older version of the same image, and
+   *    chunks the seed around the places where that fails, to find the new distance. For an
+   *    older image this costs about one hash per chunk, the verification every chunk needs anyway.
+   * 2. the stretches of the seed neither probe nor scan looked at are chunked as casync chunks a
+   *    whole seed (ranges in parallel, each chunker running on past its end until it has fallen
+   *    into step with the next range's), so a chunk that moved is found wherever it is.
+   * Only a chunk or two at the edge of a stretch can be missed; those come from the stores.
    */
   static async index (file: string, target: Index, options: SeedIndexOptions = {}, name?: string): Promise<FileSeed> {
     const digest = digestFromFlags(target.featureFlags)
     const seed = new FileSeed(file, digest, name)
     const pool = options.pool ?? sharedPool()
-    const wanted = new Uint8Array(target.chunks.length * 32)
+    const n = target.chunks.length
+    const wanted = new Uint8Array(n * 32)
     target.chunks.forEach((c, i) => { wanted.set(c.id.bytes, i * 32) })
     const sizes = Int32Array.from(new Set(target.chunks.map(c => c.size)))
-    const out = options.outFd != null ? { fd: options.outFd, starts: Float64Array.from(target.chunks, c => c.start), sparse: options.sparse } : undefined
+    const starts = Float64Array.from(target.chunks, c => c.start)
+    const out = options.outFd != null ? { fd: options.outFd, starts, sparse: options.sparse } : undefined
+    const params = { min: target.chunkSizeMin, avg: target.chunkSizeAvg, max: target.chunkSizeMax }
     seed.handle = fs.open(file, 'r')
     const handle = await seed.handle.catch((err: any) => {
       throw Object.assign(new Error(`cannot read seed ${file}: ${err.code === 'ENOENT' ? 'no such file' : String(err.message)}`), { code: err.code })
     })
     const st = await handle.stat()
     const size = st.isBlockDevice() ? await blockDeviceSize(file) : st.size
-    const rangeSize = Math.max(16 << 20, Math.ceil(size / (pool.size * 4)))
-    const overlap = 8 * target.chunkSizeMax
+    const absorb = (reply: WorkerReply): void => {
+      options.signal?.throwIfAborted()
+      for (const i of reply.written ?? []) seed.written.add(i)
+      const found = reply.found ?? []
+      for (let i = 0; i < found.length; i += 3) {
+        const hex = target.chunks[found[i + 2]!]!.id.toString()
+        if (!seed.chunks.has(hex)) seed.chunks.set(hex, { offset: found[i]!, size: found[i + 1]! })
+      }
+    }
     let done = 0
-    const jobs: Array<Promise<void>> = []
-    for (let start = 0; start < size || (start === 0 && size === 0); start += rangeSize) {
-      const end = Math.min(size, start + rangeSize)
-      jobs.push(pool.run({ op: 'seed', fd: handle.fd, start, end, overlap: end < size ? overlap : 0, min: target.chunkSizeMin, avg: target.chunkSizeAvg, max: target.chunkSizeMax, digest, wanted, sizes, out }).then((reply) => {
-        options.signal?.throwIfAborted()
-        for (const i of reply.written ?? []) seed.written.add(i)
-        const found = reply.found ?? []
-        for (let i = 0; i < found.length; i += 3) {
-          const hex = target.chunks[found[i + 2]!]!.id.toString()
-          if (!seed.chunks.has(hex)) seed.chunks.set(hex, { offset: found[i]!, size: found[i + 1]! })
-        }
-        done += end - start
-        options.onProgress?.(done)
-      }))
-      if (size === 0) break
+    const progress = (bytes: number): void => { done += bytes; options.onProgress?.(Math.min(size, done)) }
+    const settle = async (jobs: Array<Promise<void>>): Promise<void> => {
+      try {
+        await Promise.all(jobs)
+      } catch (err) {
+        await Promise.allSettled(jobs)
+        await seed.close()
+        throw err
+      }
     }
-    try {
-      await Promise.all(jobs)
-    } catch (err) {
-      await Promise.allSettled(jobs)
-      await seed.close()
-      throw err
+
+    // 1. probes, one slice of the index per worker (slices of equal bytes)
+    const covered: number[] = []
+    let probeScanned = 0
+    const total = n > 0 ? target.chunks[n - 1]!.start + target.chunks[n - 1]!.size : 0
+    const slices = size > 0 && n > 0 ? pool.size : 0
+    const chunkSizes = Int32Array.from(target.chunks, c => c.size)
+    const probes: Array<Promise<void>> = []
+    for (let k = 0, first = 0; k < slices; k++) {
+      let end = first
+      const until = total * (k + 1) / slices
+      while (end < n && (k === slices - 1 || starts[end]! < until)) end++
+      if (end > first) {
+        probes.push(pool.run({ op: 'seed-probe', fd: handle.fd, seedSize: size, first, end, delta: 0, window: 2 * params.max, ...params, digest, wanted, sizes, starts, chunkSizes, out }).then((reply) => {
+          absorb(reply)
+          covered.push(...(reply.covered ?? []))
+          probeScanned += reply.scanned ?? 0
+          progress(size / slices / 2)
+        }))
+      }
+      first = end
     }
+    await settle(probes)
+
+    // 2. what the probes did not look at, if any wanted chunk is still to be found
+    const lacking = target.chunks.some((c, i) => !seed.written.has(i) && !seed.chunks.has(c.id.toString()))
+    const gaps = lacking ? uncovered(covered, size, params.min, params.max) : []
+    const gapBytes = gaps.reduce((sum, [a, b]) => sum + b - a, 0)
+    const rangeSize = Math.max(16 << 20, Math.ceil(gapBytes / (pool.size * 4)))
+    const overlap = 8 * params.max
+    const scans: Array<Promise<void>> = []
+    for (const [from, to] of gaps) {
+      for (let start = from; start < to; start += rangeSize) {
+        const end = Math.min(to, start + rangeSize)
+        // (a gap's first range starts in step; the chunker runs on past each range's end to a cut)
+        scans.push(pool.run({ op: 'seed', fd: handle.fd, start, end, overlap: end < to ? overlap : 0, ...params, digest, wanted, sizes, out }).then((reply) => {
+          absorb(reply)
+          progress((end - start) * (size / 2) / Math.max(1, gapBytes))
+        }))
+      }
+    }
+    await settle(scans)
+    if (size > 0) options.onProgress?.(size)
     seed.bytesIndexed = size
-    log('%s: %d bytes indexed, %d wanted chunks found', seed.name, size, seed.chunks.size)
+    log('%s: %d bytes, %d wanted chunks found; %d bytes chunked around missed probes, %d in stretches no probe reached', seed.name, size, seed.chunks.size, probeScanned, gapBytes)
     return seed
   }
 
@@ -150,4 +194,31 @@ export class FileSeed implements Seed {
     this.handle = undefined
     await (await handle?.catch(() => undefined))?.close()
   }
+}
+
+/**
+ * The stretches of [0, size) outside the `covered` intervals ([start, end) pairs, any order),
+ * those closer than `max` merged, and those shorter than `min` dropped (no chunk fits). Each starts
+ * where a covered interval ends: there the index has a cut after the same bytes, so a chunker
+ * started there cuts as the index was cut.
+ */
+export function uncovered (covered: number[], size: number, min: number, max: number): Array<[number, number]> {
+  const pairs: Array<[number, number]> = []
+  for (let i = 0; i + 1 < covered.length; i += 2) pairs.push([covered[i]!, covered[i + 1]!])
+  pairs.sort((a, b) => a[0] - b[0])
+  const gaps: Array<[number, number]> = []
+  let at = 0
+  for (const [a, b] of pairs) {
+    if (a > at) gaps.push([at, a])
+    at = Math.max(at, b)
+  }
+  if (at < size) gaps.push([at, size])
+  const out: Array<[number, number]> = []
+  for (const [a, b] of gaps) {
+    if (b - a < min) continue
+    const last = out[out.length - 1]
+    if (last != null && a <= last[1] + max) last[1] = b
+    else out.push([a, b])
+  }
+  return out
 }

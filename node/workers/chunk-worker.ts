@@ -13,6 +13,8 @@ import type { PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
 import type { HttpStore, HttpStoreStats } from '../store/http-store.ts'
 import { useNativeChunker } from '../native-chunker.ts'
 import { willNeed } from '../native-io.ts'
+import { probeSeedSlice, scanSeedRange } from './seed-scan.ts'
+import { writeAll } from './write-all.ts'
 
 useNativeChunker()
 
@@ -47,7 +49,8 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
   }
   if (req.op === 'cuts') { const ends = findCuts(req); return { reply: { seq: req.seq, ends }, transfer: [ends.buffer as ArrayBuffer] } }
   if (req.op === 'store-range') { const r = await storeRange(req); return { reply: { seq: req.seq, ids: r.ids, storedSizes: r.stored }, transfer: [r.ids.buffer as ArrayBuffer, r.stored.buffer as ArrayBuffer] } }
-  if (req.op === 'seed') return { reply: { seq: req.seq, ...indexSeedRange(req) }, transfer: [] }
+  if (req.op === 'seed') return { reply: { seq: req.seq, ...scanSeedRange(req) }, transfer: [] }
+  if (req.op === 'seed-probe') return { reply: { seq: req.seq, ...probeSeedSlice(req) }, transfer: [] }
   if (req.op === 'place-batch') {
     // start reading every chunk file of the batch at once (a store on disk), then take them in turn
     const files: string[] = []
@@ -264,78 +267,6 @@ async function storeLocal (id: ChunkId, data: Uint8Array, storePath: string, ext
   return prepared.compressed.byteLength
 }
 
-let wantedCache: { bytes: Uint8Array, map: Map<string, number[]> } | undefined
-
-/** Chunks one range of a seed file and reports the wanted chunks found in it. */
-function indexSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<WorkerReply, 'found' | 'scanned' | 'written'> {
-  if (wantedCache?.bytes !== req.wanted) {
-    // chunk hex → every index position holding it (repeated chunks are written everywhere)
-    const map = new Map<string, number[]>()
-    for (let i = 0; i * 32 < req.wanted.byteLength; i++) {
-      const hex = Buffer.from(req.wanted.buffer, req.wanted.byteOffset + i * 32, 32).toString('hex')
-      const at = map.get(hex)
-      if (at == null) map.set(hex, [i])
-      else at.push(i)
-    }
-    wantedCache = { bytes: req.wanted, map }
-  }
-  const wanted = wantedCache!.map
-  const written: number[] = []
-  const placed = new Set<string>()
-  const sizes = new Set(req.sizes)
-  const finder = new CutFinder({ min: req.min, avg: req.avg, max: req.max })
-  const block = 1 << 20
-  let buf = new Uint8Array(block + req.max)
-  let have = 0 // bytes in buf, starting at file offset `base`
-  let base = req.start
-  let eof = false
-  const stopAt = req.end + req.overlap
-  const found: number[] = []
-  const consider = (offset: number, data: Uint8Array): void => {
-    if (!sizes.has(data.byteLength)) return
-    const hex = createHash(req.digest === 'sha256' ? 'sha256' : 'sha512-256').update(data).digest('hex')
-    const at = wanted.get(hex)
-    if (at == null) return
-    found.push(offset, data.byteLength, at[0]!)
-    if (req.out == null || placed.has(hex)) return
-    placed.add(hex)
-    if (req.out.sparse === true && isZero(data)) { for (const i of at) written.push(i); return } // zeros are there already
-    // these bytes are verified (they hash to the wanted ID): write them to every place the
-    // output needs them, so the seed is read and hashed once, not again when placing
-    for (const i of at) {
-      writeAll(req.out.fd, data, req.out.starts[i]!)
-      written.push(i)
-    }
-  }
-  while (base < stopAt) {
-    if (!eof && have < buf.byteLength) {
-      const n = fs.readSync(req.fd, buf, have, buf.byteLength - have, base + have)
-      if (n === 0) eof = true
-      have += n
-    }
-    let at = 0
-    for (;;) {
-      const n = finder.next(at === 0 ? buf.subarray(0, have) : buf.subarray(at, have))
-      if (n < 0) break
-      consider(base + at, buf.subarray(at, at + n))
-      at += n
-      if (base + at >= stopAt) break
-    }
-    if (base + at >= stopAt) { base += at; break }
-    if (eof) {
-      if (have > at) consider(base + at, buf.subarray(at, have))
-      base += have
-      break
-    }
-    // keep the unfinished chunk at the front
-    buf.copyWithin(0, at, have)
-    have -= at
-    base += at
-    if (have === buf.byteLength) { const bigger = new Uint8Array(buf.byteLength * 2); bigger.set(buf); buf = bigger }
-  }
-  return { found, scanned: base - req.start, written }
-}
-
 // This worker's copies of the HTTP stores it was asked to fetch from (its own connections), and
 // what each had counted when its stats were last reported.
 const httpStores = new Map<string, { store: HttpStore, reported: HttpStoreStats }>()
@@ -475,11 +406,6 @@ function verified (id: ChunkId, size: number, digest: DigestAlgorithm, from: Loc
   const actual = new ChunkId(digestBytes(plain, digest))
   if (!actual.equals(id)) return { status: from.kind === 'file' ? 'missing' : 'invalid', detail: `${where}: chunk ${id.toString()} hashes to ${actual.toString()}` }
   return { status: 'ok', plain }
-}
-
-function writeAll (fd: number, data: Uint8Array, offset: number): void {
-  let written = 0
-  while (written < data.byteLength) written += fs.writeSync(fd, data, written, data.byteLength - written, offset + written)
 }
 
 /** Reads, verifies and writes one chunk; never writes bytes that failed verification. */

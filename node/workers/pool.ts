@@ -20,6 +20,12 @@ export type WorkerRequest =
    * is in `sizes` and report those whose ID is in `wanted` (32-byte IDs back to back)
    */
   | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, out?: { fd: number, starts: Float64Array, sparse?: boolean } }
+  /**
+   * probe index positions [first, end) against a seed of `seedSize` bytes at the offsets they
+   * would have in an older version (node/workers/seed-scan.ts), starting `delta` bytes off and
+   * scanning `window` bytes around a miss; `starts` and `chunkSizes` cover the whole index
+   */
+  | { op: 'seed-probe', seq: number, fd: number, seedSize: number, first: number, end: number, delta: number, window: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, starts: Float64Array, chunkSizes: Int32Array, out?: { fd: number, starts: Float64Array, sparse?: boolean } }
   /** chunk fd from `start` (any offset) until a cut at or past `until`, or the end: the cuts' end offsets */
   | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
   /**
@@ -61,11 +67,13 @@ export interface WorkerReply {
   detail?: string
   /** check: the bytes are already right */
   match?: boolean
-  /** seed: wanted chunks found, as [offset, size, index into wanted] triples; bytes chunked */
+  /** seed, seed-probe: wanted chunks found, as [offset, size, index into wanted] triples; bytes chunked */
   found?: number[]
   scanned?: number
   /** seed with `out`: the index positions whose chunk was written to the output from the verified bytes */
   written?: number[]
+  /** seed-probe: the seed intervals examined, [start, end) pairs */
+  covered?: number[]
   /** place-batch: per item, the index of the source that supplied it (-1: none), and per source what went wrong */
   placed?: Array<{ from: number, zero?: boolean, failures: Array<{ source: number, status: 'missing' | 'invalid' | 'xz' | 'error', detail?: string, code?: string }> }>
   /** place-batch with HTTP sources: what the worker's copy of each store counted for this batch, by URL */

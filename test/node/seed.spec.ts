@@ -7,7 +7,7 @@ import { ChunkId } from '../../protocol/chunk-id.ts'
 import { chunk, parseChunkSize } from '../../protocol/chunker.ts'
 import type { Index, IndexChunk } from '../../protocol/index-file.ts'
 import { blobFeatureFlags } from '../../node/make.ts'
-import { FileSeed } from '../../node/seed.ts'
+import { FileSeed, uncovered } from '../../node/seed.ts'
 import { pieces, pseudoRandom, specRandom } from '../helpers/fixtures.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 
@@ -46,6 +46,52 @@ describe('FileSeed', () => {
       }
     })
   }
+
+  it('an older image edited every way (changed in place, grown, shrunk, a block moved and one copied): every chunk it holds is found, and written where the target wants it', async () => {
+    // 2 MB of mixed data; the edits are larger than the probes' scan window (2 x 64 KiB)
+    const old = Buffer.concat([pseudoRandom(1_200_000, 61), specRandom(400_000, 'seed-b'), Buffer.alloc(150_000), pseudoRandom(250_000, 62)])
+    const edited = Buffer.concat([
+      old.subarray(1_800_000, 2_000_000), // a block moved to the front
+      old.subarray(0, 300_000),
+      pseudoRandom(5_000, 63), // changed in place
+      old.subarray(305_000, 500_000),
+      pseudoRandom(400_000, 64), // grown
+      old.subarray(500_000, 900_000),
+      // shrunk: 300 KB of the old image left out
+      old.subarray(1_200_000, 1_800_000),
+      old.subarray(100_000, 250_000) // a block copied
+    ])
+    const file = path.join(t.path, 'old.img')
+    writeFileSync(file, old)
+    const target = await indexOf(edited)
+    const own = new Set((await indexOf(old)).chunks.map(c => c.id.toString()))
+    const outFile = path.join(t.path, 'edited.out')
+    writeFileSync(outFile, Buffer.alloc(edited.byteLength))
+    const fd = (await import('node:fs')).openSync(outFile, 'r+')
+    const seed = await FileSeed.index(file, target, { outFd: fd })
+    try {
+      const missed = target.chunks.filter(c => own.has(c.id.toString()) && !seed.has(c.id))
+      assert.deepEqual(missed.map(c => c.start), [], 'chunks of the old image that were not found')
+      for (const c of target.chunks) if (!own.has(c.id.toString())) assert.equal(seed.has(c.id), false)
+      const written = [...seed.written]
+      assert.ok(written.length >= target.chunks.filter(c => own.has(c.id.toString())).length)
+      const result = (await import('node:fs')).readFileSync(outFile)
+      for (const i of written) {
+        const c = target.chunks[i]!
+        assert.ok(result.subarray(c.start, c.start + c.size).equals(edited.subarray(c.start, c.start + c.size)), `chunk ${i} written wrong`)
+      }
+    } finally {
+      (await import('node:fs')).closeSync(fd)
+      await seed.close()
+    }
+  })
+
+  it('uncovered(): the stretches no probe looked at, merged when close, dropped when no chunk fits', () => {
+    assert.deepEqual(uncovered([10, 20, 0, 5], 100, 3, 2), [[5, 10], [20, 100]])
+    assert.deepEqual(uncovered([0, 50, 52, 100], 100, 3, 2), [], 'a 2-byte gap holds no 3-byte chunk')
+    assert.deepEqual(uncovered([10, 20, 23, 24], 40, 3, 2), [[0, 10], [20, 40]], 'gaps 1 apart merge')
+    assert.deepEqual(uncovered([], 40, 3, 2), [[0, 40]])
+  })
 
   it('a seed changed after indexing is not trusted for the changed chunk', async () => {
     const file = path.join(t.path, 'changing.img')
