@@ -53,12 +53,14 @@ export interface FleetConfig {
   }
   /**
    * requests a host keeps in flight for chunks its peers announced (node/swarm/source.ts
-   * peerPrefetch), and chunks it waits for in its own order (extract's concurrency). @default 16
+   * peerPrefetch), and chunks it waits for in its own order (extract's concurrency); 0: as
+   * source.ts picks it for the chunk size (policy.ts chunkSizeDefaults: 16 at 64 KiB). @default 0
    */
   window: number
   /**
    * origin fetches an origin fetcher keeps in flight for the chunks it owns, in index order
-   * (node/swarm/source.ts ownerPrefetch; 0: only when its window reaches them). @default 2
+   * (node/swarm/source.ts ownerPrefetch; 0: only when its window reaches them). Its lanes open
+   * one more with each chunk it fetched (a slow start). @default 4
    */
   ownerPrefetch: number
   /**
@@ -107,8 +109,8 @@ export function defaultConfig (): FleetConfig {
     segmentLink: 10_000 * MBIT,
     segmentWan: 10_000 * MBIT,
     origin: { bandwidth: 1000 * MBIT, latency: 0.010 },
-    window: 16,
-    ownerPrefetch: 2,
+    window: 0,
+    ownerPrefetch: 4,
     settle: 0.02,
     pickAmong: PICK_AMONG,
     shuffleBlock: 64,

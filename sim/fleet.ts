@@ -10,7 +10,7 @@
 // which bans the peer, exactly as the real host does. Chunks are IDs and sizes, not bytes.
 import { ChunkId, verifyChunk } from '../protocol/chunk-id.ts'
 import { ChunkInvalidError } from '../protocol/errors.ts'
-import { chunkHash, hashKey, nextRandom, originFetchers, pickRecent, rendezvousWeight, type PeerKey, type Plan } from '../node/swarm/policy.ts'
+import { chunkHash, chunkSizeDefaults, hashKey, nextRandom, originFetchers, pickRecent, rendezvousWeight, type PeerKey, type Plan } from '../node/swarm/policy.ts'
 import { idealSeconds, type FleetConfig } from './config.ts'
 import { Simulation } from './engine.ts'
 import { FleetPolicy, type FleetView } from './fleet-policy.ts'
@@ -94,6 +94,8 @@ export interface Host {
   /** requests accepted from each peer, served one after another on that peer's stream */
   streams: Map<number, { active: boolean, queue: QueuedRequest[] }>
   lastProgressMs: number
+  /** chunks fetched from the origin */
+  originChunks: number
   /** bytes received: from the origin, from peers (verified), and rejected */
   fromOrigin: number
   fromPeers: number
@@ -186,10 +188,13 @@ export class Fleet implements FleetView {
   falseClaims = 0
   originFetches = { owner: 0, alone: 0, timeout: 0 }
   private readonly ideal: number
+  /** requests for announced chunks (and waits in its own order) a host keeps in flight */
+  private readonly window: number
 
   constructor (config: FleetConfig) {
     this.config = config
     this.rng = new Random(config.seed)
+    this.window = config.window > 0 ? config.window : chunkSizeDefaults(config.update.chunkAvg).peerPrefetch
     const sim = this.sim
 
     // the update: distinct chunks with casync-like sizes (clamped exponential around the average)
@@ -262,6 +267,7 @@ export class Fleet implements FleetView {
         nPending: 0,
         streams: new Map(),
         lastProgressMs: -Infinity,
+        originChunks: 0,
         fromOrigin: 0,
         fromPeers: 0,
         rejected: 0,
@@ -296,7 +302,10 @@ export class Fleet implements FleetView {
   }
 
   private newPolicy (i: number): FleetPolicy {
-    return new FleetPolicy({ ...this.config.policy, self: `h${i}` }, this, i)
+    const policy = new FleetPolicy({ ...this.config.policy, self: `h${i}` }, this, i)
+    // as source.ts does when it starts on an index
+    policy.setChunkSize(this.config.update.chunkAvg)
+    return policy
   }
 
   /** A random graph: each host dials degree/2 peers (a share of them in other segments). */
@@ -332,8 +341,8 @@ export class Fleet implements FleetView {
   hostKey (host: number): string { return this.hosts[host]!.key }
 
   /** The neighbours of `host` that hold `chunk` or claim to, and that it can reach (a scan of typed arrays: this runs for every plan). */
-  neighborHolders (host: number, chunk: number, out: number[]): number[] {
-    out.length = 0
+  neighborHolders (host: number, chunk: number, out: Int32Array): number {
+    let n = 0
     const H = this.H
     const have = this.have
     const claimsAll = this.claimsAll
@@ -344,9 +353,9 @@ export class Fleet implements FleetView {
       const p = nbrs[k]!
       if ((have[chunk * H + p] === 0 && claimsAll[p] === 0) || alive[p] === 0) continue
       if (comp >= 0 && this.component[this.hosts[p]!.segment] !== comp) continue
-      out.push(k)
+      out[n++] = k
     }
-    return out
+    return n
   }
   chunkIndex (key: string): number { return this.chunkByKey.get(key)! }
   neighbors (host: number): Int32Array { return this.hosts[host]!.neighbors }
@@ -624,7 +633,7 @@ export class Fleet implements FleetView {
     const hi = h.index
     const H = this.H
     const C = this.C
-    const W = this.config.window
+    const W = this.window
     const pick = this.config.pickAmong
     while (h.inWindow - h.nWait < W && h.inWindow < 2 * W && h.avail.length > 0) {
       // one of the most recent, at random (policy.ts pickRecent)
@@ -656,7 +665,10 @@ export class Fleet implements FleetView {
     }
     // the prefetch lanes start once the host has heard who else works on the index (settle)
     if (prefetch <= 0 || this.sim.now < h.lanesAt) return
-    while (h.inAhead < prefetch && h.ownCursor < C) {
+    // lanes open one at a time: one more with each chunk fetched from the origin (source.ts
+    // does the same), so the origin's first chunks are not shared out among every fetcher's lanes at once
+    const lanes = Math.min(prefetch, 1 + h.originChunks)
+    while (h.inAhead < lanes && h.ownCursor < C) {
       const c = h.ownCursor++
       if (owners[c] !== h.index || this.have[c * H + hi] === 1 || this.pend[c * H + hi] === 1) continue
       // as source.ts does: a chunk a peer holds already is not fetched ahead from the origin
@@ -682,7 +694,7 @@ export class Fleet implements FleetView {
     if (this.have[idx] === 1 || this.queued[idx] === 1 || this.pend[idx] === 1) return
     this.queued[idx] = 1
     h.avail.push(c)
-    if (!h.pumpQueued && h.inWindow - h.nWait < this.config.window) {
+    if (!h.pumpQueued && h.inWindow - h.nWait < this.window) {
       h.pumpQueued = true
       this.sim.after(this.config.latency, this.onPump, { h, epoch: h.epoch })
     }
@@ -913,6 +925,7 @@ export class Fleet implements FleetView {
         if (!ok) { this.fetchOrigin(h, cur, attempt + 1); return }
         this.verify(p.chunk, false, -1)
         h.fromOrigin += t.bytes
+        h.originChunks++
         this.got(h, cur)
       })
     })

@@ -12,6 +12,8 @@ export interface RunOptions {
   churn?: number
   /** update size in bytes */
   updateBytes?: number
+  /** average chunk size in bytes (min avg/4, max 4×avg, casync's ratios) */
+  chunkSize?: number
   /** any other config change, applied last */
   tweak?: (config: FleetConfig) => void
   /** called every ~250k events with the fleet (progress, abort checks) */
@@ -31,6 +33,11 @@ export function configFor (scenario: Scenario, options: RunOptions = {}): FleetC
   if (options.malicious != null) config.malicious = options.malicious
   if (options.churn != null) config.churn = options.churn
   if (options.updateBytes != null) config.update.bytes = options.updateBytes
+  if (options.chunkSize != null) {
+    config.update.chunkAvg = options.chunkSize
+    config.update.chunkMin = Math.max(1, Math.floor(options.chunkSize / 4))
+    config.update.chunkMax = options.chunkSize * 4
+  }
   scenario.configure(config)
   options.tweak?.(config)
   return config

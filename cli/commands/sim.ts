@@ -15,6 +15,7 @@ interface SimCliOptions {
   churn?: string
   seed?: string
   size?: string
+  chunkSize?: string
   json?: boolean
   plot?: string
   check?: boolean
@@ -35,13 +36,13 @@ function integer (name: string, v: string | undefined, min: number): number | un
   return x
 }
 
-function size (v: string | undefined): number | undefined {
+function size (v: string | undefined, name = 'size'): number | undefined {
   if (v == null) return undefined
   const m = /^(\d+(?:\.\d+)?)([KMG]?)i?B?$/i.exec(v.trim())
-  if (m == null) throw new InvalidArgumentError(`--size must look like 64M or 1G, not ${JSON.stringify(v)}`)
+  if (m == null) throw new InvalidArgumentError(`--${name} must look like 64M or 1G, not ${JSON.stringify(v)}`)
   const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G']
   const bytes = Math.round(Number(m[1]) * mult)
-  if (bytes < 1024) throw new InvalidArgumentError('--size must be at least 1K')
+  if (bytes < 1024) throw new InvalidArgumentError(`--${name} must be at least 1K`)
   return bytes
 }
 
@@ -56,7 +57,8 @@ export function register (program: Command, ctx: CommandContext): void {
     .option('--malicious <fraction>', 'share of hosts that serve corrupt chunks or claim chunks they lack')
     .option('--churn <fraction>', 'share of honest hosts that leave once mid-rollout and come back')
     .option('--seed <n>', 'PRNG seed', '1')
-    .option('--size <bytes>', 'update size (the bytes every host lacks), e.g. 64M')
+    .option('--size <bytes>', 'update size (the bytes every host lacks), e.g. 64M (default 64M)')
+    .option('--chunk-size <bytes>', 'average chunk size, e.g. 4M; min is a quarter, max four times it (default 64K, casync\'s)')
     .option('--json', 'print the report as JSON')
     .option('--plot <file.svg>', 'write an SVG: completion CDF and origin egress over time')
     .option('--check', 'exit 1 unless every headline property of the scenario holds')
@@ -66,7 +68,9 @@ Examples:
   caswarm sim --hosts=1000
   caswarm sim --scenario=malicious --hosts=500 --malicious=0.05 --plot=malicious.svg
   caswarm sim --scenario=churn --churn=0.2 --seed=7 --json
-  caswarm sim --scenario=partition --hosts=2000 --size=32M --check`)
+  caswarm sim --scenario=partition --hosts=2000 --size=32M --check
+  caswarm sim --hosts=10000 --size=16M --check
+  caswarm sim --hosts=5000 --size=500M --chunk-size=4M`)
     .action(async (opts: SimCliOptions) => {
       if (opts.list === true) {
         for (const s of Object.values(scenarios)) ctx.stdout.write(`${s.name.padEnd(15)} ${s.summary}\n`)
@@ -80,6 +84,7 @@ Examples:
         malicious: fraction('malicious', opts.malicious),
         churn: fraction('churn', opts.churn),
         updateBytes: size(opts.size),
+        chunkSize: size(opts.chunkSize, 'chunk-size'),
         onProgress: () => { if (ctx.signal.aborted) throw new InterruptedError() }
       })
       if (opts.plot != null) {

@@ -268,6 +268,30 @@ export function nextRandom (state: number): number {
   return (Math.imul(state, 1664525) + 1013904223) >>> 0
 }
 
+/** casync's default average chunk size, at which the swarm's defaults were calibrated */
+const CALIBRATED_CHUNK_SIZE = 64 * 1024
+
+/**
+ * The swarm's defaults for an index whose chunks average `avg` bytes. At casync's 64 KiB they are
+ * the constructor's defaults; larger chunks take longer to move, so a BUSY peer is left alone for
+ * longer (in proportion, so a wait costs about as many chunk times), and a host keeps fewer
+ * uploads, fewer requests and the fleet fewer origin fetchers in flight (by the square root:
+ * fewer transfers sharing a link finish each chunk sooner, so it is relayed sooner, while enough
+ * stay in flight to keep the links busy). A 4 MiB chunk gets 128 ms, 4 upload slots, 4 peer
+ * requests and 8 origin fetchers.
+ */
+export function chunkSizeDefaults (avg: number): { maxInbound: number, busyRetry: number, originFetchers: number, peerPrefetch: number } {
+  const scale = Math.max(1, avg / CALIBRATED_CHUNK_SIZE)
+  const root = Math.sqrt(scale)
+  const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, Math.round(x)))
+  return {
+    maxInbound: clamp(16 / root, 4, 16),
+    busyRetry: 2 * scale,
+    originFetchers: clamp(32 / root, 8, 32),
+    peerPrefetch: clamp(16 / root, 4, 16)
+  }
+}
+
 /** How many recent announcements pickRecent chooses among. */
 export const PICK_AMONG = 8
 
@@ -275,14 +299,16 @@ export class SwarmPolicy {
   readonly self: PeerKey
   readonly maxInFlightPerPeer: number
   readonly maxInboundPerPeer: number
-  readonly maxInbound: number
+  /** upload slots (see SwarmPolicyInit.maxInbound; setChunkSize scales the default) */
+  maxInbound: number
   readonly ownerTimeout: number
-  readonly originFetcherCount: number
-  readonly busyRetry: number
+  originFetcherCount: number
+  busyRetry: number
   readonly fetchingTtl: number
   readonly banDuration: number
   readonly maxStrikes: number
   private readonly selfHash: number
+  private readonly init: SwarmPolicyInit
   private readonly peerStates = new Map<PeerKey, PeerState>()
   private readonly indexes = new Map<IndexKey, IndexState>()
   /** chunk → peers holding it (reverse of PeerState.haves, for fast selection) */
@@ -290,6 +316,8 @@ export class SwarmPolicy {
   /** chunk → when we first had to wait for it */
   private readonly waitingSince = new Map<ChunkKey, number>()
   private inboundTotal = 0
+  /** the peer state looked up last (see state()) */
+  private lastState?: PeerState
   /** bumped when who works on what, or who is usable, changes */
   private membership = 0
 
@@ -297,6 +325,7 @@ export class SwarmPolicy {
     this.self = init.self
     this.maxInFlightPerPeer = init.maxInFlightPerPeer ?? 8
     this.maxInboundPerPeer = init.maxInboundPerPeer ?? 4
+    this.init = init
     this.maxInbound = init.maxInbound ?? 16
     this.ownerTimeout = init.ownerTimeout ?? 3000
     this.originFetcherCount = init.originFetchers ?? 32
@@ -305,6 +334,19 @@ export class SwarmPolicy {
     this.banDuration = init.banDuration ?? 600_000
     this.maxStrikes = init.maxStrikes ?? 3
     this.selfHash = hashKey(this.self)
+  }
+
+  /**
+   * Scales the defaults that depend on how long a chunk takes to move (upload slots, the BUSY
+   * pause, the number of origin fetchers) to an index's average chunk size; options given to
+   * the constructor stay as given. Call it when extraction of an index starts.
+   */
+  setChunkSize (avg: number): void {
+    const d = chunkSizeDefaults(avg)
+    this.maxInbound = this.init.maxInbound ?? d.maxInbound
+    this.busyRetry = this.init.busyRetry ?? d.busyRetry
+    this.originFetcherCount = this.init.originFetchers ?? d.originFetchers
+    this.membership++
   }
 
   // ---- membership -------------------------------------------------------------------------
@@ -701,6 +743,8 @@ export class SwarmPolicy {
 
   /** The state of a peer, created on first mention. */
   protected state (peer: PeerKey): PeerState {
+    // a request's start, answer and the plan before it name the same peer in a row
+    if (this.lastState?.key === peer) return this.lastState
     let s = this.peerStates.get(peer)
     if (s == null) {
       s = {
@@ -718,6 +762,7 @@ export class SwarmPolicy {
       }
       this.peerStates.set(peer, s)
     }
+    this.lastState = s
     return s
   }
 

@@ -14,7 +14,7 @@ import { defaultLogger, type Logger } from '../logger.ts'
 import { isRawChunkSource, type AbortOptions, type ChunkSource, type ChunkStore, type GetOptions } from '../store/chunk-store.ts'
 import { decodeChunk } from '../store/verify.ts'
 import { indexKeyOf, type SwarmHost } from './host.ts'
-import { hashKey, nextRandom, pickRecent, PICK_AMONG } from './policy.ts'
+import { chunkSizeDefaults, hashKey, nextRandom, pickRecent, PICK_AMONG } from './policy.ts'
 
 export interface SwarmSourceInit {
   host: SwarmHost
@@ -32,14 +32,17 @@ export interface SwarmSourceInit {
   /**
    * Origin fetches this host runs ahead of the extraction for the chunks it owns (0: none, fetch
    * an owned chunk only when the extraction reaches it). Only the index's origin fetchers
-   * (SwarmPolicy originFetchers) own chunks. Needs a cache. @default 2 (as the simulator)
+   * (SwarmPolicy originFetchers) own chunks. The lanes open one at a time, one more with each
+   * chunk fetched (a slow start: the fleet's first origin fetches are not all shared out at once,
+   * so its first chunks arrive early). Needs a cache. @default 4 (as the simulator)
    */
   ownerPrefetch?: number
   /**
    * Requests this host keeps in flight, besides the extraction's own, for chunks peers announce,
    * the most recently announced first (policy.ts pickRecent): the host takes what is new on the
    * LAN as it arrives rather than waiting on the chunks at its extraction's position, so it
-   * always has something its peers lack to serve. Needs a cache. @default 16 (the simulator's window)
+   * always has something its peers lack to serve. Needs a cache. @default chunkSizeDefaults(index.chunkSizeAvg).peerPrefetch
+   * (16 at casync's 64 KiB, fewer for larger chunks; the simulator's window)
    */
   peerPrefetch?: number
 }
@@ -96,8 +99,8 @@ export class SwarmSource implements ChunkSource {
     this.cache = init.cache
     this.settle = init.settle ?? 1500
     this.minUptime = init.minUptime ?? 300
-    this.ownerPrefetch = init.cache != null ? (init.ownerPrefetch ?? 2) : 0
-    this.peerPrefetch = init.cache != null ? (init.peerPrefetch ?? 16) : 0
+    this.ownerPrefetch = init.cache != null ? (init.ownerPrefetch ?? 4) : 0
+    this.peerPrefetch = init.cache != null ? (init.peerPrefetch ?? chunkSizeDefaults(init.index.chunkSizeAvg).peerPrefetch) : 0
     // every prefetch lane's requests listen on it
     setMaxListeners(Infinity, this.prefetchAbort.signal)
     for (const c of init.index.chunks) this.sizes.set(c.id.toString(), c.size)
@@ -114,6 +117,8 @@ export class SwarmSource implements ChunkSource {
   async prepare (missing?: ChunkId[], options: AbortOptions = {}): Promise<void> {
     this.ready ??= (async () => {
       this.key = Buffer.from(await indexKeyOf(this.index.chunks.map(c => c.id))).toString('hex')
+      // upload slots, BUSY pauses and origin fetchers follow the chunk size (policy.ts chunkSizeDefaults)
+      this.host.policy.setChunkSize(this.index.chunkSizeAvg)
       const seen = new Set<string>()
       const wanted: ChunkId[] = []
       for (const id of missing ?? this.index.chunks.map(c => c.id)) {
@@ -149,8 +154,6 @@ export class SwarmSource implements ChunkSource {
     const policy = this.host.policy
     const signal = this.prefetchAbort.signal
     const lane = async (): Promise<void> => {
-      // let the hosts' views of who wants what settle before acting on ownership
-      await sleep(this.settle, undefined, { signal }).catch(() => {})
       while (queue.length > 0 && !signal.aborted) {
         // alone on the index (no peer found yet, or none left): owning every chunk is no reason
         // to fetch them all ahead; the extraction fetches what it needs, and prefetch resumes
@@ -169,12 +172,20 @@ export class SwarmSource implements ChunkSource {
         try {
           await p
           this.prefetched.set(k, this.lastOrigin.get(k) ?? 'origin')
+          open()
         } catch (err: any) {
           if (!signal.aborted) this.log('prefetch of %s failed - %s', k.slice(0, 12), err.message)
         }
       }
     }
-    this.prefetching = Promise.all(Array.from({ length: this.ownerPrefetch }, lane)).then(() => {})
+    const lanes: Array<Promise<void>> = []
+    const open = (): void => { if (lanes.length < this.ownerPrefetch) lanes.push(lane()) }
+    this.prefetching = (async () => {
+      // let the hosts' views of who wants what settle before acting on ownership
+      await sleep(this.settle, undefined, { signal }).catch(() => {})
+      open()
+      for (let i = 0; i < lanes.length; i++) await lanes[i]
+    })()
   }
 
   /**

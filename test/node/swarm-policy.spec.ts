@@ -2,7 +2,7 @@ import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { SwarmPolicy, nextRandom, pickRecent, rendezvousOwner } from '../../node/swarm/policy.ts'
+import { SwarmPolicy, chunkSizeDefaults, nextRandom, pickRecent, rendezvousOwner } from '../../node/swarm/policy.ts'
 
 const chunkKey = (n: number): string => createHash('sha256').update(`chunk ${n}`).digest('hex')
 const chunks = Array.from({ length: 400 }, (_, i) => chunkKey(i))
@@ -224,6 +224,31 @@ describe('swarm policy', () => {
     p.requestStarted('b', chunks[0]!, 30)
     p.requestFailed('b', chunks[0]!, 'busy', 30)
     assert.deepEqual(p.plan(IDX, chunks[0]!, 31), { action: 'wait', peer: undefined, until: 40, reason: 'busy' })
+  })
+
+  it('setChunkSize scales upload slots, the BUSY pause and the origin fetchers to the chunk size; options given stay', () => {
+    const p = new SwarmPolicy({ self: 'a' })
+    const d = { maxInbound: p.maxInbound, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }
+    // casync's 64 KiB: the constructor's defaults
+    assert.deepEqual(chunkSizeDefaults(64 * 1024), { ...d, peerPrefetch: 16 })
+    p.setChunkSize(64 * 1024)
+    assert.deepEqual({ maxInbound: p.maxInbound, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }, d)
+    // 4 MiB chunks take 64 times as long to move: a BUSY peer is left alone 64 times as long,
+    // and fewer transfers share each link
+    p.setChunkSize(4 << 20)
+    assert.equal(p.busyRetry, 128)
+    assert.equal(p.maxInbound, 4)
+    assert.equal(p.originFetcherCount, 8)
+    assert.equal(chunkSizeDefaults(4 << 20).peerPrefetch, 4)
+    const q = new SwarmPolicy({ self: 'a', busyRetry: 3, maxInbound: 9, originFetchers: 5 })
+    q.setChunkSize(4 << 20)
+    assert.deepEqual([q.busyRetry, q.maxInbound, q.originFetcherCount], [3, 9, 5])
+    // the BUSY pause in a plan follows
+    p.addPeer('b', 0)
+    p.noteHaves(IDX, 'b', [chunks[0]!], 0)
+    p.requestStarted('b', chunks[0]!, 0)
+    p.requestFailed('b', chunks[0]!, 'busy', 0)
+    assert.deepEqual(p.plan(IDX, chunks[0]!, 1), { action: 'wait', peer: undefined, until: 128, reason: 'busy' })
   })
 
   it('pickRecent takes one of the most recent announcements, spread over them', () => {

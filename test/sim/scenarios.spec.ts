@@ -29,6 +29,18 @@ describe('sim scenarios', () => {
     assert.ok(spread.p99OverIdeal > report.p99OverIdeal, `${spread.p99OverIdeal}× with every host a fetcher vs ${report.p99OverIdeal}×`)
   })
 
+  it('rollout with 4 MiB chunks (Kraken-like): the policy scales to the chunk size, so BUSY pauses do not flood the run and p99 improves', () => {
+    const big = { hosts: 100, updateBytes: 128 << 20, chunkSize: 4 << 20 }
+    const { report } = runScenario(scenarios.rollout!, big)
+    assert.equal(report.completedHosts, 100)
+    assert.ok(report.originRatio <= 1.05, `originRatio=${report.originRatio}`)
+    // the defaults calibrated at 64 KiB (2 ms BUSY pause, 16 slots and requests, 32 fetchers)
+    const fixed = runScenario(scenarios.rollout!, { ...big, tweak: c => { c.policy.busyRetry = 2; c.policy.maxInbound = 16; c.policy.originFetchers = 32; c.window = 16 } }).report
+    const perChunk = (r: typeof report): number => r.events / r.chunks / r.hosts
+    assert.ok(perChunk(report) < 25 && perChunk(fixed) > 2 * perChunk(report), `${perChunk(report).toFixed(1)} events per delivered chunk scaled, ${perChunk(fixed).toFixed(1)} fixed`)
+    assert.ok(report.p99OverIdeal < fixed.p99OverIdeal, `p99 ${report.p99OverIdeal}× scaled vs ${fixed.p99OverIdeal}× fixed`)
+  })
+
   it('malicious: with 5% hostile hosts, liars are struck and banned and corrupt servers banned', () => {
     const { report } = runScenario(scenarios.malicious!, { hosts: 100, updateBytes: 2 << 20, malicious: 0.05 })
     assert.equal(report.maliciousHosts, 5)
