@@ -145,7 +145,6 @@ export class Fleet implements FleetView {
   private readonly chunkIds: ChunkId[]
   private readonly chunkHashes: Uint32Array
   private readonly chunkByKey = new Map<string, number>()
-  private readonly hostByKey = new Map<string, number>()
   private readonly hostHashes: Uint32Array
   private readonly hostKeys: string[] = []
   /** a malicious host claims every chunk */
@@ -281,7 +280,6 @@ export class Fleet implements FleetView {
       this.hosts.push(host)
       this.hostKeys.push(key)
       this.claimsAll[i] = malice !== 0 ? 1 : 0
-      this.hostByKey.set(key, i)
       this.hostHashes[i] = hashKey(key)
     }
     for (const c of sizes) this.uniqueBytes += c
@@ -337,7 +335,12 @@ export class Fleet implements FleetView {
 
   // ---- FleetView (what each host's policy reads) ---------------------------------------------
 
-  hostIndex (key: string): number { return this.hostByKey.get(key)! }
+  hostIndex (key: string): number {
+    // keys are `h${index}`: read the number back (this runs for every request)
+    let i = 0
+    for (let k = 1; k < key.length; k++) i = i * 10 + key.charCodeAt(k) - 48
+    return i
+  }
   hostKey (host: number): string { return this.hosts[host]!.key }
 
   /** The neighbours of `host` that hold `chunk` or claim to, and that it can reach (a scan of typed arrays: this runs for every plan). */
@@ -733,7 +736,9 @@ export class Fleet implements FleetView {
         const peer = this.hosts[this.hostIndex(plan.peer)]!
         h.policy.requestStarted(plan.peer, key, now)
         const req: QueuedRequest = { from: h, server: peer, reason: 'error', chunk: p.chunk, epoch: h.epoch, gen: p.gen, cancelled: false }
-        this.sim.after(this.config.latency, this.onRequest, req)
+        // the server decides one round trip after the request leaves, and its answer (or the
+        // chunk's first byte) is at the requester then: one event per request, not three (see onRequest)
+        this.sim.after(2 * this.config.latency, this.onRequest, req)
         break
       }
       case 'wait': {
@@ -797,18 +802,26 @@ export class Fleet implements FleetView {
 
   // ---- peer requests ------------------------------------------------------------------------
 
+  /**
+   * A request, one round trip after it was sent. The wire takes `latency` each way: the server
+   * answers at +latency and the requester hears at +2 latency. Here the server's answer is
+   * worked out at +2 latency and heard at once, and an accepted chunk's transfer occupies both
+   * links from then on and is done when they have carried it (no further latency): the same
+   * times for the requester, with the server's state read one latency later. That saves an
+   * event for every answer (BUSY, MISSING) and every delivered chunk.
+   */
   private readonly onRequest = (req: QueuedRequest): void => {
     const server = req.server
     const h = req.from
     if (this.isCurrent(h, req.chunk, req.epoch, req.gen) == null) return
-    if (!this.reachable(h.index, server.index)) { this.fail(h, server, req, 'error', 2 * this.config.latency); return }
+    if (!this.reachable(h.index, server.index)) { this.fail(h, server, req, 'error', this.config.latency); return }
     if (server.malice === 2 || (server.malice === 0 && this.have[req.chunk * this.H + server.index] === 0)) {
-      this.fail(h, server, req, 'missing', this.config.latency)
+      this.fail(h, server, req, 'missing', 0)
       return
     }
     // every upload slot taken: BUSY, and the requester asks elsewhere (node/exchange does the same)
     if (server.malice === 0 && !server.policy.acceptInbound(h.key, this.nowMs())) {
-      this.fail(h, server, req, 'busy', this.config.latency)
+      this.fail(h, server, req, 'busy', 0)
       return
     }
     this.serve(server, req)
@@ -835,7 +848,7 @@ export class Fleet implements FleetView {
         continue
       }
       st.active = true
-      p.transfer = startTransfer(this.sim, this.peerPath(server, h), this.chunkSizes[req.chunk]!, this.config.latency, this.onServed, req)
+      p.transfer = startTransfer(this.sim, this.peerPath(server, h), this.chunkSizes[req.chunk]!, 0, this.onServed, req)
       return
     }
   }

@@ -171,7 +171,10 @@ export class Link {
     this.carried += t.bytes
     this.meter?.add(this.sim.now, t.bytes)
     this.reschedule()
-    if (--t.left === 0 && !t.finished) this.sim.after(t.latency, deliver, t)
+    if (--t.left === 0 && !t.finished) {
+      if (t.latency > 0) this.sim.after(t.latency, deliver, t)
+      else finish(t, true)
+    }
   }
 
   private pushJob (job: Job): void {

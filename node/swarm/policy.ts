@@ -104,7 +104,8 @@ export interface SwarmPolicyInit {
   /**
    * Inbound requests served at once in total (upload slots); more are answered BUSY. Few slots
    * make each upload finish fast, so a new chunk's receivers become holders (and uploaders)
-   * sooner; about the number of requests a host keeps in flight itself balances the two. @default 16
+   * sooner; half the requests a host keeps in flight itself measured best in the simulator (1,000
+   * hosts, 16 MiB: p99 1.38x ideal with 8, 1.57x with 16). @default 8 (at 64 KiB chunks; see setChunkSize)
    */
   maxInbound?: number
   /**
@@ -285,7 +286,7 @@ export function chunkSizeDefaults (avg: number): { maxInbound: number, busyRetry
   const root = Math.sqrt(scale)
   const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, Math.round(x)))
   return {
-    maxInbound: clamp(16 / root, 4, 16),
+    maxInbound: clamp(8 / root, 4, 8),
     busyRetry: 2 * scale,
     originFetchers: clamp(32 / root, 8, 32),
     peerPrefetch: clamp(16 / root, 4, 16)
@@ -326,7 +327,7 @@ export class SwarmPolicy {
     this.maxInFlightPerPeer = init.maxInFlightPerPeer ?? 8
     this.maxInboundPerPeer = init.maxInboundPerPeer ?? 4
     this.init = init
-    this.maxInbound = init.maxInbound ?? 16
+    this.maxInbound = init.maxInbound ?? 8
     this.ownerTimeout = init.ownerTimeout ?? 3000
     this.originFetcherCount = init.originFetchers ?? 32
     this.busyRetry = init.busyRetry ?? 2
@@ -576,7 +577,10 @@ export class SwarmPolicy {
           bestTie = tie
         }
       }
-      if (best != null) return { action: 'peer', peer: best.key }
+      if (best != null) {
+        this.lastState = best // requestStarted names it next
+        return { action: 'peer', peer: best.key }
+      }
       return { action: 'wait', peer: undefined, until: retry, reason: 'busy' }
     }
 
