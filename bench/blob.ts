@@ -2,12 +2,16 @@
 // (--digest=sha256, default chunk size 16K:64K:256K, zstd): make, extract from the store, and the
 // extract of a modified version with the old one as seed. Every command is a child process timed
 // by wall clock (caswarm with CASWARM_PEERS=off: no LAN swarm, no swarm cache, as casync); peak RSS comes from `/usr/bin/time -v` (Debian package `time`) when installed,
-// else from polling /proc/<pid>/status (VmHWM).
-//   node --import tsx bench/blob.ts [--size=512] [--reps=3] [--settle=10] [--work-dir=DIR] [--keep]
+// else from polling /proc/<pid>/status (VmHWM). Every run writes stores and outputs of its own,
+// and nothing is deleted until the end: on ext4 without a journal (these machines), creating files
+// skips inodes freed in the last 60 to 360 s (ext4's recently_deleted), so a run that follows the
+// deletion of a 6,000-file store measured ext4 rather than the tool (casync's make 3.5 against
+// 5.2 s back to back).
+//   node --import tsx bench/blob.ts [--size=512] [--reps=3] [--work-dir=DIR] [--keep]
 import '../node/polyfills.ts'
 import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -164,16 +168,6 @@ function argValue (name: string): string | undefined {
   return a?.slice(name.length + 3)
 }
 
-/**
- * Waits after a deletion. This disk is mounted with online discard: freeing a store's thousands of
- * files keeps ext4 busy for seconds afterwards, and a run started at once measures that (casync's
- * make took 3.5 to 5.2 s, one right after the other). Same wait before either tool's run.
- */
-function settle (seconds: number): void {
-  execFileSync('sync')
-  if (seconds > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, seconds * 1000)
-}
-
 /** Every regular file under `dir` (a chunk store). */
 function filesUnder (dir: string): string[] {
   const out: string[] = []
@@ -186,7 +180,6 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   const log = opts.log ?? ((line: string) => { process.stderr.write(`${line}\n`) })
   const sizeMB = Math.max(1, opts.sizeMB)
   const reps = Math.max(1, Number(argValue('reps') ?? 3))
-  const settleSeconds = Number(argValue('settle') ?? 10)
   const dir = join(opts.workDir, 'blob')
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
@@ -203,18 +196,19 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   const best = (runs: Run[]): Run => runs.reduce((x, y) => (y.seconds < x.seconds ? y : x))
   const spread = (runs: Run[]): string => runs.map(r => r.seconds.toFixed(2)).join('/')
   /**
-   * Runs each tool `reps` times, alternating (this machine is shared and noisy); `before` runs
-   * before every run (dropping the store from the page cache, removing the previous output).
+   * Runs each tool `reps` times, alternating (this machine is shared and noisy), run `i` writing
+   * names of its own; `before` runs before every run (dropping the store from the page cache).
    */
-  const alternate = async (c: (() => Promise<Run>) | undefined, w: () => Promise<Run>, before: (tool: 'casync' | 'caswarm') => void): Promise<{ c?: Run, w: Run, note: string }> => {
+  const alternate = async (c: ((i: number) => Promise<Run>) | undefined, w: (i: number) => Promise<Run>, before: () => void = () => {}): Promise<{ c?: Run, w: Run, note: string }> => {
     const cs: Run[] = []
     const ws: Run[] = []
     for (let i = 0; i < reps; i++) {
-      if (c != null) { before('casync'); cs.push(await c()) }
-      before('caswarm'); ws.push(await w())
+      if (c != null) { before(); cs.push(await c(i)) }
+      before(); ws.push(await w(i))
     }
     return { c: cs.length > 0 ? best(cs) : undefined, w: best(ws), note: `best of ${reps}; runs: casync ${cs.length > 0 ? spread(cs) : '-'} s, caswarm ${spread(ws)} s` }
   }
+  const last = reps - 1
 
   log(`blob: writing a ${sizeMB} MiB image and a modified copy in ${dir}`)
   await writeImage(p('v1.img'), sizeMB)
@@ -226,17 +220,17 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   // files unused for ~30 s); "cached": the store read from memory
   let evictable: string[] = []
   const evict = (): void => { dontNeed(evictable) }
-  const rm = (...names: string[]) => (): void => { for (const n of names) rmSync(p(n), { force: true }) }
 
   try {
     log(`blob: make v1 into an empty store (${reps}x each, alternating)`)
     const make = await alternate(
-      async () => await casync(['make', ...flags, `--store=${p('c.castr')}`, p('v1-c.caibx'), p('v1.img')]),
-      async () => await caswarm(['make', ...flags, `--store=${p('w.castr')}`, p('v1-w.caibx'), p('v1.img')]),
-      (tool) => { rmSync(p(tool === 'casync' ? 'c.castr' : 'w.castr'), { recursive: true, force: true }); settle(settleSeconds) })
+      async (i) => await casync(['make', ...flags, `--store=${p(`c${i}.castr`)}`, p('v1-c.caibx'), p('v1.img')]),
+      async (i) => await caswarm(['make', ...flags, `--store=${p(`w${i}.castr`)}`, p('v1-w.caibx'), p('v1.img')]))
     const same = readFileSync(p('v1-c.caibx')).equals(readFileSync(p('v1-w.caibx')))
     if (!same) throw new Error('caswarm\'s v1 index differs from casync\'s')
     row('make (empty store)', make.c, make.w, '>= 2x', `indexes byte-identical; ${make.note}`)
+    renameSync(p(`c${last}.castr`), p('c.castr'))
+    renameSync(p(`w${last}.castr`), p('w.castr'))
 
     log('blob: make v2 into the stores that hold v1')
     const make2C = await casync(['make', ...flags, `--store=${p('c.castr')}`, p('v2-c.caibx'), p('v2.img')])
@@ -247,12 +241,12 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
     evictable = [...filesUnder(p('c.castr')), ...filesUnder(p('w.castr'))]
     for (const [label, before] of [['store on disk', evict], ['store cached', () => {}]] as const) {
       log(`blob: extract v1 from the store (${label})`)
+      const tag = label.replace(/ /g, '-')
       const ex = await alternate(
-        async () => await casync(['extract', `--store=${p('c.castr')}`, p('v1-c.caibx'), p('x1-c.img')]),
-        async () => await caswarm(['extract', `--store=${p('w.castr')}`, p('v1-w.caibx'), p('x1-w.img')]),
-        (tool) => { rm(tool === 'casync' ? 'x1-c.img' : 'x1-w.img')(); settle(Math.min(3, settleSeconds)); before() })
-      for (const f of ['x1-c.img', 'x1-w.img']) if ((await fs.stat(p(f))).size !== bytes) throw new Error(`${f} has the wrong size`)
-      rm('x1-c.img', 'x1-w.img')()
+        async (i) => await casync(['extract', `--store=${p('c.castr')}`, p('v1-c.caibx'), p(`x1-c-${tag}-${i}.img`)]),
+        async (i) => await caswarm(['extract', `--store=${p('w.castr')}`, p('v1-w.caibx'), p(`x1-w-${tag}-${i}.img`)]),
+        before)
+      for (const f of [`x1-c-${tag}-${last}.img`, `x1-w-${tag}-${last}.img`]) if ((await fs.stat(p(f))).size !== bytes) throw new Error(`${f} has the wrong size`)
       row(`extract (${label})`, ex.c, ex.w, '>= 1.5x', ex.note)
     }
 
@@ -262,16 +256,15 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
     const fromV1 = index2.chunks.filter(c => inV1.has(c.id.toString())).length
     for (const [label, before] of [['seed and store on disk', () => { evict(); dontNeed([p('v1.img')]) }], ['cached', () => {}]] as const) {
       log(`blob: extract v2 with v1 as seed, and without (${label})`)
+      const tag = label.replace(/ /g, '-')
       const unseeded = await alternate(undefined,
-        async () => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, p('v2-w.caibx'), p('x2n-w.img')]),
-        () => { rm('x2n-w.img')(); settle(Math.min(3, settleSeconds)); before() })
-      rm('x2n-w.img')()
+        async (i) => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, p('v2-w.caibx'), p(`x2n-w-${tag}-${i}.img`)]),
+        before)
       const seeded = await alternate(
-        async () => await casync(['extract', `--store=${p('c.castr')}`, `--seed=${p('v1.img')}`, p('v2-c.caibx'), p('x2-c.img')]),
-        async () => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, `--seed=${p('v1.img')}`, p('v2-w.caibx'), p('x2-w.img')]),
-        (tool) => { rm(tool === 'casync' ? 'x2-c.img' : 'x2-w.img')(); settle(Math.min(3, settleSeconds)); before() })
-      for (const f of ['x2-c.img', 'x2-w.img']) if (await sha256File(p(f)) !== v2sum) throw new Error(`${f} differs from v2`)
-      rm('x2-c.img', 'x2-w.img')()
+        async (i) => await casync(['extract', `--store=${p('c.castr')}`, `--seed=${p('v1.img')}`, p('v2-c.caibx'), p(`x2-c-${tag}-${i}.img`)]),
+        async (i) => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, `--seed=${p('v1.img')}`, p('v2-w.caibx'), p(`x2-w-${tag}-${i}.img`)]),
+        before)
+      for (const f of [`x2-c-${tag}-${last}.img`, `x2-w-${tag}-${last}.img`, `x2n-w-${tag}-${last}.img`]) if (await sha256File(p(f)) !== v2sum) throw new Error(`${f} differs from v2`)
       const stats = JSON.parse(seeded.w.stdout)
       const seedChunks = Object.entries(stats.sources as Record<string, { chunks: number }>).filter(([k]) => k.startsWith('seed')).reduce((n, [, s]) => n + s.chunks, 0)
       const faster = seeded.w.seconds < unseeded.w.seconds ? 'faster' : 'NOT faster'
