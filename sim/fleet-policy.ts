@@ -28,8 +28,8 @@ export interface FleetView {
   neighbors: (host: number) => Int32Array
   /** precomputed hashKey(hostKey) */
   hostHash: (host: number) => number
-  /** the neighbours of `host` it can reach that hold `chunk` or claim to, as positions in neighbors(host) (into `out`, which is returned) */
-  neighborHolders: (host: number, chunk: number, out: number[]) => number[]
+  /** the neighbours of `host` it can reach that hold `chunk` or claim to: their positions in neighbors(host) go into `out`, and their count is returned */
+  neighborHolders: (host: number, chunk: number, out: Int32Array) => number
   /** whether `peer` holds `chunk` or claims to (a lying peer claims everything) */
   holds: (peer: number, chunk: number) => boolean
   /** whether `peer` is up and reachable from `host` */
@@ -50,8 +50,7 @@ export class FleetPolicy extends SwarmPolicy {
   private banned = 0
   /** the state of each connection (by position in the view's neighbors), once looked up */
   private readonly neighborStates: Array<PeerState | undefined> = []
-  private readonly scratch: number[] = []
-  private readonly scratchStates: PeerState[] = []
+  private scratch = new Int32Array(0)
 
   constructor (init: SwarmPolicyInit, view: FleetView, host: number) {
     super(init)
@@ -99,16 +98,33 @@ export class FleetPolicy extends SwarmPolicy {
     return this.holderStates(chunk, now).map(s => s.key)
   }
 
+  /** A connection's state by its position among the host's neighbours (sorted: a binary search, not a map lookup). */
+  protected override state (peer: PeerKey): PeerState {
+    const v = this.view
+    const nbrs = v.neighbors(this.host)
+    const i = v.hostIndex(peer)
+    let lo = 0
+    let hi = nbrs.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const x = nbrs[mid]!
+      if (x === i) return this.neighborStates[mid] ?? (this.neighborStates[mid] = super.state(peer))
+      if (x < i) lo = mid + 1
+      else hi = mid - 1
+    }
+    return super.state(peer)
+  }
+
   protected override holderStates (chunk: ChunkKey, now: number): PeerState[] {
     const v = this.view
-    const found = v.neighborHolders(this.host, v.chunkIndex(chunk), this.scratch)
-    const out = this.scratchStates
-    out.length = 0
-    for (let i = 0; i < found.length; i++) {
+    const found = this.scratch.length >= v.neighbors(this.host).length ? this.scratch : (this.scratch = new Int32Array(v.neighbors(this.host).length))
+    const n = v.neighborHolders(this.host, v.chunkIndex(chunk), found)
+    const out: PeerState[] = []
+    for (let i = 0; i < n; i++) {
       const k = found[i]!
       // the state of each connection, looked up once
       let s = this.neighborStates[k]
-      if (s == null) s = this.neighborStates[k] = this.state(v.hostKey(v.neighbors(this.host)[k]!))
+      if (s == null) s = this.neighborStates[k] = super.state(v.hostKey(v.neighbors(this.host)[k]!))
       if (this.banned > 0 && this.isBanned(s.key, now)) continue
       out.push(s)
     }
