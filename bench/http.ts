@@ -1,7 +1,7 @@
 // HTTP origin benchmark: a cold extract over loopback HTTP from a real nginx, caswarm against
 // casync (whose casync-http helper fetches one chunk at a time), and a seeded extract that must ask
 // nginx for exactly the chunks the seed lacks (counted from nginx's access log).
-//   node --import tsx bench/http.ts [--size-mb=128] [--runs=5] [--rtt-ms=2] [--no-build]
+//   node --import tsx bench/http.ts [--size-mb=128] [--runs=5] [--rtt-ms=2,10] [--no-build]
 import '../node/polyfills.ts'
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -28,10 +28,10 @@ export interface HttpBenchOptions {
   /** rebuild dist/ first and measure the compiled CLI. @default true */
   build?: boolean
   /**
-   * also measure through a delay proxy with this round-trip time (ms; 0: not): on bare loopback a
-   * request costs almost nothing, so one-at-a-time fetching hardly shows. @default 2
+   * also measure through a delay proxy with each of these round-trip times (ms): on bare loopback
+   * a request costs almost nothing, so one-at-a-time fetching hardly shows. @default [2, 10]
    */
-  rttMs?: number
+  rttMs?: number[]
 }
 
 export interface HttpBenchResult {
@@ -53,15 +53,18 @@ export interface HttpBenchResult {
   storeRequestsPerSecond: number
   storeMBps: number
   /** the same cold extracts through a proxy that delays every packet (`rttMs` round trip) */
-  latency?: { rttMs: number, caswarmSeconds: number, casyncSeconds: number, speedup: number }
+  latency: Array<{ rttMs: number, caswarmSeconds: number, casyncSeconds: number, speedup: number, casyncTmpfsSeconds: number, speedupTmpfs: number }>
+  /** casync with TMPDIR in memory (its chunk hand-over directory costs next to nothing): median s, and casync-in-memory / caswarm */
+  casyncTmpfsSeconds: number
+  speedupTmpfs: number
   seeded: { chunksLacking: number, chunkRequests: number, distinctRequested: number, exact: boolean, otherRequests: string[] }
 }
 
-function timed (cmd: string, args: string[]): Promise<{ seconds: number, stdout: string }> {
+function timed (cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ seconds: number, stdout: string }> {
   const t = performance.now()
   return new Promise((resolve, reject) => {
     // no LAN peers and no swarm cache: a cold extract from the origin alone
-    execFile(cmd, args, { maxBuffer: 1 << 26, env: { ...process.env, CASWARM_PEERS: 'off' } }, (err, stdout, stderr) => {
+    execFile(cmd, args, { maxBuffer: 1 << 26, env: { ...process.env, CASWARM_PEERS: 'off', ...env } }, (err, stdout, stderr) => {
       if (err != null) { reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr}`)); return }
       resolve({ seconds: (performance.now() - t) / 1000, stdout })
     })
@@ -77,7 +80,7 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
   const log = options.log ?? ((line: string) => { process.stderr.write(line + '\n') })
   const size = Math.round((options.sizeMB ?? 128) * 1e6)
   const runs = options.runs ?? 5
-  const rttMs = options.rttMs ?? 2
+  const rtts = options.rttMs ?? [2, 10]
   const cli = await caswarmCli(log, options.build !== false)
   // in RAM when possible: the disk's writeback must not be what is measured
   const tmp = (() => {
@@ -115,31 +118,43 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
 
     const out = join(tmp.path, 'out.img')
     // both tools, alternating, against `base` (nginx itself, or the delay proxy in front of it)
-    const cold = async (base: string, label: string): Promise<{ cw: number[], cwInner: number[], ca: number[] }> => {
-      const cw: number[] = []; const cwInner: number[] = []; const ca: number[] = []
+    // casync's HTTP helper hands every chunk over through a directory of files and symlinks in
+    // $TMPDIR (default /var/tmp, here ext4 without a journal, where creating files just after
+    // thousands were deleted, as by casync's previous run, is several times slower): measured
+    // as it comes, and with TMPDIR in memory, where that directory costs next to nothing
+    const casyncTmp = join(tmp.path, 'casync-tmp')
+    mkdirSync(casyncTmp)
+    const cold = async (base: string, label: string): Promise<{ cw: number[], cwInner: number[], ca: number[], caMem: number[] }> => {
+      const cw: number[] = []; const cwInner: number[] = []; const ca: number[] = []; const caMem: number[] = []
       for (let r = 0; r < runs; r++) {
         rmSync(out, { force: true })
         const x = await timed(process.execPath, [...cli, 'extract', '--no-progress', '--no-seed-output', '--json', `${base}v1.caibx`, out])
         cw.push(x.seconds)
         cwInner.push(JSON.parse(x.stdout).seconds)
         if (!readFileSync(out).equals(a)) throw new Error('caswarm extract produced wrong bytes')
+        const casyncArgs = ['extract', '--seed-output=no', `--store=${base}default.castr`, `${base}v1.caibx`, out]
         rmSync(out, { force: true })
-        const y = await timed('casync', ['extract', '--seed-output=no', `--store=${base}default.castr`, `${base}v1.caibx`, out])
+        const y = await timed('casync', casyncArgs)
         ca.push(y.seconds)
         if (!readFileSync(out).equals(a)) throw new Error('casync extract produced wrong bytes')
-        log(`  ${label} run ${r + 1}: caswarm ${x.seconds.toFixed(2)} s (extract ${cwInner[r]!.toFixed(2)} s), casync ${y.seconds.toFixed(2)} s`)
+        rmSync(out, { force: true })
+        const z = await timed('casync', casyncArgs, { TMPDIR: casyncTmp })
+        caMem.push(z.seconds)
+        if (!readFileSync(out).equals(a)) throw new Error('casync extract produced wrong bytes')
+        log(`  ${label} run ${r + 1}: caswarm ${x.seconds.toFixed(2)} s (extract ${cwInner[r]!.toFixed(2)} s), casync ${y.seconds.toFixed(2)} s, casync with TMPDIR in memory ${z.seconds.toFixed(2)} s`)
       }
       rmSync(out, { force: true })
-      return { cw, cwInner, ca }
+      return { cw, cwInner, ca, caMem }
     }
-    const { cw, cwInner, ca } = await cold(nginx.url, 'loopback')
-    let latency: HttpBenchResult['latency']
-    if (rttMs > 0) {
+    const { cw, cwInner, ca, caMem } = await cold(nginx.url, 'loopback')
+    const latency: HttpBenchResult['latency'] = []
+    for (const rttMs of rtts.filter(r => r > 0)) {
       const proxy = await startDelayProxy(Number(new URL(nginx.url).port), rttMs / 2)
       try {
         const d = await cold(proxy.url, `RTT ${rttMs} ms`)
-        latency = { rttMs, caswarmSeconds: median(d.cw), casyncSeconds: median(d.ca), speedup: median(d.ca) / median(d.cw) }
-        log(`  cold extract with ${rttMs} ms RTT (median of ${runs}): caswarm ${latency.caswarmSeconds.toFixed(2)} s, casync ${latency.casyncSeconds.toFixed(2)} s: ${latency.speedup.toFixed(2)}x`)
+        const l = { rttMs, caswarmSeconds: median(d.cw), casyncSeconds: median(d.ca), speedup: median(d.ca) / median(d.cw), casyncTmpfsSeconds: median(d.caMem), speedupTmpfs: median(d.caMem) / median(d.cw) }
+        latency.push(l)
+        log(`  cold extract with ${rttMs} ms RTT (median of ${runs}): caswarm ${l.caswarmSeconds.toFixed(2)} s, casync ${l.casyncSeconds.toFixed(2)} s: ${l.speedup.toFixed(2)}x; casync with TMPDIR in memory ${l.casyncTmpfsSeconds.toFixed(2)} s: ${l.speedupTmpfs.toFixed(2)}x`)
       } finally { await proxy.close() }
     }
 
@@ -172,6 +187,8 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
       caswarmExtractSeconds: median(cwInner),
       casyncSeconds,
       speedup: casyncSeconds / caswarmSeconds,
+      casyncTmpfsSeconds: median(caMem),
+      speedupTmpfs: median(caMem) / caswarmSeconds,
       best: { caswarmSeconds: Math.min(...cw), casyncSeconds: Math.min(...ca), speedup: Math.min(...ca) / Math.min(...cw) },
       caswarmMBps: size / 1e6 / caswarmSeconds,
       casyncMBps: size / 1e6 / casyncSeconds,
@@ -180,7 +197,7 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
       latency,
       seeded
     }
-    log(`  cold extract over HTTP (median of ${runs}): caswarm ${caswarmSeconds.toFixed(2)} s (${result.caswarmMBps.toFixed(0)} MB/s), casync ${casyncSeconds.toFixed(2)} s (${result.casyncMBps.toFixed(0)} MB/s): ${result.speedup.toFixed(2)}x; best runs: ${result.best.caswarmSeconds.toFixed(2)} s vs ${result.best.casyncSeconds.toFixed(2)} s: ${result.best.speedup.toFixed(2)}x`)
+    log(`  cold extract over HTTP (median of ${runs}): caswarm ${caswarmSeconds.toFixed(2)} s (${result.caswarmMBps.toFixed(0)} MB/s), casync ${casyncSeconds.toFixed(2)} s (${result.casyncMBps.toFixed(0)} MB/s): ${result.speedup.toFixed(2)}x; casync with TMPDIR in memory ${result.casyncTmpfsSeconds.toFixed(2)} s: ${result.speedupTmpfs.toFixed(2)}x; best runs: ${result.best.caswarmSeconds.toFixed(2)} s vs ${result.best.casyncSeconds.toFixed(2)} s: ${result.best.speedup.toFixed(2)}x`)
     return result
   } finally {
     await nginx.stop()
@@ -190,6 +207,6 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
 
 if (process.argv[1] != null && fileURLToPath(import.meta.url) === process.argv[1]) {
   const arg = (name: string): string | undefined => process.argv.find(a => a.startsWith(`--${name}=`))?.split('=')[1]
-  const result = await benchHttp({ sizeMB: arg('size-mb') != null ? Number(arg('size-mb')) : undefined, runs: arg('runs') != null ? Number(arg('runs')) : undefined, rttMs: arg('rtt-ms') != null ? Number(arg('rtt-ms')) : undefined, build: !process.argv.includes('--no-build') })
+  const result = await benchHttp({ sizeMB: arg('size-mb') != null ? Number(arg('size-mb')) : undefined, runs: arg('runs') != null ? Number(arg('runs')) : undefined, rttMs: arg('rtt-ms') != null ? arg('rtt-ms')!.split(',').map(Number) : undefined, build: !process.argv.includes('--no-build') })
   process.stdout.write(JSON.stringify(result, null, 2) + '\n')
 }

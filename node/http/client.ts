@@ -1,4 +1,4 @@
-// What every HTTP client in caswarm shares: one undici Pool per origin (keep-alive, pipelining),
+// What every HTTP client in caswarm shares: one undici Pool per origin (keep-alive connections),
 // a bound on requests in flight, retries with jittered exponential backoff on 5xx, resets and
 // timeouts, bodies read with a size limit, and errors that name the method and URL.
 import { setMaxListeners } from 'node:events'
@@ -10,9 +10,14 @@ import { ChunkInvalidError, OriginError } from '../../protocol/errors.ts'
 export interface HttpClientInit {
   /** Requests in flight at once (across connections). @default 16 */
   concurrency?: number
-  /** Keep-alive connections to the origin. @default 4 */
+  /**
+   * Keep-alive connections to the origin. @default 16: one per request in flight. Pipelined
+   * requests measured no faster on loopback and far slower behind a 2 ms round trip (1,952 chunks:
+   * 2.2 s over 4 connections pipelining 4, 1.1 s over 16 connections), and many servers and
+   * proxies handle pipelining poorly.
+   */
   connections?: number
-  /** Requests pipelined on one connection. @default 4 */
+  /** Requests pipelined on one connection. @default 1 */
   pipelining?: number
   /** Time allowed for the response headers, and between two pieces of a body (ms). @default 30_000 */
   timeout?: number
@@ -152,8 +157,8 @@ export class HttpClient {
     this.ownDispatcher = init.dispatcher == null
     this.dispatcher = init.dispatcher
     this.poolOptions = {
-      connections: init.connections ?? 4,
-      pipelining: init.pipelining ?? 4,
+      connections: init.connections ?? 16,
+      pipelining: init.pipelining ?? 1,
       connect: { timeout: init.connectTimeout ?? 10_000 },
       keepAliveTimeout: 30_000,
       headersTimeout: this.timeout,

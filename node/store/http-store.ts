@@ -1,5 +1,5 @@
 // A casync chunk store over HTTP(S): `<base>/<4hex>/<id>.cacnk`, as nginx, a CDN or `caswarm serve`
-// publish it (spec §2.2). undici Pool with keep-alive and pipelining, a bound on requests in flight,
+// publish it (spec §2.2). undici Pool with keep-alive connections, a bound on requests in flight,
 // retries with backoff; 404 means missing (the next source is asked); every chunk is verified.
 import { chunkPath, type ChunkId, type DigestAlgorithm, DEFAULT_DIGEST } from '../../protocol/chunk-id.ts'
 import { type Compression, DEFAULT_COMPRESSION, detectCompression } from '../../protocol/compression.ts'
@@ -163,7 +163,7 @@ export class HttpStore implements ChunkStore, RawChunkSource {
     if (copy == null) {
       const { dispatcher: _, ...init } = this.init
       const part = (n: number): number => Math.max(1, Math.ceil(n * share))
-      const copyInit = { ...init, digest: this.digest, compression: this.compression, extension: this.extension, maxChunkFile: this.maxChunkFile, concurrency: part(init.concurrency ?? 16), connections: part(init.connections ?? 4) }
+      const copyInit = { ...init, digest: this.digest, compression: this.compression, extension: this.extension, maxChunkFile: this.maxChunkFile, concurrency: part(init.concurrency ?? 16), connections: part(init.connections ?? 16) }
       copy = { url: this.url, init: copyInit, key: `${this.url} ${JSON.stringify(copyInit)}` }
       this.workerCopies.set(share, copy)
     }
