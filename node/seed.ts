@@ -70,6 +70,7 @@ export class FileSeed implements Seed {
    * Only a chunk or two at the edge of a stretch can be missed; those come from the stores.
    */
   static async index (file: string, target: Index, options: SeedIndexOptions = {}, name?: string): Promise<FileSeed> {
+    options.signal?.throwIfAborted()
     const digest = digestFromFlags(target.featureFlags)
     const seed = new FileSeed(file, digest, name)
     const pool = options.pool ?? sharedPool()
@@ -107,7 +108,11 @@ export class FileSeed implements Seed {
       }
     }
 
-    // 1. probes, one slice of the index per worker (slices of equal bytes)
+    // 1. probes, one slice of the index per worker (slices of equal bytes); an abort stops them
+    // between two chunks (shared memory)
+    const cancel = new Int32Array(new SharedArrayBuffer(4))
+    const onAbort = (): void => { Atomics.store(cancel, 0, 1) }
+    options.signal?.addEventListener('abort', onAbort)
     const covered: number[] = []
     let probeScanned = 0
     const total = n > 0 ? target.chunks[n - 1]!.start + target.chunks[n - 1]!.size : 0
@@ -119,7 +124,7 @@ export class FileSeed implements Seed {
       const until = total * (k + 1) / slices
       while (end < n && (k === slices - 1 || starts[end]! < until)) end++
       if (end > first) {
-        probes.push(pool.run({ op: 'seed-probe', fd: handle.fd, seedSize: size, first, end, delta: 0, window: 2 * params.max, ...params, digest, wanted, sizes, starts, chunkSizes, out }).then((reply) => {
+        probes.push(pool.run({ op: 'seed-probe', fd: handle.fd, seedSize: size, first, end, delta: 0, window: 2 * params.max, ...params, digest, wanted, sizes, starts, chunkSizes, out, cancel }).then((reply) => {
           absorb(reply)
           covered.push(...(reply.covered ?? []))
           probeScanned += reply.scanned ?? 0
@@ -128,7 +133,11 @@ export class FileSeed implements Seed {
       }
       first = end
     }
-    await settle(probes)
+    try {
+      await settle(probes)
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort)
+    }
 
     // 2. what the probes did not look at, if any wanted chunk is still to be found
     const lacking = target.chunks.some((c, i) => !seed.written.has(i) && !seed.chunks.has(c.id.toString()))

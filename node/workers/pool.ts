@@ -23,9 +23,10 @@ export type WorkerRequest =
   /**
    * probe index positions [first, end) against a seed of `seedSize` bytes at the offsets they
    * would have in an older version (node/workers/seed-scan.ts), starting `delta` bytes off and
-   * scanning `window` bytes around a miss; `starts` and `chunkSizes` cover the whole index
+   * scanning `window` bytes around a miss; `starts` and `chunkSizes` cover the whole index; stops
+   * early once `cancel[0]` (shared memory) is set
    */
-  | { op: 'seed-probe', seq: number, fd: number, seedSize: number, first: number, end: number, delta: number, window: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, starts: Float64Array, chunkSizes: Int32Array, out?: { fd: number, starts: Float64Array, sparse?: boolean } }
+  | { op: 'seed-probe', seq: number, fd: number, seedSize: number, first: number, end: number, delta: number, window: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, starts: Float64Array, chunkSizes: Int32Array, out?: { fd: number, starts: Float64Array, sparse?: boolean }, cancel?: Int32Array }
   /** chunk fd from `start` (any offset) until a cut at or past `until`, or the end: the cuts' end offsets */
   | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
   /**

@@ -209,6 +209,7 @@ export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }
   let scanInStep = false
   let scanned = 0
   for (let i = req.first; i < req.end; i++) {
+    if ((i & 63) === 0 && req.cancel != null && Atomics.load(req.cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
     // (a position already written, a repeated chunk, is probed all the same: a hit there keeps
     // the distance current and marks that stretch of the seed examined)
     flush(req.starts[i]!)
