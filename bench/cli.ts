@@ -9,19 +9,25 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-/** node arguments that run the CLI (pass them before the CLI's own). */
+let built: Promise<boolean> | undefined
+
+/** node arguments that run the CLI (pass them before the CLI's own); builds once per process. */
 export async function caswarmCli (log: (line: string) => void, build = true): Promise<string[]> {
   if (build) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const child = spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
-      child.stderr.resume()
-      child.on('close', code => { resolve(code === 0) })
-      child.on('error', () => { resolve(false) })
-    })
-    if (!ok) log('bench: `npm run build` failed; measuring whatever dist/ holds, or the sources through tsx')
+    built ??= runBuild()
+    if (!await built) log('bench: `npm run build` failed; measuring whatever dist/ holds, or the sources through tsx')
   }
   const dist = join(ROOT, 'dist', 'cli', 'index.js')
   if (existsSync(dist)) return [dist]
   log('bench: no dist/ build; running the sources through tsx (slower start, more memory)')
   return ['--import', 'tsx', join(ROOT, 'cli', 'index.ts')]
+}
+
+async function runBuild (): Promise<boolean> {
+  return await new Promise<boolean>((resolve) => {
+    const child = spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] })
+    child.stderr.resume()
+    child.on('close', code => { resolve(code === 0) })
+    child.on('error', () => { resolve(false) })
+  })
 }

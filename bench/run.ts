@@ -11,9 +11,8 @@
 // (rebuild dist/ and measure the compiled CLI; default true), log?: (line) => void }.
 // BenchRow: one operation measured for both tools: { suite, op, mb (payload in 10^6 bytes, for MB/s),
 // casync?: Measure, caswarm?: Measure, target?: string, note?: string }, Measure: { seconds (wall
-// clock of the whole process), peakRssMB }. The table prints time ratios casync/caswarm (> 1 means
-// caswarm is faster). A module that exports no `run` but a `bench<Name>` function returning an
-// object (bench/http.ts's benchHttp) is run too and its result printed as JSON.
+// clock of the whole process), peakRssMB (0: not measured) }. The table prints time ratios
+// casync/caswarm (> 1 means caswarm is faster).
 import '../node/polyfills.ts'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -62,8 +61,8 @@ export function printTable (rows: BenchRow[]): void {
     r.casync != null ? (r.mb / r.casync.seconds).toFixed(0) : '-',
     r.caswarm != null ? (r.mb / r.caswarm.seconds).toFixed(0) : '-',
     r.casync != null && r.caswarm != null ? `${(r.casync.seconds / r.caswarm.seconds).toFixed(2)}x` : '-',
-    r.casync != null ? `${r.casync.peakRssMB} MB` : '-',
-    r.caswarm != null ? `${r.caswarm.peakRssMB} MB` : '-',
+    r.casync != null && r.casync.peakRssMB > 0 ? `${r.casync.peakRssMB} MB` : '-',
+    r.caswarm != null && r.caswarm.peakRssMB > 0 ? `${r.caswarm.peakRssMB} MB` : '-',
     r.target ?? ''
   ])
   const widths = head.map((h, i) => Math.max(h.length, ...body.map(b => b[i]!.length)))
@@ -85,32 +84,24 @@ async function main (): Promise<void> {
   mkdirSync(workDir, { recursive: true })
   const log = (line: string): void => { process.stderr.write(`${line}\n`) }
   const rows: BenchRow[] = []
-  const others: Record<string, unknown> = {}
   for (const name of MODULES) {
     if (only != null && !only.includes(name)) continue
     const file = join(ROOT, 'bench', `${name}.ts`)
     if (!existsSync(file)) continue
     const mod = await import(file) as Record<string, unknown>
     try {
-      if (typeof mod.run === 'function') {
-        rows.push(...await (mod.run as (o: BenchOptions) => Promise<BenchRow[]>)({ workDir, sizeMB, keep: process.argv.includes('--keep'), build: !process.argv.includes('--no-build'), log }))
-      } else {
-        const fn = Object.entries(mod).find(([k, v]) => /^bench[A-Z]/.test(k) && typeof v === 'function')
-        if (fn == null) { log(`bench/${name}.ts exports neither run() nor bench*(); skipped`); continue }
-        log(`bench/${name}.ts: running ${fn[0]}()`)
-        others[name] = await (fn[1] as (o: { log: typeof log, build: boolean }) => Promise<unknown>)({ log, build: !process.argv.includes('--no-build') })
-      }
+      if (typeof mod.run !== 'function') { log(`bench/${name}.ts exports no run(); skipped`); continue }
+      rows.push(...await (mod.run as (o: BenchOptions) => Promise<BenchRow[]>)({ workDir, sizeMB, keep: process.argv.includes('--keep'), build: !process.argv.includes('--no-build'), log }))
     } catch (err: any) {
       log(`bench/${name}.ts failed: ${String(err?.stack ?? err)}`)
       process.exitCode = 1
     }
   }
   if (process.argv.includes('--json')) {
-    process.stdout.write(`${JSON.stringify({ rows, ...others }, null, 2)}\n`)
+    process.stdout.write(`${JSON.stringify({ rows }, null, 2)}\n`)
     return
   }
   printTable(rows)
-  for (const [name, result] of Object.entries(others)) process.stdout.write(`\n${name}:\n${JSON.stringify(result, null, 2)}\n`)
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main()
