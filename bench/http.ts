@@ -1,7 +1,7 @@
 // HTTP origin benchmark: a cold extract over loopback HTTP from a real nginx, caswarm against
 // casync (whose casync-http helper fetches one chunk at a time), and a seeded extract that must ask
 // nginx for exactly the chunks the seed lacks (counted from nginx's access log).
-//   node --import tsx bench/http.ts [--size-mb=128] [--runs=5] [--rtt-ms=2,10] [--no-build]
+//   node --import tsx bench/http.ts [--size-mb=128] [--runs=3] [--rtt-ms=2,10] [--no-build]
 import '../node/polyfills.ts'
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -80,7 +80,7 @@ function median (xs: number[]): number {
 export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBenchResult> {
   const log = options.log ?? ((line: string) => { process.stderr.write(line + '\n') })
   const size = Math.round((options.sizeMB ?? 128) * 1e6)
-  const runs = options.runs ?? 5
+  const runs = options.runs ?? 3
   const rtts = options.rttMs ?? [2, 10]
   const cli = await caswarmCli(log, options.build !== false)
   // in RAM when possible: the disk's writeback must not be what is measured
