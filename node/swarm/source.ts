@@ -42,7 +42,7 @@ export interface SwarmSourceInit {
    * the most recently announced first (policy.ts pickRecent): the host takes what is new on the
    * LAN as it arrives rather than waiting on the chunks at its extraction's position, so it
    * always has something its peers lack to serve. Needs a cache. @default chunkSizeDefaults(index.chunkSizeAvg).peerPrefetch
-   * (16 at casync's 64 KiB, fewer for larger chunks; the simulator's window)
+   * (12 at casync's 64 KiB, fewer for larger chunks; the simulator's window)
    */
   peerPrefetch?: number
 }

@@ -230,7 +230,7 @@ describe('swarm policy', () => {
     const p = new SwarmPolicy({ self: 'a' })
     const d = { maxInbound: p.maxInbound, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }
     // casync's 64 KiB: the constructor's defaults
-    assert.deepEqual(chunkSizeDefaults(64 * 1024), { ...d, peerPrefetch: 16 })
+    assert.deepEqual(chunkSizeDefaults(64 * 1024), { ...d, peerPrefetch: 12 })
     p.setChunkSize(64 * 1024)
     assert.deepEqual({ maxInbound: p.maxInbound, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }, d)
     // 4 MiB chunks take 64 times as long to move: a BUSY peer is left alone 64 times as long,
