@@ -27,7 +27,7 @@ export function register (program: Command, ctx: CommandContext): void {
     .summary('chunk a file, block device or directory into a store and write an index')
     .description('Chunk INPUT with casync\'s buzhash chunker, store the compressed chunks in a .castr store and write INDEX (.caibx for a blob; .catar/.caidx for a directory tree). Chunks the store already holds are not written again.')
     .argument('<index>', 'the index to write: X.caibx (blob), X.caidx or X.catar (directory)')
-    .argument('<input>', 'a file, block device or directory')
+    .argument('<input>', 'a file, block device or directory; - for standard input (a blob)')
     .option('-s, --store <path>', 'chunk store (default: default.castr beside the index)')
     .option('--chunk-size <[min:]avg[:max]>', 'chunk sizes, e.g. 64K or 16K:64K:256K', '16K:64K:256K')
     .option('--digest <name>', 'chunk digest: sha256 or sha512-256 (casync\'s default)', 'sha256')
@@ -41,13 +41,16 @@ Examples:
   caswarm make image-v1.caibx image-v1.img
   caswarm make --store=/srv/castr --chunk-size=16K:64K:256K image-v2.caibx /dev/sdb
   caswarm make --digest=sha512-256 --compression=xz image.caibx image.img
+  zcat image.img.gz | caswarm make image.caibx -
   caswarm make --json rootfs.caidx /srv/rootfs`)
     .action(async (indexPath: string, input: string, opts: MakeCliOptions) => {
       for (const maker of archiveMakers) if (await maker(indexPath, input, opts, ctx)) return
       if (!indexPath.endsWith('.caibx')) throw new InvalidArgumentError(`${indexPath}: the index must end in .caibx (blob), .caidx or .catar (directory)`)
-      const st = await fs.stat(input)
-      if (st.isDirectory()) throw new InvalidArgumentError(`${input} is a directory: use a .caidx or .catar index for a directory tree`)
-      const [{ parseChunkSize }, { parseCompression }, { writeIndexFile }, { makeIndexFromFile }, { blockDeviceSize }, { defaultStoreFor, openStore }, { progressBar }] = await Promise.all([
+      // `-`: the blob comes from standard input (chunked as it arrives, on this thread)
+      const stdin = input === '-'
+      const st = stdin ? undefined : await fs.stat(input)
+      if (st?.isDirectory() === true) throw new InvalidArgumentError(`${input} is a directory: use a .caidx or .catar index for a directory tree`)
+      const [{ parseChunkSize }, { parseCompression }, { writeIndexFile }, { makeIndex, makeIndexFromFile }, { blockDeviceSize }, { defaultStoreFor, openStore }, { progressBar }] = await Promise.all([
         import('../../protocol/chunker.ts'), import('../../protocol/compression.ts'), import('../../node/index-io.ts'),
         import('../../node/make.ts'), import('../../node/block-device.ts'), import('../../node/store/location.ts'), import('../progress.ts')
       ])
@@ -56,14 +59,13 @@ Examples:
       const compression = parseCompression(opts.compression)
       const storeLocation = opts.store ?? process.env.CASYNC_STORE ?? defaultStoreFor(indexPath)
       const store = openStore(storeLocation, { digest, compression, writable: true })
-      const total = st.isBlockDevice() ? await blockDeviceSize(input) : st.size
+      const total = st == null ? 0 : st.isBlockDevice() ? await blockDeviceSize(input) : st.size
       const bar = progressBar(ctx, 'make', total, opts.progress)
       try {
-        const result = await makeIndexFromFile(input, store, {
-          chunkSize, digest, compression, signal: ctx.signal, onProgress: bar.update
-        })
+        const makeOptions = { chunkSize, digest, compression, signal: ctx.signal, onProgress: bar.update }
+        const result = stdin ? await makeIndex(process.stdin, store, makeOptions) : await makeIndexFromFile(input, store, makeOptions)
         bar.stop()
-        await writeIndexFile(indexPath, result.index, { mode: st.mode & 0o666 })
+        await writeIndexFile(indexPath, result.index, st != null ? { mode: st.mode & 0o666 } : {})
         const stats = {
           index: indexPath,
           store: store.toString(),

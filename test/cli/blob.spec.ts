@@ -45,6 +45,16 @@ describe('caswarm make / extract (CLI)', () => {
   })
   after(() => { t.cleanup() })
 
+  it('make - reads the blob from standard input: the same index and digest as from the file', () => {
+    const fromFile = ok(caswarm('make', '--chunk-size=16384', '--store', p('stdin.castr'), p('file.caibx'), p('v2.img')))
+    const r = spawnSync(process.execPath, [CLI, 'make', '--chunk-size=16384', '--store', p('stdin.castr'), p('stdin.caibx'), '-'], { input: v2, encoding: 'utf8', env: { ...process.env, CI: '1', CASWARM_PEERS: 'off' }, maxBuffer: 1 << 26 })
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout, fromFile.stdout)
+    assert.ok(readFileSync(p('stdin.caibx')).equals(readFileSync(p('file.caibx'))))
+    ok(caswarm('extract', '--store', p('stdin.castr'), p('stdin.caibx'), p('stdin.out')))
+    assert.ok(readFileSync(p('stdin.out')).equals(v2))
+  })
+
   it('make writes the index and default.castr beside it; extract rebuilds the file (--json stats)', () => {
     const made = JSON.parse(ok(caswarm('make', '--json', '--chunk-size=16384', p('v1.caibx'), p('v1.img'))).stdout)
     assert.equal(made.bytes, v1.byteLength)
