@@ -72,6 +72,8 @@ export class OriginError extends Error {
   override name = 'OriginError'
   readonly statusCode: number
   readonly url: string
+  /** how long the server asked to wait before the next attempt (Retry-After), ms */
+  retryAfterMs?: number
 
   constructor (statusCode: number, url: string, message = `origin answered ${statusCode} for ${url}`) {
     super(message)

@@ -183,6 +183,7 @@ export class HttpClient {
     // one caller signal is shared by every request in flight (and waiting for a slot)
     if (signal != null && !raisedListenerLimit.has(signal)) { setMaxListeners(0, signal); raisedListenerLimit.add(signal) }
     let invalidRetried = false
+    let lastError: { retryAfterMs?: number } | undefined
     for (let n = 0; ; n++) {
       signal?.throwIfAborted()
       const release = await this.limiter.acquire(signal)
@@ -223,10 +224,13 @@ export class HttpClient {
         }
         if (invalid) invalidRetried = true
         this.stats.retries++
+        lastError = err
       } finally {
         release()
       }
-      const delay = Math.min(this.maxRetryDelay, this.retryDelay * 2 ** n) * (0.5 + Math.random() / 2)
+      const delay = lastError?.retryAfterMs != null
+        ? Math.min(lastError.retryAfterMs, Math.max(this.maxRetryDelay, MAX_RETRY_AFTER)) // the server said when
+        : Math.min(this.maxRetryDelay, this.retryDelay * 2 ** n) * (0.5 + Math.random() / 2)
       await sleep(delay, undefined, { signal })
     }
   }
@@ -324,10 +328,22 @@ function describe (err: any, method: string, url: string, attempts: number): Err
   return err
 }
 
-/** A status other than the expected ones, as an OriginError naming the URL. */
-export function statusError (statusCode: number, url: string, what = ''): OriginError {
-  return new OriginError(statusCode, url, `the server answered ${statusCode}${what !== '' ? ` ${what}` : ''}`)
+/**
+ * A status other than the expected ones, as an OriginError naming the URL; with the response's
+ * headers, a Retry-After (seconds or an HTTP date) is kept for the next attempt's wait.
+ */
+export function statusError (statusCode: number, url: string, what = '', headers?: BytesResponse['headers']): OriginError {
+  const err = new OriginError(statusCode, url, `the server answered ${statusCode}${what !== '' ? ` ${what}` : ''}`)
+  const after = headers?.['retry-after']
+  if (typeof after === 'string' && after !== '') {
+    const ms = /^\d+$/.test(after.trim()) ? Number(after.trim()) * 1000 : Date.parse(after) - Date.now()
+    if (Number.isFinite(ms)) err.retryAfterMs = Math.max(0, ms)
+  }
+  return err
 }
+
+/** the longest a Retry-After is obeyed (a longer one is cut to this), ms */
+const MAX_RETRY_AFTER = 30_000
 
 export function isHttpUrl (location: string): boolean {
   return /^https?:\/\//i.test(location)

@@ -24,11 +24,11 @@ export async function * fetchIndexStream (url: string, options: FetchIndexOption
       path: parsed.pathname + parsed.search,
       signal: options.signal,
       limit,
-      handleBytes: ({ statusCode, body }, u) => {
+      handleBytes: ({ statusCode, headers, body }, u) => {
         if (statusCode === 404 || statusCode === 410) {
           throw Object.assign(new Error(`index ${u} does not exist (${statusCode})`), { code: 'ENOENT' })
         }
-        if (statusCode !== 200) throw statusError(statusCode, u)
+        if (statusCode !== 200) throw statusError(statusCode, u, '', headers)
         return body
       }
     })

@@ -99,12 +99,12 @@ export class HttpStore implements ChunkStore, RawChunkSource {
       signal: options.signal,
       retryInvalid: true,
       limit: this.maxChunkFile,
-      handleBytes: async ({ statusCode, body }, url) => {
+      handleBytes: async ({ statusCode, headers, body }, url) => {
         if (statusCode === 404 || statusCode === 410) {
           this.counters.missing++
           throw new ChunkMissingError(id, `chunk ${id.toString()} missing from ${url} (${statusCode})`)
         }
-        if (statusCode !== 200) throw statusError(statusCode, url)
+        if (statusCode !== 200) throw statusError(statusCode, url, '', headers)
         const stored = body
         if (!verify) return { stored }
         try {

@@ -21,7 +21,7 @@ import { tempDir } from '../helpers/temp-dir.ts'
 
 const CLI = fileURLToPath(new URL('../../bin/caswarm.js', import.meta.url))
 
-type Fault = 'ok' | '404' | '500' | 'cut' | 'corrupt' | 'stall-headers' | 'stall-body' | 'chunked'
+type Fault = 'ok' | '404' | '500' | '503-retry-after' | 'cut' | 'corrupt' | 'stall-headers' | 'stall-body' | 'chunked'
 
 /** A tiny static server for the store dir whose answers a test can spoil, request by request. */
 class FaultyServer {
@@ -48,6 +48,7 @@ class FaultyServer {
     const file = join(this.root, decodeURIComponent(req.url!.split('?')[0]!))
     const fault = this.fault(req, n)
     if (fault === '500') { res.writeHead(500).end('oops'); return }
+    if (fault === '503-retry-after') { res.writeHead(503, { 'retry-after': '1' }).end('busy'); return }
     if (fault === 'stall-headers') { this.stalled.push(res); return }
     let data: Buffer
     try { data = readFileSync(file) } catch { res.writeHead(404).end('not found'); return }
@@ -134,6 +135,20 @@ describe('HTTP chunk store', () => {
         assert.equal(small.stats.retries, 0, 'an oversize body is not retried')
       } finally { await small.close() }
     }
+  })
+
+  it('a 503 with Retry-After is retried after the time the server asked for, not the backoff', async () => {
+    const c = index.chunks[0]!
+    const first = server.log.length // the number the next request gets
+    server.fault = (_req, n) => (n === first ? '503-retry-after' : 'ok')
+    const store = new HttpStore(storeUrl, fast) // backoff of 5-20 ms
+    try {
+      const t = performance.now()
+      assert.deepEqual(Buffer.from(await store.get(c.id, { size: c.size })), data.subarray(c.start, c.start + c.size))
+      const waited = performance.now() - t
+      assert.equal(store.stats.retries, 1)
+      assert.ok(waited >= 950, `retried after ${waited.toFixed(0)} ms, not the 1 s the server asked for`)
+    } finally { await store.close() }
   })
 
   it('raw chunks: getCompressed returns the stored file, verified', async () => {
