@@ -12,6 +12,9 @@
 //     on the index, as they do on a LAN);
 //   - noteWants/noteHaves/noteLacks of peers: already in the shared state.
 //
+// It plugs into SwarmPolicy's protected hooks for knowledge, not into its decisions:
+// holderStates (what plan() chooses among), served/claimed (a served chunk's holder, a peer's
+// claim) and state (a connection's state, found by its place among the host's neighbours).
 // Every *decision* is inherited unchanged: plan() (least-loaded holder, wait for the owner while
 // it makes progress, origin on timeout), requestStarted/Succeeded/Failed (strikes, the ban on a
 // chunk that fails verification), acceptInbound/inboundDone, ban/isBanned.
