@@ -67,45 +67,52 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   log(`tree: ${tree} (${mb.toFixed(0)} MB of file data), best of ${reps}`)
   const rows: BenchRow[] = []
 
-  /** best of `reps` for each tool, alternating; `names[i]` are removed before tool i runs */
-  const best = async (names: [string[], string[]], a: () => Promise<Run>, b: () => Promise<Run>): Promise<[Run, Run]> => {
+  /**
+   * best of `reps` for each tool, alternating; run i writes names of its own (suffix -i) and
+   * nothing is deleted until the end: on ext4 without a journal, creating files right after
+   * thousands were deleted is several times slower (see bench/blob.ts)
+   */
+  const best = async (a: (i: number) => Promise<Run>, b: (i: number) => Promise<Run>): Promise<[Run, Run]> => {
     let ra: Run | undefined
     let rb: Run | undefined
-    const clean = (list: string[]): void => { for (const n of list) rmSync(p(n), { recursive: true, force: true }) }
     for (let i = 0; i < reps; i++) {
-      clean(names[0]); const x = await a(); if (ra == null || x.seconds < ra.seconds) ra = x
-      clean(names[1]); const y = await b(); if (rb == null || y.seconds < rb.seconds) rb = y
+      const x = await a(i); if (ra == null || x.seconds < ra.seconds) ra = x
+      const y = await b(i); if (rb == null || y.seconds < rb.seconds) rb = y
     }
     return [ra!, rb!]
   }
+  const last = reps - 1
 
   // make .catar
-  const [mc, mw] = await best([['casync.catar'], ['caswarm.catar']],
-    async () => await casync(['make', '--digest=sha256', p('casync.catar'), tree]),
-    async () => await caswarm(['make', '--digest=sha256', p('caswarm.catar'), tree]))
-  const same = readFileSync(p('casync.catar')).equals(readFileSync(p('caswarm.catar')))
+  const [mc, mw] = await best(
+    async (i) => await casync(['make', '--digest=sha256', p(`casync-${i}.catar`), tree]),
+    async (i) => await caswarm(['make', '--digest=sha256', p(`caswarm-${i}.catar`), tree]))
+  const same = readFileSync(p(`casync-${last}.catar`)).equals(readFileSync(p(`caswarm-${last}.catar`)))
   rows.push({ suite: 'tree', op: 'make .catar', mb, casync: mc, caswarm: mw, target: '≥ 1x', note: same ? 'archives byte-identical' : 'ARCHIVES DIFFER' })
 
-  // make .caidx (fresh store each time: every chunk compressed and written)
-  const [ic, iw] = await best([['casync.caidx', 'casync.castr'], ['caswarm.caidx', 'caswarm.castr']],
-    async () => await casync(['make', '--digest=sha256', `--store=${p('casync.castr')}`, p('casync.caidx'), tree]),
-    async () => await caswarm(['make', '--digest=sha256', '--no-progress', '-s', p('caswarm.castr'), p('caswarm.caidx'), tree]))
-  const sameIdx = readFileSync(p('casync.caidx')).equals(readFileSync(p('caswarm.caidx')))
+  // make .caidx (a fresh store each time: every chunk compressed and written)
+  const [ic, iw] = await best(
+    async (i) => await casync(['make', '--digest=sha256', `--store=${p(`casync-${i}.castr`)}`, p(`casync-${i}.caidx`), tree]),
+    async (i) => await caswarm(['make', '--digest=sha256', '--no-progress', '-s', p(`caswarm-${i}.castr`), p(`caswarm-${i}.caidx`), tree]))
+  const sameIdx = readFileSync(p(`casync-${last}.caidx`)).equals(readFileSync(p(`caswarm-${last}.caidx`)))
   rows.push({ suite: 'tree', op: 'make .caidx', mb, casync: ic, caswarm: iw, target: '≥ 1x', note: sameIdx ? 'indexes byte-identical' : 'INDEXES DIFFER' })
 
   // extract .catar (into a fresh directory)
-  const [xc, xw] = await best([['x-casync'], ['x-caswarm']],
-    async () => await casync(['extract', p('casync.catar'), p('x-casync')]),
-    async () => await caswarm(['extract', '--no-progress', p('casync.catar'), p('x-caswarm')]))
-  const d1 = (await casync(['digest', '--digest=sha256', p('x-caswarm')])).stdout
+  const catar = p(`casync-${last}.catar`)
+  const [xc, xw] = await best(
+    async (i) => await casync(['extract', catar, p(`x-casync-${i}`)]),
+    async (i) => await caswarm(['extract', '--no-progress', catar, p(`x-caswarm-${i}`)]))
+  const d1 = (await casync(['digest', '--digest=sha256', p(`x-caswarm-${last}`)])).stdout
   const d0 = (await casync(['digest', '--digest=sha256', tree])).stdout
   rows.push({ suite: 'tree', op: 'extract .catar', mb, casync: xc, caswarm: xw, target: '≥ 1x', note: d1 === d0 ? 'extracted tree digests as the source' : 'EXTRACTED TREE DIFFERS' })
 
   // extract .caidx from the local store (no seeds: --seed-output=no for casync, a fresh output for both)
-  const [yc, yw] = await best([['y-casync'], ['y-caswarm']],
-    async () => await casync(['extract', '--seed-output=no', `--store=${p('casync.castr')}`, p('casync.caidx'), p('y-casync')]),
-    async () => await caswarm(['extract', '--no-progress', '--no-seed-output', '-s', p('casync.castr'), p('casync.caidx'), p('y-caswarm')]))
-  const d2 = (await casync(['digest', '--digest=sha256', p('y-caswarm')])).stdout
+  const store = p(`casync-${last}.castr`)
+  const caidx = p(`casync-${last}.caidx`)
+  const [yc, yw] = await best(
+    async (i) => await casync(['extract', '--seed-output=no', `--store=${store}`, caidx, p(`y-casync-${i}`)]),
+    async (i) => await caswarm(['extract', '--no-progress', '--no-seed-output', '-s', store, caidx, p(`y-caswarm-${i}`)]))
+  const d2 = (await casync(['digest', '--digest=sha256', p(`y-caswarm-${last}`)])).stdout
   rows.push({ suite: 'tree', op: 'extract .caidx', mb, casync: yc, caswarm: yw, target: '≥ 1x', note: d2 === d0 ? 'extracted tree digests as the source' : 'EXTRACTED TREE DIFFERS' })
 
   if (opts.keep !== true) rmSync(dir, { recursive: true, force: true })
