@@ -250,7 +250,14 @@ let tmpCounter = 0
 function writeChunkFileSync ({ id, file, compressed }: PreparedChunk): void {
   const tmp = `${path.dirname(file)}/${id.toString()}.${tmpPrefix}${(tmpCounter++ >>> 0).toString(16).padStart(8, '0')}.tmp`
   try {
-    fs.writeFileSync(tmp, compressed, { mode: 0o444 })
+    try {
+      fs.writeFileSync(tmp, compressed, { mode: 0o444 })
+    } catch (err: any) {
+      // the directory was known to exist but is gone (the store was removed since): make it again
+      if (err.code !== 'ENOENT') throw err
+      fs.mkdirSync(path.dirname(file), { recursive: true })
+      fs.writeFileSync(tmp, compressed, { mode: 0o444 })
+    }
     fs.renameSync(tmp, file)
   } catch (err) {
     try { fs.rmSync(tmp, { force: true }) } catch {}
@@ -258,12 +265,19 @@ function writeChunkFileSync ({ id, file, compressed }: PreparedChunk): void {
   }
 }
 
+// Chunk by chunk (the 'store' op: tree makes, caches), a shortcut like a store-range's: a
+// directory this worker made holds nothing until it writes a chunk there, so the first chunk for
+// it need not be looked for. (At most one entry per directory; never a claim that a chunk is there.)
+const emptyDirs = new Set<string>()
+
 /** Writes a chunk into a local store unless present: its stored size, or -1 when it was there. */
 async function storeLocal (id: ChunkId, data: Uint8Array, storePath: string, extension: string, compression: Compression): Promise<number> {
-  const prepared = await prepareChunk(id, data, storePath, extension, compression)
+  const dir = path.join(storePath, id.toString().slice(0, 4))
+  if (ensureChunkDir(dir, madeDirs)) emptyDirs.add(dir)
+  const prepared = await prepareChunk(id, data, storePath, extension, compression, emptyDirs.has(dir))
   if (prepared == null) return -1
-  ensureChunkDir(path.dirname(prepared.file), madeDirs)
   writeChunkFileSync(prepared)
+  emptyDirs.delete(dir)
   return prepared.compressed.byteLength
 }
 
