@@ -231,15 +231,21 @@ export async function * chunk (source: AsyncIterable<Uint8Array> | Iterable<Uint
     if (input.byteLength === 0) continue
     // a plain Uint8Array view (not a Buffer subclass) keeps the hot loop monomorphic
     const data = new Uint8Array(input.buffer, input.byteOffset, input.byteLength)
-    if (buf.byteLength === 0) {
-      buf = data
-    } else {
-      const joined = new Uint8Array(buf.byteLength + data.byteLength)
-      joined.set(buf, 0)
-      joined.set(data, buf.byteLength)
-      buf = joined
-    }
     let offset = 0
+    if (buf.byteLength > 0) {
+      // finish the unfinished chunk: join it with only as much of the input as a chunk can still
+      // take (the finder has already scanned what it holds), not with the whole input
+      const take = Math.min(data.byteLength, finder.max - buf.byteLength)
+      const joined = new Uint8Array(buf.byteLength + take)
+      joined.set(buf, 0)
+      joined.set(data.subarray(0, take), buf.byteLength)
+      const n = finder.next(joined)
+      if (n < 0) { buf = joined; continue } // the whole input went into the unfinished chunk
+      yield { start: streamOffset, size: n, data: joined.subarray(0, n) }
+      streamOffset += n
+      offset = n - buf.byteLength
+    }
+    buf = data
     for (;;) {
       const view = offset === 0 ? buf : buf.subarray(offset)
       const n = finder.next(view)
@@ -248,8 +254,8 @@ export async function * chunk (source: AsyncIterable<Uint8Array> | Iterable<Uint
       streamOffset += n
       offset += n
     }
-    // keep the unfinished chunk; copy so a large input buffer is not pinned
-    buf = offset === 0 ? buf : copyBytes(buf, offset)
+    // keep the unfinished chunk (less than max bytes), copied: the producer may reuse its buffer
+    buf = copyBytes(buf, offset)
   }
   if (buf.byteLength > 0) yield { start: streamOffset, size: buf.byteLength, data: buf }
 }
