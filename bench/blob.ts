@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { decodeIndex } from '../protocol/index-file.ts'
 import { dontNeed } from '../node/native-io.ts'
 import type { BenchOptions, BenchRow, Measure } from './run.ts'
-import { caswarmCli } from './cli.ts'
+import { benchEnv, caswarmCli } from './cli.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const GNU_TIME = '/usr/bin/time'
@@ -185,7 +185,7 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   mkdirSync(dir, { recursive: true })
   const p = (name: string): string => join(dir, name)
   const cli = await caswarmCli(log, opts.build !== false)
-  const caswarm = async (args: string[]): Promise<Run> => await measure(process.execPath, [...cli, ...args, '--no-progress'], { ...process.env, CASWARM_PEERS: 'off' })
+  const caswarm = async (args: string[]): Promise<Run> => await measure(process.execPath, [...cli, ...args, '--no-progress'], benchEnv(log, { CASWARM_PEERS: 'off' }))
   const casync = async (args: string[]): Promise<Run> => await measure('casync', args)
   const bytes = sizeMB * (1 << 20)
   const mb = bytes / 1e6

@@ -31,3 +31,20 @@ async function runBuild (): Promise<boolean> {
     child.on('error', () => { resolve(false) })
   })
 }
+
+/**
+ * The environment both tools run in: this one, without NODE_EXTRA_CA_CERTS. These machines set it
+ * to the system CA bundle, which makes every Node process parse it before running any code
+ * (`node -e 0`: 0.08-0.10 s with it, 0.02-0.03 s without); casync ignores it, and the benchmarks
+ * fetch nothing over TLS. Said once in the log when it was set.
+ */
+export function benchEnv (log?: (line: string) => void, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra }
+  if (env.NODE_EXTRA_CA_CERTS != null) {
+    delete env.NODE_EXTRA_CA_CERTS
+    if (log != null && !told) { told = true; log('bench: NODE_EXTRA_CA_CERTS is unset for the measured runs (it costs every Node process ~60 ms of start-up here)') }
+  }
+  return env
+}
+
+let told = false

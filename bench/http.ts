@@ -13,7 +13,7 @@ import { readIndex } from '../node/index-io.ts'
 import { HttpStore } from '../node/store/http-store.ts'
 import { pseudoRandom } from '../test/helpers/fixtures.ts'
 import { startNginx } from '../test/helpers/nginx.ts'
-import { caswarmCli } from './cli.ts'
+import { benchEnv, caswarmCli } from './cli.ts'
 import { startDelayProxy } from './delay-proxy.ts'
 import type { BenchOptions, BenchRow, Measure } from './run.ts'
 
@@ -65,7 +65,7 @@ function timed (cmd: string, args: string[], env: Record<string, string> = {}): 
   const t = performance.now()
   return new Promise((resolve, reject) => {
     // no LAN peers and no swarm cache: a cold extract from the origin alone
-    execFile(cmd, args, { maxBuffer: 1 << 26, env: { ...process.env, CASWARM_PEERS: 'off', ...env } }, (err, stdout, stderr) => {
+    execFile(cmd, args, { maxBuffer: 1 << 26, env: benchEnv(undefined, { CASWARM_PEERS: 'off', ...env }) }, (err, stdout, stderr) => {
       if (err != null) { reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr}`)); return }
       resolve({ seconds: (performance.now() - t) / 1000, stdout })
     })
@@ -83,6 +83,7 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
   const runs = options.runs ?? 3
   const rtts = options.rttMs ?? [2, 10]
   const cli = await caswarmCli(log, options.build !== false)
+  benchEnv(log) // (says so in the log when it drops NODE_EXTRA_CA_CERTS)
   // in RAM when possible: the disk's writeback must not be what is measured
   const tmp = (() => {
     const base = options.dir ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir())

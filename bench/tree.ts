@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { BenchOptions, BenchRow, Measure } from './run.ts'
-import { caswarmCli } from './cli.ts'
+import { benchEnv, caswarmCli } from './cli.ts'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -24,7 +24,7 @@ async function measure (cmd: string, args: string[]): Promise<Run> {
   const argv = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-v', cmd, ...args] : [cmd, ...args]
   const started = performance.now()
   return await new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, CASWARM_PEERS: 'off', TZ: 'UTC' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(argv[0]!, argv.slice(1), { env: benchEnv(undefined, { CASWARM_PEERS: 'off', TZ: 'UTC' }), stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
@@ -61,6 +61,7 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   mkdirSync(dir, { recursive: true })
   const p = (n: string): string => join(dir, n)
   const cli = await caswarmCli(log, opts.build !== false)
+  benchEnv(log) // (says so in the log when it drops NODE_EXTRA_CA_CERTS)
   const caswarm = async (args: string[]): Promise<Run> => await measure(process.execPath, [...cli, ...args])
   const casync = async (args: string[]): Promise<Run> => await measure('casync', args)
   const mb = duBytes(tree) / 1e6
