@@ -1,7 +1,6 @@
 // caswarm keygen: write a private-swarm key (libp2p pnet format) for --swarm-key.
 import type { Command } from 'commander'
 import * as fs from 'node:fs/promises'
-import { generateKey } from '@libp2p/pnet'
 import type { CommandContext } from '../context.ts'
 
 export function register (program: Command, ctx: CommandContext): void {
@@ -12,6 +11,7 @@ export function register (program: Command, ctx: CommandContext): void {
     .option('--force', 'overwrite an existing file')
     .addHelpText('after', '\nExample:\n  caswarm keygen /etc/caswarm/swarm.key && caswarm node --swarm-key=/etc/caswarm/swarm.key')
     .action(async (file: string, opts: { force?: boolean }) => {
+      const { generateKey } = await import('@libp2p/pnet')
       const key = new Uint8Array(95)
       generateKey(key)
       if (file === '-') { ctx.stdout.write(key); return }

@@ -3,10 +3,7 @@
 // metrics. Runs until interrupted.
 import type { Command } from 'commander'
 import { once } from 'node:events'
-import { LocalStore } from '../../node/store/local-store.ts'
-import { loadOrCreateKey, SwarmHost } from '../../node/swarm/host.ts'
-import { serveMetrics, swarmRegistry } from '../../node/swarm/metrics.ts'
-import { defaultCacheDir, defaultKeyFile } from '../../node/swarm/session.ts'
+import { defaultCacheDir, defaultKeyFile } from '../../node/swarm/paths.ts'
 import type { CommandContext } from '../context.ts'
 import { addSwarmOptions, swarmHostInit, type SwarmCliOptions } from '../swarm-options.ts'
 
@@ -30,6 +27,10 @@ Examples:
   caswarm node --cache=/var/lib/caswarm/cache --swarm-key=/etc/caswarm/swarm.key
   caswarm node --no-mdns --listen=/ip4/10.0.0.2/tcp/7700 --peer=/ip4/10.0.0.3/tcp/7700/p2p/12D3KooW…`)
     .action(async (opts: NodeOptions) => {
+      // libp2p and prom-client load here, not when `caswarm --help` lists the commands
+      const [{ LocalStore }, { loadOrCreateKey, SwarmHost }, { serveMetrics, swarmRegistry }] = await Promise.all([
+        import('../../node/store/local-store.ts'), import('../../node/swarm/host.ts'), import('../../node/swarm/metrics.ts')
+      ])
       const cache = new LocalStore(opts.cache ?? defaultCacheDir())
       const host = await SwarmHost.create({
         ...await swarmHostInit(opts, '/ip4/0.0.0.0/tcp/7700'),

@@ -1,9 +1,7 @@
 // caswarm peers: the swarm peers this host can find (mDNS and --peer), or those a running daemon knows.
 import type { Command } from 'commander'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { request } from 'undici'
-import { SwarmHost } from '../../node/swarm/host.ts'
-import { peerList, type PeerInfo } from '../../node/swarm/metrics.ts'
+import type { PeerInfo } from '../../node/swarm/metrics.ts'
 import { printJson, type CommandContext } from '../context.ts'
 import { addSwarmOptions, swarmHostInit, type SwarmCliOptions } from '../swarm-options.ts'
 
@@ -25,10 +23,12 @@ export function register (program: Command, ctx: CommandContext): void {
       let peers: PeerInfo[]
       if (opts.daemon != null) {
         const url = `http://${opts.daemon.includes(':') ? opts.daemon : `127.0.0.1:${opts.daemon}`}/peers`
+        const { request } = await import('undici') // loaded here, not for `caswarm --help`
         const { statusCode, body } = await request(url, { signal: ctx.signal })
         if (statusCode !== 200) { await body.dump(); throw Object.assign(new Error(`${url} answered ${statusCode}`), { code: 'ERR_ORIGIN' }) }
         peers = await body.json() as PeerInfo[]
       } else {
+        const [{ SwarmHost }, { peerList }] = await Promise.all([import('../../node/swarm/host.ts'), import('../../node/swarm/metrics.ts')])
         const host = await SwarmHost.create(await swarmHostInit(opts, '/ip4/0.0.0.0/tcp/0'))
         try {
           await sleep(Number(opts.wait), undefined, { signal: ctx.signal })

@@ -3,7 +3,6 @@
 import type { Command } from 'commander'
 import { parseDigest } from '../../protocol/chunk-id.ts'
 import { InvalidArgumentError } from '../../protocol/errors.ts'
-import { ChunkServer, formatLogEntry } from '../../node/http/server.ts'
 import type { CommandContext } from '../context.ts'
 
 export interface ServeCliOptions {
@@ -43,6 +42,7 @@ Examples:
     .action(async (opts: ServeCliOptions) => {
       const { host, port } = parseListen(opts.listen)
       const token = opts.token ?? process.env.CASWARM_TOKEN
+      const { ChunkServer, formatLogEntry } = await import('../../node/http/server.ts') // (prom-client: not for --help)
       const server = new ChunkServer({
         store: opts.store,
         indexDir: opts.indexDir,

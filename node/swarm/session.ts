@@ -1,8 +1,6 @@
 // One extraction's use of the swarm: start (or borrow) a host, build the SwarmSource before the
 // origin stores, declare the missing chunks once seeds are indexed, and close it all afterwards.
 // `caswarm extract` and the demo use it; a daemon on the same host is just another peer.
-import { homedir } from 'node:os'
-import * as path from 'node:path'
 import { digestFromFlags, type ChunkId } from '../../protocol/chunk-id.ts'
 import type { Index } from '../../protocol/index-file.ts'
 import type { ExtractStats } from '../assemble.ts'
@@ -11,17 +9,7 @@ import type { ChunkSource, ChunkStore, RawChunkSource } from '../store/chunk-sto
 import { SwarmHost, type SwarmHostInit } from './host.ts'
 import { SwarmSource } from './source.ts'
 
-/** `/var/lib/caswarm/cache` as root, `~/.cache/caswarm` otherwise (XDG_CACHE_HOME respected). */
-export function defaultCacheDir (): string {
-  if (process.getuid?.() === 0) return '/var/lib/caswarm/cache'
-  return path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'caswarm')
-}
-
-/** Where `caswarm node` keeps its identity. */
-export function defaultKeyFile (): string {
-  if (process.getuid?.() === 0) return '/var/lib/caswarm/node.key'
-  return path.join(process.env.XDG_CONFIG_HOME ?? path.join(homedir(), '.config'), 'caswarm', 'node.key')
-}
+export { defaultCacheDir, defaultKeyFile } from './paths.ts'
 
 export interface ExtractSwarmInit {
   index: Index
