@@ -84,12 +84,19 @@ static napi_value scan (napi_env env, napi_callback_info info) {
      with c = ceil(2^64 / d) (Lemire, Kaser, Kurz: "Faster remainder by direct computation").
      h = 0xffffffff (n = 2^32) is tested the slow way. */
   const uint64_t c = UINT64_C(0xffffffffffffffff) / d + 1;
-  for (;;) {
-    if (d > 1 && h != 0xffffffffu ? (uint64_t)(h + 1u) * c < c : h % d == d - 1) { cut = 1; break; }
-    if (pos >= max) { cut = 1; break; }
-    if (pos >= limit) break;
-    h = rol1(h) ^ TO[buf[pos - 48]] ^ T[buf[pos]];
-    pos++;
+  /* h = 0xffffffff (n = 2^32) is the one value the test above cannot take: decided once here */
+  const int ff_cut = 0xffffffffu % d == d - 1;
+  if (d == 1) {
+    cut = 1; /* every position is a cut */
+  } else {
+    /* the inner loop runs to min(limit, max) with one test per byte; the ends are checked after */
+    const size_t end = limit < max ? limit : max;
+    while (pos < end) {
+      if (__builtin_expect(h != 0xffffffffu ? (uint64_t)(h + 1u) * c < c : ff_cut, 0)) { cut = 1; break; }
+      h = rol1(h) ^ TO[buf[pos - 48]] ^ T[buf[pos]];
+      pos++;
+    }
+    if (!cut && ((h != 0xffffffffu ? (uint64_t)(h + 1u) * c < c : ff_cut) || pos >= max)) cut = 1;
   }
   state[0] = (uint32_t)pos;
   state[1] = h;
