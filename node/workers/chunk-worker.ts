@@ -1,18 +1,18 @@
 // Worker thread for CPU-bound chunk work: hashing, compressing (and writing into a local store),
 // decompressing and verifying. Runs the same protocol/ code as the main thread.
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
 import { copyBytes, isZero, ownBuffer } from '../../protocol/bytes.ts'
 import { ChunkId, chunkPath, digestBytes, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
-import { CutFinder } from '../../protocol/chunker.ts'
 import { compress, compressSync, type Compression, decompress, decompressSync } from '../../protocol/compression.ts'
 import { ChunkInvalidError, ChunkMissingError } from '../../protocol/errors.ts'
 import type { PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
 import type { HttpStore, HttpStoreStats } from '../store/http-store.ts'
 import { useNativeChunker } from '../native-chunker.ts'
 import { willNeed } from '../native-io.ts'
+import { chunkFile } from './chunk-file.ts'
 import { probeSeedSlice, scanSeedRange } from './seed-scan.ts'
 import { writeAll } from './write-all.ts'
 
@@ -120,31 +120,9 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
 
 /** Cut positions from an arbitrary start (see node/make.ts for how ranges are stitched together). */
 function findCuts (req: Extract<WorkerRequest, { op: 'cuts' }>): Float64Array {
-  const finder = new CutFinder({ min: req.min, avg: req.avg, max: req.max })
   const ends: number[] = []
-  let buf = new Uint8Array((1 << 20) + req.max)
-  let have = 0
-  let base = req.start
-  for (;;) {
-    const n = have < buf.byteLength ? fs.readSync(req.fd, buf, have, buf.byteLength - have, base + have) : 0
-    have += n
-    let at = 0
-    for (;;) {
-      const len = finder.next(at === 0 ? buf.subarray(0, have) : buf.subarray(at, have))
-      if (len < 0) break
-      at += len
-      ends.push(base + at)
-      if (base + at >= req.until) return Float64Array.from(ends)
-    }
-    if (n === 0) {
-      if (have > at) ends.push(base + have) // the final chunk
-      return Float64Array.from(ends)
-    }
-    buf.copyWithin(0, at, have)
-    have -= at
-    base += at
-    if (have === buf.byteLength) { const bigger = new Uint8Array(buf.byteLength * 2); bigger.set(buf); buf = bigger }
-  }
+  chunkFile(req.fd, req.start, req.until, req, (offset, data) => { ends.push(offset + data.byteLength) })
+  return Float64Array.from(ends)
 }
 
 /** Hashes a run of chunks read from fd and writes those the local store lacks. */

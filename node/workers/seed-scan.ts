@@ -12,8 +12,8 @@ import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import { isZero } from '../../protocol/bytes.ts'
 import type { DigestAlgorithm } from '../../protocol/chunk-id.ts'
-import { CutFinder } from '../../protocol/chunker.ts'
 import type { WorkerReply, WorkerRequest } from './pool.ts'
+import { chunkFile } from './chunk-file.ts'
 import { writeAll } from './write-all.ts'
 import { writeBehind } from '../native-io.ts'
 
@@ -80,50 +80,6 @@ function hexDigest (data: Uint8Array, digest: DigestAlgorithm): string {
 
 /** bytes of output a probing worker writes before it starts them to disk */
 const FLUSH_EVERY = 32 << 20
-
-/**
- * Chunks fd's bytes from `start` (any offset) until a cut at or past `stopAt` or the end of the
- * file, calling `each` with every chunk's offset and bytes (a view valid during the call); `each`
- * returns true to stop after that chunk. Returns where it stopped (a cut, or the end).
- */
-function chunkFile (fd: number, start: number, stopAt: number, sizes: { min: number, avg: number, max: number }, each: (offset: number, data: Uint8Array) => boolean | void): number {
-  const finder = new CutFinder(sizes)
-  // one buffer per worker, reused by every scan (a probe slice may scan hundreds of times)
-  if (scanBuffer.byteLength < (1 << 20) + sizes.max) scanBuffer = new Uint8Array((1 << 20) + sizes.max)
-  let buf = scanBuffer
-  let have = 0 // bytes in buf, starting at file offset `base`
-  let base = start
-  let eof = false
-  while (base < stopAt) {
-    if (!eof && have < buf.byteLength) {
-      const n = fs.readSync(fd, buf, have, buf.byteLength - have, base + have)
-      if (n === 0) eof = true
-      have += n
-    }
-    let at = 0
-    for (;;) {
-      const n = finder.next(at === 0 ? buf.subarray(0, have) : buf.subarray(at, have))
-      if (n < 0) break
-      const stop = each(base + at, buf.subarray(at, at + n)) === true
-      at += n
-      if (stop) return base + at
-      if (base + at >= stopAt) break
-    }
-    if (base + at >= stopAt) return base + at
-    if (eof) {
-      if (have > at) each(base + at, buf.subarray(at, have))
-      return base + have
-    }
-    // keep the unfinished chunk at the front
-    buf.copyWithin(0, at, have)
-    have -= at
-    base += at
-    if (have === buf.byteLength) { const bigger = new Uint8Array(buf.byteLength * 2); bigger.set(buf); buf = bigger; scanBuffer = bigger }
-  }
-  return base
-}
-
-let scanBuffer = new Uint8Array(0)
 
 /** Chunks one range of a seed file and reports the wanted chunks found in it. */
 export function scanSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<WorkerReply, 'found' | 'scanned' | 'written'> {
