@@ -148,28 +148,15 @@ async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): 
       if (n === 0) throw Object.assign(new Error(`input shrank while it was read (short read at ${req.start + got})`), { code: 'EIO' })
       got += n
     }
-    // Directories known to exist during this range, and those this range made: a chunk in one of
-    // those is absent unless this range wrote it (on a fresh store, most chunks get a directory of
-    // their own, and asking whether each is there cost ~0.4 s per worker for 512 MiB)
-    const dirs = new Set<string>()
-    const made = new Set<string>()
-    const written = new Set<string>()
     let from = 0
     for (let i = 0; i < req.ends.length; i++) {
       const to = req.ends[i]! - req.start
       const data = region.subarray(from, to)
       const idBytes = digestBytes(data, req.digest)
       ids.set(idBytes, i * 32)
-      const id = new ChunkId(idBytes)
-      const hex = id.toString()
-      const dir = path.join(req.storePath, hex.slice(0, 4))
-      if (ensureChunkDir(dir, dirs)) made.add(dir)
-      const writtenHere = written.has(hex)
-      const stored = writtenHere ? null : await prepareChunk(id, data, req.storePath, req.extension, req.compression, made.has(dir))
-      if (stored != null) {
-        storedSizes[i] = stored.compressed.byteLength
-        writeChunkFileSync(stored)
-        written.add(hex)
+      const stored = await storeLocal(new ChunkId(idBytes), data, req.storePath, req.extension, req.compression)
+      if (stored >= 0) {
+        storedSizes[i] = stored
         if (cancelled()) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
       }
       from = to
@@ -243,9 +230,10 @@ function writeChunkFileSync ({ id, file, compressed }: PreparedChunk): void {
   }
 }
 
-// Chunk by chunk (the 'store' op: tree makes, caches), a shortcut like a store-range's: a
-// directory this worker made holds nothing until it writes a chunk there, so the first chunk for
-// it need not be looked for. (At most one entry per directory; never a claim that a chunk is there.)
+// A directory this worker made holds nothing until it writes a chunk there, so the first chunk for
+// it need not be looked for: on a fresh store most chunks get a directory of their own, and asking
+// whether each is there cost ~0.4 s per worker for 512 MiB. (At most one entry per directory;
+// never a claim that a chunk is there.)
 const emptyDirs = new Set<string>()
 
 /** Writes a chunk into a local store unless present: its stored size, or -1 when it was there. */
