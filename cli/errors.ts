@@ -1,5 +1,7 @@
 // Exit codes by error class. Scripts can tell a usage mistake from corrupt input from a missing
 // chunk from a network failure.
+import { UNTRUSTED_CERT_CODES } from '../protocol/errors.ts'
+
 export const EXIT = {
   OK: 0,
   FAILURE: 1,
@@ -15,8 +17,7 @@ export const EXIT = {
 const IO_CODES = new Set(['EACCES', 'EPERM', 'ENOSPC', 'EROFS', 'EISDIR', 'ENOTDIR', 'ENOENT', 'EEXIST', 'EIO', 'EMFILE', 'EBUSY', 'EXDEV'])
 const NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EPROTO', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT',
   // TLS: a certificate the client does not trust, or a handshake that fails
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_SSL_WRONG_VERSION_NUMBER'])
+  ...UNTRUSTED_CERT_CODES, 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_SSL_WRONG_VERSION_NUMBER'])
 
 export function exitCodeFor (err: any): number {
   const code: string | undefined = err?.code

@@ -103,3 +103,8 @@ export function withContext<E extends Error> (err: E, context: string): E {
   if (!err.message.startsWith(context)) err.message = `${context}: ${err.message}`
   return err
 }
+
+/** Node's (OpenSSL's) codes for a server certificate the client does not trust. */
+export const UNTRUSTED_CERT_CODES: ReadonlySet<string> = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'
+])

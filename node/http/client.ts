@@ -5,7 +5,7 @@ import { setMaxListeners } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
 import { loadUndici, type UndiciCore } from './undici-core.ts'
-import { ChunkInvalidError, OriginError } from '../../protocol/errors.ts'
+import { ChunkInvalidError, OriginError, UNTRUSTED_CERT_CODES } from '../../protocol/errors.ts'
 
 export interface HttpClientInit {
   /** Requests in flight at once (across connections). @default 16 */
@@ -319,15 +319,13 @@ function collect (dispatcher: Dispatcher, options: Dispatcher.DispatchOptions, l
   })
 }
 
-const UNTRUSTED_CERT = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'])
-
 /** Puts "METHOD URL" in front of an error's message (once), and the attempt count. */
 function describe (err: any, method: string, url: string, attempts: number): Error {
   if (!(err instanceof Error)) err = new Error(String(err))
   const where = `${method} ${url}`
   if (!err.message.includes(url)) err.message = `${where}: ${err.message}`
   if (attempts > 1) err.message += ` (after ${attempts} attempts)`
-  if (UNTRUSTED_CERT.has((err as any).code)) err.message += ' (a private CA can be trusted with NODE_EXTRA_CA_CERTS=/path/to/ca.pem)'
+  if (UNTRUSTED_CERT_CODES.has((err as any).code)) err.message += ' (a private CA can be trusted with NODE_EXTRA_CA_CERTS=/path/to/ca.pem)'
   return err
 }
 
