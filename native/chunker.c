@@ -42,6 +42,11 @@ static uint32_t TO[256]; /* rol32(T[x], 48 mod 32 = 16): the term for the byte l
 
 static inline uint32_t rol1 (uint32_t v) { return (v << 1) | (v >> 31); }
 
+/* whether h ends a chunk: h % d == d - 1, with c and ff_cut as scan() works them out */
+static inline int is_cut (uint32_t h, uint64_t c, int ff_cut) {
+  return h != 0xffffffffu ? (uint64_t)(h + 1u) * c < c : ff_cut;
+}
+
 /* scan(buf: Uint8Array, state: Uint32Array [pos, hash], limit, max, d) -> 1 (cut at state[0]) or 0
    buf[0] is the chunk's first byte; pos >= 48 and hash covers buf[pos-48 .. pos). */
 static napi_value scan (napi_env env, napi_callback_info info) {
@@ -82,9 +87,8 @@ static napi_value scan (napi_env env, napi_callback_info info) {
   }
   /* h % d == d - 1  <=>  d divides h + 1. For n = h + 1 < 2^32, d divides n iff n * c mod 2^64 < c,
      with c = ceil(2^64 / d) (Lemire, Kaser, Kurz: "Faster remainder by direct computation").
-     h = 0xffffffff (n = 2^32) is tested the slow way. */
+     h = 0xffffffff (n = 2^32) is the one value that test cannot take: decided once here. */
   const uint64_t c = UINT64_C(0xffffffffffffffff) / d + 1;
-  /* h = 0xffffffff (n = 2^32) is the one value the test above cannot take: decided once here */
   const int ff_cut = 0xffffffffu % d == d - 1;
   if (d == 1) {
     cut = 1; /* every position is a cut */
@@ -92,11 +96,11 @@ static napi_value scan (napi_env env, napi_callback_info info) {
     /* the inner loop runs to min(limit, max) with one test per byte; the ends are checked after */
     const size_t end = limit < max ? limit : max;
     while (pos < end) {
-      if (__builtin_expect(h != 0xffffffffu ? (uint64_t)(h + 1u) * c < c : ff_cut, 0)) { cut = 1; break; }
+      if (__builtin_expect(is_cut(h, c, ff_cut), 0)) { cut = 1; break; }
       h = rol1(h) ^ TO[buf[pos - 48]] ^ T[buf[pos]];
       pos++;
     }
-    if (!cut && ((h != 0xffffffffu ? (uint64_t)(h + 1u) * c < c : ff_cut) || pos >= max)) cut = 1;
+    if (!cut && (is_cut(h, c, ff_cut) || pos >= max)) cut = 1;
   }
   state[0] = (uint32_t)pos;
   state[1] = h;
