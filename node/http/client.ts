@@ -7,6 +7,10 @@ import type { Dispatcher } from 'undici'
 import { loadUndici, type UndiciCore } from './undici-core.ts'
 import { ChunkInvalidError, OriginError, UNTRUSTED_CERT_CODES } from '../../protocol/errors.ts'
 
+/** requests in flight, and keep-alive connections (one per request: see HttpClientInit.connections) */
+export const DEFAULT_CONCURRENCY = 16
+export const DEFAULT_CONNECTIONS = 16
+
 export interface HttpClientInit {
   /** Requests in flight at once (across connections). @default 16 */
   concurrency?: number
@@ -153,11 +157,11 @@ export class HttpClient {
     this.retryDelay = init.retryDelay ?? 100
     this.maxRetryDelay = init.maxRetryDelay ?? 5_000
     this.token = init.token
-    this.limiter = new Limiter(init.concurrency ?? 16)
+    this.limiter = new Limiter(init.concurrency ?? DEFAULT_CONCURRENCY)
     this.ownDispatcher = init.dispatcher == null
     this.dispatcher = init.dispatcher
     this.poolOptions = {
-      connections: init.connections ?? 16,
+      connections: init.connections ?? DEFAULT_CONNECTIONS,
       pipelining: init.pipelining ?? 1,
       connect: { timeout: init.connectTimeout ?? 10_000 },
       keepAliveTimeout: 30_000,

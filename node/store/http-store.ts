@@ -6,7 +6,7 @@ import { type Compression, DEFAULT_COMPRESSION, detectCompression } from '../../
 import { CHUNK_SUFFIX, MAX_CHUNK_DECOMPRESSED } from '../../protocol/constants.ts'
 import { ChunkInvalidError, ChunkMissingError, InvalidArgumentError } from '../../protocol/errors.ts'
 import { defaultLogger, type ComponentLogger, type Logger } from '../logger.ts'
-import { HttpClient, statusError, type HttpClientInit, type HttpStats } from '../http/client.ts'
+import { DEFAULT_CONCURRENCY, DEFAULT_CONNECTIONS, HttpClient, statusError, type HttpClientInit, type HttpStats } from '../http/client.ts'
 import type { AbortOptions, ChunkStore, GetOptions, RawChunkSource } from './chunk-store.ts'
 import { decodeChunk } from './verify.ts'
 
@@ -163,7 +163,7 @@ export class HttpStore implements ChunkStore, RawChunkSource {
     if (copy == null) {
       const { dispatcher: _, ...init } = this.init
       const part = (n: number): number => Math.max(1, Math.ceil(n * share))
-      const copyInit = { ...init, digest: this.digest, compression: this.compression, extension: this.extension, maxChunkFile: this.maxChunkFile, concurrency: part(init.concurrency ?? 16), connections: part(init.connections ?? 16) }
+      const copyInit = { ...init, digest: this.digest, compression: this.compression, extension: this.extension, maxChunkFile: this.maxChunkFile, concurrency: part(init.concurrency ?? DEFAULT_CONCURRENCY), connections: part(init.connections ?? DEFAULT_CONNECTIONS) }
       copy = { url: this.url, init: copyInit, key: `${this.url} ${JSON.stringify(copyInit)}` }
       this.workerCopies.set(share, copy)
     }
