@@ -9,7 +9,7 @@ import type { Index, IndexChunk } from '../protocol/index-file.ts'
 import { defaultLogger } from './logger.ts'
 import type { Seed } from './seed.ts'
 import type { ChunkSource, ChunkStore } from './store/chunk-store.ts'
-import { willNeed } from './native-io.ts'
+import { willNeed, writeOut } from './native-io.ts'
 import { HttpStore } from './store/http-store.ts'
 import { LocalStore } from './store/local-store.ts'
 import { sharedPool, type PlaceSource, type WorkerReply } from './workers/pool.ts'
@@ -71,6 +71,8 @@ export function count (stats: ExtractStats, source: string, bytes: number): void
 /** Where extraction writes: an open file and, for the worker fast path, its descriptor. */
 export interface OutputTarget {
   handle: import('node:fs/promises').FileHandle
+  /** a second descriptor on the file for O_DIRECT writes (native-io openDirect) */
+  directFd?: number
   /** name for error messages */
   name: string
   /**
@@ -172,7 +174,7 @@ export class ChunkFetcher {
       outOffset: c.start,
       from: await Promise.all(this.candidates.slice(0, prefix).map(async cand => await this.fastSource(cand, c)))
     })))
-    const reply = await sharedPool().run({ op: 'place-batch', digest: this.digest, outFd: out.handle.fd, sparse: out.sparse != null, items })
+    const reply = await sharedPool().run({ op: 'place-batch', digest: this.digest, outFd: out.handle.fd, outDirectFd: out.directFd, sparse: out.sparse != null, items })
     this.absorb(reply.httpStats)
     const results: Array<Promise<Error | null>> = []
     reply.placed!.forEach((r, i) => {
@@ -212,7 +214,7 @@ export class ChunkFetcher {
       if (out != null) {
         const from = await this.fastSource(cand, c)
         if (from != null) {
-          const reply = await sharedPool().run({ op: 'place', id: c.id.bytes, size: c.size, digest: this.digest, outFd: out.handle.fd, outOffset: c.start, from, sparse: out.sparse != null })
+          const reply = await sharedPool().run({ op: 'place', id: c.id.bytes, size: c.size, digest: this.digest, outFd: out.handle.fd, outDirectFd: out.directFd, outOffset: c.start, from, sparse: out.sparse != null })
           this.absorb(reply.httpStats)
           if (reply.status === 'error') {
             log.error('%s failed for %s - %s', cand.name, c.id.toString(), reply.detail)
@@ -252,8 +254,12 @@ export class ChunkFetcher {
       if (cand.kind === 'source' && this.cache != null) await this.feedCache(this.cache, c.id, data)
       if (out == null) return data
       if (out.sparse != null && isZero(data)) { out.sparse.zeros.add(c.id.toString()); return undefined }
-      const { bytesWritten } = await out.handle.write(data, 0, c.size, c.start)
-      if (bytesWritten !== c.size) throw Object.assign(new Error(`short write to ${out.name} at ${c.start}`), { code: 'EIO' })
+      if (out.directFd != null) {
+        writeOut(out.handle.fd, data.subarray(0, c.size), c.start, out.directFd)
+      } else {
+        const { bytesWritten } = await out.handle.write(data, 0, c.size, c.start)
+        if (bytesWritten !== c.size) throw Object.assign(new Error(`short write to ${out.name} at ${c.start}`), { code: 'EIO' })
+      }
       return undefined
     }
     if (errors.length > 0) {

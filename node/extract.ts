@@ -3,6 +3,7 @@
 // is in and verified, so a failed run never leaves a complete-looking file and never touches
 // the existing output. Re-running after a failure reuses the partial file's bytes that are
 // already right; the existing output is used as a seed (casync's --seed-output).
+import { closeSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { type ChunkId, digestFromFlags } from '../protocol/chunk-id.ts'
@@ -10,7 +11,7 @@ import { ChunkMissingError } from '../protocol/errors.ts'
 import type { Index, IndexChunk } from '../protocol/index-file.ts'
 import { ChunkFetcher, count, emptyStats, MissingChunksError, type AssembleOptions, type ExtractStats } from './assemble.ts'
 import { defaultLogger } from './logger.ts'
-import { writeBehind } from './native-io.ts'
+import { openDirect, writeBehind } from './native-io.ts'
 import { FileSeed, type Seed } from './seed.ts'
 import { sharedPool } from './workers/pool.ts'
 
@@ -57,6 +58,9 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     throw Object.assign(new Error(`cannot write output ${output}: ${String(why)}`), { code: err.code ?? 'EIO' })
   }
   const seeds: Seed[] = [...(options.seeds ?? [])]
+  // large writes go around the page cache (block devices keep the page cache: other users may
+  // have it mapped, and they are written in place)
+  const directFd = inPlace ? undefined : openDirect(target)
   let ok = false
   try {
     if (!inPlace) await handle.truncate(total)
@@ -75,6 +79,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
       return await FileSeed.index(p, index, {
         signal: options.signal,
         outFd: isTarget ? undefined : handle.fd,
+        outDirectFd: isTarget ? undefined : directFd,
         sparse: !reuse,
         onProgress: (b) => { seedBytes += b - last; last = b; options.onSeedProgress?.(seedBytes) }
       }, p === output && !(options.seedPaths ?? []).includes(p) ? `seed-output:${p}` : `seed:${p}`)
@@ -108,7 +113,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
 
     // a fresh file reads as zeros until written: chunks of zeros are verified but not written
     const zeros = new Set<string>()
-    const out = { handle, name: target, sparse: reuse ? undefined : { zeros } }
+    const out = { handle, directFd, name: target, sparse: reuse ? undefined : { zeros } }
     const pool = sharedPool()
     const one = async (c: IndexChunk): Promise<void> => {
       options.signal?.throwIfAborted()
@@ -121,7 +126,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
       if (twin != null && !reuse && zeros.has(c.id.toString())) { count(stats, 'repeat', c.size); return } // zeros already there
       if (twin != null) {
         // a repeated chunk: copy it from where this run already wrote it (verified again)
-        const reply = await pool.run({ op: 'place', id: c.id.bytes, size: c.size, digest, outFd: handle.fd, outOffset: c.start, from: { kind: 'file', fd: handle.fd, offset: twin.start } })
+        const reply = await pool.run({ op: 'place', id: c.id.bytes, size: c.size, digest, outFd: handle.fd, outDirectFd: directFd, outOffset: c.start, from: { kind: 'file', fd: handle.fd, offset: twin.start } })
         if (reply.status === 'ok') { count(stats, 'repeat', c.size); return }
       }
       try {
@@ -196,6 +201,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     ok = true
   } finally {
     await handle.close()
+    if (directFd != null) closeSync(directFd)
     for (const s of seeds) await s.close()
     stats.seconds = (performance.now() - started) / 1000
   }

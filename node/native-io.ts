@@ -2,11 +2,20 @@
 // background so a store on disk is read with many requests in flight; writeBehind() starts
 // writing an output range to disk so the final fsync is short; dontNeed() drops files' clean
 // cached pages (the benchmark's "store on disk" runs). Without the addon they do nothing.
+// writeOut() writes an output range with its whole blocks through an O_DIRECT descriptor
+// (openDirect) and the rest through the page cache; without the addon, or without a direct
+// descriptor, it is a plain pwrite loop.
+import * as fs from 'node:fs'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
 
-interface IoAddon { willNeed: (paths: string[]) => number, dontNeed: (paths: string[]) => number, writeBehind: (fd: number, offset: number, length: number) => number }
+interface IoAddon {
+  willNeed: (paths: string[]) => number
+  dontNeed: (paths: string[]) => number
+  writeBehind: (fd: number, offset: number, length: number) => number
+  writeOut?: (fd: number, directFd: number, data: Uint8Array, offset: number) => number
+}
 
 let addon: IoAddon | null | undefined
 
@@ -38,4 +47,35 @@ export function writeBehind (fd: number, offset: number, length: number): void {
 /** Whether the addon is there (tests). */
 export function nativeIoLoaded (): boolean {
   return load() != null
+}
+
+/**
+ * A second descriptor on the file at `path` (already open as an output) for O_DIRECT writes, or
+ * undefined where that is not to be had: no addon, a file system without O_DIRECT (tmpfs), or
+ * CASWARM_DIRECT_IO=0. The caller closes it.
+ */
+export function openDirect (path: string): number | undefined {
+  if (process.env.CASWARM_DIRECT_IO === '0' || load()?.writeOut == null) return undefined
+  try {
+    return fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_DIRECT)
+  } catch {
+    return undefined
+  }
+}
+
+/** direct descriptors that refused a write (EINVAL): not tried again */
+const refused = new Set<number>()
+
+/**
+ * Writes all of `data` at `offset` of fd; with a direct descriptor on the same file (openDirect),
+ * its whole 4 KiB blocks go around the page cache.
+ */
+export function writeOut (fd: number, data: Uint8Array, offset: number, directFd?: number): void {
+  const writeOutNative = directFd == null || refused.has(directFd) ? undefined : load()?.writeOut
+  if (writeOutNative != null) {
+    if (writeOutNative(fd, directFd!, data, offset) < 0) refused.add(directFd!)
+    return
+  }
+  let written = 0
+  while (written < data.byteLength) written += fs.writeSync(fd, data, written, data.byteLength - written, offset + written)
 }

@@ -33,6 +33,8 @@ export interface SeedIndexOptions {
    * indexing (from the bytes just verified), so it need not be read and hashed again.
    */
   outFd?: number
+  /** a descriptor on the same file for O_DIRECT writes (native-io openDirect) */
+  outDirectFd?: number
   /** the output at outFd reads as zeros where nothing was written (a fresh file): chunks of zeros are not written */
   sparse?: boolean
   pool?: WorkerPool
@@ -79,7 +81,7 @@ export class FileSeed implements Seed {
     target.chunks.forEach((c, i) => { wanted.set(c.id.bytes, i * 32) })
     const sizes = Int32Array.from(new Set(target.chunks.map(c => c.size)))
     const starts = Float64Array.from(target.chunks, c => c.start)
-    const out = options.outFd != null ? { fd: options.outFd, starts, sparse: options.sparse } : undefined
+    const out = options.outFd != null ? { fd: options.outFd, directFd: options.outDirectFd, starts, sparse: options.sparse } : undefined
     const params = { min: target.chunkSizeMin, avg: target.chunkSizeAvg, max: target.chunkSizeMax }
     seed.handle = fs.open(file, 'r')
     const handle = await seed.handle.catch((err: any) => {

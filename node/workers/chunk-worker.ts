@@ -11,10 +11,9 @@ import { ChunkInvalidError, ChunkMissingError } from '../../protocol/errors.ts'
 import type { PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
 import type { HttpStore, HttpStoreStats } from '../store/http-store.ts'
 import { useNativeChunker } from '../native-chunker.ts'
-import { willNeed } from '../native-io.ts'
+import { willNeed, writeOut } from '../native-io.ts'
 import { chunkFile } from './chunk-file.ts'
 import { probeSeedSlice, scanSeedRange } from './seed-scan.ts'
-import { writeAll } from './write-all.ts'
 
 useNativeChunker()
 
@@ -67,7 +66,7 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
         if (from == null) continue
         const r = from.kind === 'http'
           ? await placeHttp(item, from, req)
-          : place({ op: 'place', seq: 0, id: item.id, size: item.size, digest: req.digest, outFd: req.outFd, outOffset: item.outOffset, from, sparse: req.sparse })
+          : place({ op: 'place', seq: 0, id: item.id, size: item.size, digest: req.digest, outFd: req.outFd, outDirectFd: req.outDirectFd, outOffset: item.outOffset, from, sparse: req.sparse })
         if (r.status === 'ok') return { from: i, zero: r.zero, failures }
         failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status!, detail: r.detail, code: r.code })
       }
@@ -290,7 +289,7 @@ function httpStatsDelta (): Record<string, HttpStoreStats> {
 }
 
 /** Fetches one chunk from an HTTP store, verified (HttpStore.get), and writes it into the output. */
-async function placeHttp (item: { id: Uint8Array, size: number, outOffset: number }, from: Extract<PlaceSource, { kind: 'http' }>, req: { outFd: number, sparse?: boolean }): Promise<Pick<WorkerReply, 'status' | 'detail' | 'zero' | 'code'>> {
+async function placeHttp (item: { id: Uint8Array, size: number, outOffset: number }, from: Extract<PlaceSource, { kind: 'http' }>, req: { outFd: number, outDirectFd?: number, sparse?: boolean }): Promise<Pick<WorkerReply, 'status' | 'detail' | 'zero' | 'code'>> {
   const id = new ChunkId(new Uint8Array(item.id))
   const store = await httpStore(from)
   let plain: Uint8Array
@@ -303,7 +302,7 @@ async function placeHttp (item: { id: Uint8Array, size: number, outOffset: numbe
   }
   const zero = isZero(plain)
   if (zero && req.sparse === true) return { status: 'ok', zero }
-  writeAll(req.outFd, plain, item.outOffset)
+  writeOut(req.outFd, plain, item.outOffset, req.outDirectFd)
   return { status: 'ok', zero }
 }
 
@@ -394,7 +393,7 @@ function place (req: Extract<WorkerRequest, { op: 'place' }> & { from: LocalSour
   if (r.status !== 'ok') return r
   const zero = isZero(r.plain)
   if (zero && req.sparse === true) return { status: 'ok', zero } // the output already holds these zeros
-  writeAll(req.outFd, r.plain, req.outOffset)
+  writeOut(req.outFd, r.plain, req.outOffset, req.outDirectFd)
   return { status: 'ok', zero }
 }
 
@@ -418,7 +417,7 @@ function placeRuns (req: Extract<WorkerRequest, { op: 'place-batch' }>): NonNull
   let runStart = -1 // offset in region of verified bytes not yet written
   let runEnd = -1
   const flush = (): void => {
-    if (runStart >= 0 && runEnd > runStart) writeAll(req.outFd, region.subarray(runStart, runEnd), base + runStart)
+    if (runStart >= 0 && runEnd > runStart) writeOut(req.outFd, region.subarray(runStart, runEnd), base + runStart, req.outDirectFd)
     runStart = -1
   }
   const placed: NonNullable<WorkerReply['placed']> = []

@@ -13,20 +13,20 @@ export type WorkerRequest =
   | { op: 'store', seq: number, data: ArrayBuffer, digest: DigestAlgorithm, compression: Compression, storePath?: string, extension: string }
   | { op: 'decode', seq: number, data: ArrayBuffer, id: Uint8Array, digest: DigestAlgorithm, compressed: boolean, size?: number, maxSize?: number, verify?: boolean }
   /** read a chunk from a local store or a seed file, verify it, write it at outOffset in outFd */
-  | { op: 'place', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, outFd: number, outOffset: number, from: PlaceSource, sparse?: boolean }
+  | { op: 'place', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, outFd: number, outDirectFd?: number, outOffset: number, from: PlaceSource, sparse?: boolean }
   /**
    * index part of a seed: chunk fd's bytes from `start` with the index's parameters, going on past
    * `end` by `overlap` bytes so the next range's chunker has resynchronised; hash chunks whose size
    * is in `sizes` and report those whose ID is in `wanted` (32-byte IDs back to back)
    */
-  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, out?: { fd: number, starts: Float64Array, sparse?: boolean } }
+  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, out?: { fd: number, directFd?: number, starts: Float64Array, sparse?: boolean } }
   /**
    * probe index positions [first, end) against a seed of `seedSize` bytes at the offsets they
    * would have in an older version (node/workers/seed-scan.ts), starting `delta` bytes off and
    * scanning `window` bytes around a miss; `starts` and `chunkSizes` cover the whole index; stops
    * early once `cancel[0]` (shared memory) is set
    */
-  | { op: 'seed-probe', seq: number, fd: number, seedSize: number, first: number, end: number, delta: number, window: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, starts: Float64Array, chunkSizes: Int32Array, out?: { fd: number, starts: Float64Array, sparse?: boolean }, cancel?: Int32Array }
+  | { op: 'seed-probe', seq: number, fd: number, seedSize: number, first: number, end: number, delta: number, window: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, starts: Float64Array, chunkSizes: Int32Array, out?: { fd: number, directFd?: number, starts: Float64Array, sparse?: boolean }, cancel?: Int32Array }
   /** chunk fd from `start` (any offset) until a cut at or past `until`, or the end: the cuts' end offsets */
   | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
   /**
@@ -38,7 +38,7 @@ export type WorkerRequest =
    * place many chunks; each tries its sources in order. `sparse`: the output holds zeros where
    * nothing was written yet (a fresh file), so a verified chunk of zeros is not written
    */
-  | { op: 'place-batch', seq: number, digest: DigestAlgorithm, outFd: number, sparse?: boolean, items: Array<{ id: Uint8Array, size: number, outOffset: number, from: Array<PlaceSource | null> }> }
+  | { op: 'place-batch', seq: number, digest: DigestAlgorithm, outFd: number, outDirectFd?: number, sparse?: boolean, items: Array<{ id: Uint8Array, size: number, outOffset: number, from: Array<PlaceSource | null> }> }
   /** close this worker's copies of the HTTP store at `url` (their connections) */
   | { op: 'http-close', seq: number, url: string }
   /** whether outFd already holds the chunk at `offset` */

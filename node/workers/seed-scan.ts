@@ -14,8 +14,7 @@ import { isZero } from '../../protocol/bytes.ts'
 import type { DigestAlgorithm } from '../../protocol/chunk-id.ts'
 import type { WorkerReply, WorkerRequest } from './pool.ts'
 import { chunkFile } from './chunk-file.ts'
-import { writeAll } from './write-all.ts'
-import { writeBehind } from '../native-io.ts'
+import { writeBehind, writeOut } from '../native-io.ts'
 
 interface Wanted {
   bytes: Uint8Array
@@ -44,7 +43,7 @@ function wantedOf (wanted: Uint8Array): Wanted {
   return wantedCache
 }
 
-interface Output { fd: number, starts: Float64Array, sparse?: boolean }
+interface Output { fd: number, directFd?: number, starts: Float64Array, sparse?: boolean }
 
 /** What a seed operation found, and wrote: the reply's `found` triples and `written` positions. */
 class Findings {
@@ -64,7 +63,7 @@ class Findings {
     for (const i of at) {
       if (this.placed.has(i)) continue
       this.placed.add(i)
-      if (!zero) writeAll(this.out.fd, data, this.out.starts[i]!)
+      if (!zero) writeOut(this.out.fd, data, this.out.starts[i]!, this.out.directFd)
       this.written.push(i)
     }
   }

@@ -1,12 +1,13 @@
 // The page-cache hints of native/io.c: read-ahead of store files, write-behind of outputs, and
 // the eviction the benchmark uses. They only advise the kernel, so the tests check what can be
 // observed: which files were advised, and that data written and advised reads back intact.
+// writeOut: ranges written partly with O_DIRECT read back exactly, whatever their alignment.
 import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
-import { closeSync, fsyncSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import * as path from 'node:path'
 import { after, describe, it } from 'node:test'
-import { dontNeed, nativeIoLoaded, willNeed, writeBehind } from '../../node/native-io.ts'
+import { dontNeed, nativeIoLoaded, openDirect, willNeed, writeBehind, writeOut } from '../../node/native-io.ts'
 import { pseudoRandom } from '../helpers/fixtures.ts'
 import { STRICT } from '../helpers/setup.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
@@ -41,5 +42,51 @@ describe('native page-cache hints', { skip: built ? false : 'native addon not bu
     } finally { closeSync(fd) }
     assert.ok(readFileSync(file).equals(data))
     assert.throws(() => { writeBehind(-1 as number, 0, 1) }, /writeBehind/)
+  })
+
+  it('writeOut puts unaligned ranges, back to back and out of order, exactly where they belong', () => {
+    const file = path.join(t.path, 'direct')
+    const size = (3 << 20) + 12_345
+    const data = pseudoRandom(size, 3)
+    const fd = openSync(file, 'w+')
+    const direct = openDirect(file)
+    try {
+      // O_DIRECT is to be had on the file system the tests write to (ext4 here, in CI too)
+      if (STRICT) assert.notEqual(direct, undefined, `no O_DIRECT descriptor on ${file}`)
+      // cuts that split 4 KiB blocks between ranges, ranges from 1 byte to over 2 MiB (the bounce buffer)
+      const cuts = [0, 1, 4095, 4097, 70_000, 70_001, 200_000, 2_500_000, size]
+      const ranges = cuts.slice(1).map((end, i) => [cuts[i]!, end] as const)
+      for (const [from, to] of [...ranges.filter((_, i) => i % 2 === 1), ...ranges.filter((_, i) => i % 2 === 0).reverse()]) {
+        writeOut(fd, data.subarray(from, to), from, direct)
+      }
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+      if (direct != null) closeSync(direct)
+    }
+    dontNeed([file])
+    assert.ok(readFileSync(file).equals(data))
+  })
+
+  it('writeOut without a direct descriptor writes through the page cache; on tmpfs too', () => {
+    const data = pseudoRandom(300_000, 4)
+    const dirs = [t.path, ...(existsSync('/dev/shm') ? ['/dev/shm'] : [])]
+    for (const dir of dirs) {
+      const file = path.join(dir, `caswarm-plain-${process.pid}`)
+      const fd = openSync(file, 'w+')
+      const direct = openDirect(file) // tmpfs: refused before Linux 6.6, taken since
+      try {
+        writeOut(fd, data, 5, undefined)
+        writeOut(fd, data, 300_005, direct)
+      } finally {
+        closeSync(fd)
+        if (direct != null) closeSync(direct)
+      }
+      const back = readFileSync(file)
+      rmSync(file, { force: true })
+      assert.equal(back.byteLength, 600_005, file)
+      assert.ok(back.subarray(5, 300_005).equals(data), file)
+      assert.ok(back.subarray(300_005).equals(data), file)
+    }
   })
 })
