@@ -45,15 +45,24 @@ function wantedOf (wanted: Uint8Array): Wanted {
 
 interface Output { fd: number, directFd?: number, starts: Float64Array, sparse?: boolean }
 
-/** What a seed operation found, and wrote: the reply's `found` triples and `written` positions. */
+/** the most output bytes Findings gathers before it writes them */
+const RUN_MAX = 2 << 20
+let runScratch: Buffer | undefined
+
+/**
+ * What a seed operation found, and wrote: the reply's `found` triples and `written` positions.
+ * Chunks that lie back to back in the output are gathered and written in one go (end() writes
+ * what is left): large writes are the ones that go around the page cache (native-io writeOut).
+ */
 class Findings {
   readonly found: number[] = []
   readonly written: number[] = []
   private readonly placed = new Set<number>()
   private readonly out: Output | undefined
+  private runStart = 0
+  private runLength = 0
 
   constructor (out: Output | undefined) { this.out = out }
-
 
   /** Verified bytes of a wanted chunk at `offset` in the seed, for index positions `at`. */
   use (offset: number, data: Uint8Array, at: number[]): void {
@@ -63,9 +72,24 @@ class Findings {
     for (const i of at) {
       if (this.placed.has(i)) continue
       this.placed.add(i)
-      if (!zero) writeOut(this.out.fd, data, this.out.starts[i]!, this.out.directFd)
+      if (!zero) this.write(data, this.out.starts[i]!)
       this.written.push(i)
     }
+  }
+
+  /** Writes what is gathered; call before the reply (and before starting a range to disk). */
+  end (): void {
+    if (this.runLength > 0) writeOut(this.out!.fd, runScratch!.subarray(0, this.runLength), this.runStart, this.out!.directFd)
+    this.runLength = 0
+  }
+
+  private write (data: Uint8Array, outOffset: number): void {
+    if (this.runLength > 0 && (outOffset !== this.runStart + this.runLength || this.runLength + data.byteLength > RUN_MAX)) this.end()
+    if (data.byteLength > RUN_MAX) { writeOut(this.out!.fd, data, outOffset, this.out!.directFd); return }
+    runScratch ??= Buffer.allocUnsafe(RUN_MAX)
+    if (this.runLength === 0) this.runStart = outOffset
+    runScratch.set(data, this.runLength)
+    this.runLength += data.byteLength
   }
 }
 
@@ -90,6 +114,7 @@ export function scanSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pic
     const at = wanted.get(hexDigest(data, req.digest))
     if (at != null) findings.use(offset, data, at)
   })
+  findings.end()
   return { found: findings.found, scanned: end - req.start, written: findings.written }
 }
 
@@ -152,7 +177,11 @@ export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }
   // the output this slice wrote goes to disk as the probes go (not all at the final fsync)
   let flushedTo = req.first < req.end ? req.starts[req.first]! : 0
   const flush = (upTo: number, force = false): void => {
-    if (req.out != null && upTo > flushedTo && (force || upTo - flushedTo >= FLUSH_EVERY)) { writeBehind(req.out.fd, flushedTo, upTo - flushedTo); flushedTo = upTo }
+    if (req.out != null && upTo > flushedTo && (force || upTo - flushedTo >= FLUSH_EVERY)) {
+      findings.end()
+      writeBehind(req.out.fd, flushedTo, upTo - flushedTo)
+      flushedTo = upTo
+    }
   }
   const window = req.window
   let delta = req.delta
@@ -215,6 +244,7 @@ export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }
       i = best
     }
   }
+  findings.end()
   if (req.end > req.first) flush(req.starts[req.end - 1]! + req.chunkSizes[req.end - 1]!, true)
   return { found: findings.found, written: findings.written, covered, scanned }
 }
