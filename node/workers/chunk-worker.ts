@@ -59,29 +59,33 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
     }
     willNeed(files)
     type Failure = NonNullable<WorkerReply['placed']>[number]['failures'][number]
-    const placeItem = async (item: typeof req.items[number]): Promise<NonNullable<WorkerReply['placed']>[number]> => {
+    const placeItem = async (item: typeof req.items[number], k: number): Promise<NonNullable<WorkerReply['placed']>[number]> => {
       const failures: Failure[] = []
       for (let i = 0; i < item.from.length; i++) {
         const from = item.from[i]
         if (from == null) continue
         const r = from.kind === 'http'
-          ? await placeHttp(item, from, req)
+          ? await placeHttp(item, from, req, gathered == null ? undefined : (plain) => { gathered!.put(k, plain) })
           : place({ op: 'place', seq: 0, id: item.id, size: item.size, digest: req.digest, outFd: req.outFd, outDirectFd: req.outDirectFd, outOffset: item.outOffset, from, sparse: req.sparse })
         if (r.status === 'ok') return { from: i, zero: r.zero, failures }
         failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status!, detail: r.detail, code: r.code })
       }
       return { from: -1, failures }
     }
+    let gathered: Gathered | null = null
     if (!req.items.some(item => item.from.some(f => f?.kind === 'http'))) {
       // local sources only: synchronously, in runs written at once when the chunks are back to back
       const runs = placeRuns(req)
       if (runs != null) return { reply: { seq: req.seq, placed: runs }, transfer: [] }
       const placed: NonNullable<WorkerReply['placed']> = []
-      for (const item of req.items) placed.push(await placeItem(item))
+      for (let k = 0; k < req.items.length; k++) placed.push(await placeItem(req.items[k]!, k))
       return { reply: { seq: req.seq, placed }, transfer: [] }
     }
-    // HTTP: every chunk of the batch requested at once (the store bounds the requests in flight)
+    // HTTP: every chunk of the batch requested at once (the store bounds the requests in flight);
+    // chunks that arrive are gathered and written together, in runs of back-to-back chunks
+    gathered = Gathered.of(req.items)
     const placed = await Promise.all(req.items.map(placeItem))
+    gathered?.write(req.outFd, req.outDirectFd)
     return { reply: { seq: req.seq, placed, httpStats: httpStatsDelta() }, transfer: [] }
   }
   if (req.op === 'http-close') {
@@ -288,8 +292,54 @@ function httpStatsDelta (): Record<string, HttpStoreStats> {
   return out
 }
 
-/** Fetches one chunk from an HTTP store, verified (HttpStore.get), and writes it into the output. */
-async function placeHttp (item: { id: Uint8Array, size: number, outOffset: number }, from: Extract<PlaceSource, { kind: 'http' }>, req: { outFd: number, outDirectFd?: number, sparse?: boolean }): Promise<Pick<WorkerReply, 'status' | 'detail' | 'zero' | 'code'>> {
+/**
+ * The verified chunks of one batch, in one buffer at their places, until write() puts each run
+ * of back-to-back chunks into the output in one go.
+ */
+class Gathered {
+  private readonly items: ReadonlyArray<{ outOffset: number, size: number }>
+  private readonly region: Buffer
+  private readonly base: number
+  private readonly got: Uint8Array
+
+  private constructor (items: ReadonlyArray<{ outOffset: number, size: number }>, base: number, span: number) {
+    this.items = items
+    this.base = base
+    this.region = Buffer.allocUnsafe(span)
+    this.got = new Uint8Array(items.length)
+  }
+
+  /** null when the items are not in output order or lie too far apart to gather */
+  static of (items: ReadonlyArray<{ outOffset: number, size: number }>): Gathered | null {
+    if (items.length < 2) return null
+    for (let i = 1; i < items.length; i++) if (items[i]!.outOffset < items[i - 1]!.outOffset + items[i - 1]!.size) return null
+    const base = items[0]!.outOffset
+    const span = items[items.length - 1]!.outOffset + items[items.length - 1]!.size - base
+    return span > 16 << 20 ? null : new Gathered(items, base, span)
+  }
+
+  /** item k's verified bytes */
+  put (k: number, plain: Uint8Array): void {
+    this.region.set(plain, this.items[k]!.outOffset - this.base)
+    this.got[k] = 1
+  }
+
+  write (fd: number, directFd: number | undefined): void {
+    for (let k = 0; k < this.items.length;) {
+      if (this.got[k] === 0) { k++; continue }
+      const from = this.items[k]!.outOffset
+      let to = from + this.items[k]!.size
+      for (k++; k < this.items.length && this.got[k] === 1 && this.items[k]!.outOffset === to; k++) to += this.items[k]!.size
+      writeOut(fd, this.region.subarray(from - this.base, to - this.base), from, directFd)
+    }
+  }
+}
+
+/**
+ * Fetches one chunk from an HTTP store, verified (HttpStore.get), and writes it into the output,
+ * or hands it to `gather` (which writes it later).
+ */
+async function placeHttp (item: { id: Uint8Array, size: number, outOffset: number }, from: Extract<PlaceSource, { kind: 'http' }>, req: { outFd: number, outDirectFd?: number, sparse?: boolean }, gather?: (plain: Uint8Array) => void): Promise<Pick<WorkerReply, 'status' | 'detail' | 'zero' | 'code'>> {
   const id = new ChunkId(new Uint8Array(item.id))
   const store = await httpStore(from)
   let plain: Uint8Array
@@ -302,7 +352,8 @@ async function placeHttp (item: { id: Uint8Array, size: number, outOffset: numbe
   }
   const zero = isZero(plain)
   if (zero && req.sparse === true) return { status: 'ok', zero }
-  writeOut(req.outFd, plain, item.outOffset, req.outDirectFd)
+  if (gather != null) gather(plain)
+  else writeOut(req.outFd, plain, item.outOffset, req.outDirectFd)
   return { status: 'ok', zero }
 }
 
