@@ -6,9 +6,6 @@ export function warmWorkers (argv: string[]): void {
   const [verb, ...rest] = argv.slice(2)
   if (verb !== 'make' && verb !== 'extract') return
   if (rest.some(a => a === '--help' || a === '-h') || !rest.some(a => !a.startsWith('-') && /\.ca(ibx|idx)$/.test(a))) return
-  // a tree extraction (.caidx) decodes its chunks on the main thread: idle workers would only
-  // take CPU from it (the pool still starts on demand for a seed file or a cache)
-  if (verb === 'extract' && !rest.some(a => !a.startsWith('-') && a.endsWith('.caibx'))) return
   // over HTTP, the main thread fetches the index and each worker its chunks: load the HTTP
   // client (~0.1 s) everywhere now rather than when the first request is due
   const http = verb === 'extract' && rest.some(a => /^(--[a-z-]+=)?https?:\/\//.test(a))

@@ -476,15 +476,22 @@ static napi_value read_at (napi_env env, napi_callback_info info) {
 // ---- a hashing writer: SHA-256 (or SHA-512/256) and write() of a byte stream on a thread ----
 // The tree reader fills the main thread; this thread digests the archive and writes it, so make
 // .catar uses both cores where casync uses one. Bytes are copied into a ring; write blocks while
-// it is full. Dirty pages are handed to the kernel's writeback as they go (sync_file_range), so
-// the caller's final fsync has little left to wait for. The digest is OpenSSL's, from Node.
+// it is full. Whole 4 KiB blocks go out through a second descriptor opened with O_DIRECT when the
+// output starts at a block boundary (a buffered write of fresh data runs at 280-430 MB/s on these
+// VMs, O_DIRECT at 1.3-2.4 GB/s); the last partial block, and everything on a file system without
+// O_DIRECT, goes through fd, whose dirty pages are handed to the kernel's writeback as they go
+// (sync_file_range), so the caller's final fsync has little left to wait for. With fd -1 the
+// thread only digests. The digest is OpenSSL's, from Node.
 
 #define HW_RING (8u << 20)
 #define HW_PIECE (1u << 20)
 #define HW_WRITEBACK (8u << 20)
+#define HW_BLOCK 4096u
 
 struct hashing_writer {
   int fd;
+  int dfd;               /* O_DIRECT descriptor on the same file, or -1 */
+  uint64_t start;        /* fd's position when the writer was made */
   EVP_MD_CTX *md;
   pthread_t thread;
   pthread_mutex_t lock;
@@ -500,22 +507,44 @@ static void *hw_run (void *arg) {
   struct hashing_writer *w = arg;
   pthread_mutex_lock(&w->lock);
   for (;;) {
-    while (w->head == w->tail && !w->finishing && !w->stopped) pthread_cond_wait(&w->readable, &w->lock);
+    // with O_DIRECT, wait for a whole block (or the end)
+    while ((w->head == w->tail || (w->dfd >= 0 && w->head - w->tail < HW_BLOCK)) && !w->finishing && !w->stopped) pthread_cond_wait(&w->readable, &w->lock);
     if (w->stopped || (w->head == w->tail && w->finishing)) break;
     uint64_t avail = w->head - w->tail;
     size_t at = (size_t)(w->tail % HW_RING);
     size_t n = avail < HW_RING - at ? (size_t)avail : HW_RING - at;
     if (n > HW_PIECE) n = HW_PIECE;
+    // the ring and the output start block-aligned, so whole blocks of the ring are whole blocks of the file
+    size_t whole = w->dfd >= 0 ? n / HW_BLOCK * HW_BLOCK : 0;
+    if (whole > 0) n = whole;
     int failed = w->err != 0;
     pthread_mutex_unlock(&w->lock);
     int err = 0;
     if (!failed) {
       EVP_DigestUpdate(w->md, w->ring + at, n);
       size_t off = 0;
-      err = write_all(w->fd, w->ring + at, n, &off);
+      if (w->fd < 0) {
+        off = n;
+      } else if (whole > 0) {
+        ssize_t k;
+        do k = pwrite(w->dfd, w->ring + at, n, (off_t)(w->start + w->written)); while (k < 0 && errno == EINTR);
+        if (k < 0 && errno == EINVAL) { close(w->dfd); w->dfd = -1; k = 0; } // no O_DIRECT after all
+        if (k < 0) err = errno;
+        else off = (size_t)k;
+        // a short or refused direct write: the rest through fd
+        if (!err && off < n) {
+          size_t more = 0;
+          if (lseek(w->fd, (off_t)(w->start + w->written + off), SEEK_SET) < 0) err = errno;
+          else err = write_all(w->fd, w->ring + at + off, n - off, &more);
+          off += more;
+        }
+      } else {
+        if (w->dfd >= 0 && lseek(w->fd, (off_t)(w->start + w->written), SEEK_SET) < 0) err = errno;
+        else err = write_all(w->fd, w->ring + at, n, &off);
+      }
       w->written += off;
-      if (!err && w->written - w->flushed >= HW_WRITEBACK) {
-        sync_file_range(w->fd, (off_t)w->flushed, (off_t)(w->written - w->flushed), SYNC_FILE_RANGE_WRITE);
+      if (!err && w->fd >= 0 && w->dfd < 0 && w->written - w->flushed >= HW_WRITEBACK) {
+        sync_file_range(w->fd, (off_t)(w->start + w->flushed), (off_t)(w->written - w->flushed), SYNC_FILE_RANGE_WRITE);
         w->flushed = w->written;
       }
     }
@@ -525,6 +554,8 @@ static void *hw_run (void *arg) {
     pthread_cond_signal(&w->writable);
   }
   pthread_mutex_unlock(&w->lock);
+  // fd's position after what was written, as if every byte had gone through it
+  if (w->fd >= 0 && w->dfd >= 0 && !w->err) lseek(w->fd, (off_t)(w->start + w->written), SEEK_SET);
   return NULL;
 }
 
@@ -544,6 +575,7 @@ static void hw_free (struct hashing_writer *w) {
   pthread_cond_destroy(&w->readable);
   pthread_cond_destroy(&w->writable);
   if (w->md) EVP_MD_CTX_free(w->md);
+  if (w->dfd >= 0) close(w->dfd);
   free(w->ring);
   free(w);
 }
@@ -559,7 +591,8 @@ static struct hashing_writer *hw_arg (napi_env env, napi_value v) {
   return w;
 }
 
-// hashingWriter(fd, algorithm: 'sha256' | 'sha512-256') → handle; writes go to fd from its position
+// hashingWriter(fd, algorithm: 'sha256' | 'sha512-256') → handle; writes go to fd from its
+// position (fd -1: nothing is written, the bytes are only digested)
 static napi_value hashing_writer (napi_env env, napi_callback_info info) {
   size_t argc = 2; napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -572,10 +605,27 @@ static napi_value hashing_writer (napi_env env, napi_callback_info info) {
   struct hashing_writer *w = calloc(1, sizeof *w);
   if (!w) return throw_errno(env, ENOMEM, "hashingWriter", NULL);
   w->fd = fd;
-  w->ring = malloc(HW_RING);
+  w->dfd = -1;
+  if (fd >= 0) {
+    off_t pos = lseek(fd, 0, SEEK_CUR);
+    struct stat st;
+    // a regular file written from a block boundary: a second descriptor for O_DIRECT writes
+    const char *off = getenv("CASWARM_DIRECT_IO");
+    int fl = fcntl(fd, F_GETFL);
+    // only for a descriptor open for writing (not appending): the second one must not write where fd could not
+    int writable = fl >= 0 && (fl & O_ACCMODE) != O_RDONLY && (fl & O_APPEND) == 0;
+    if ((off == NULL || strcmp(off, "0") != 0) && writable && pos >= 0 && pos % HW_BLOCK == 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      char self[64];
+      snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+      w->dfd = open(self, O_WRONLY | O_DIRECT | O_CLOEXEC);
+      w->start = (uint64_t)pos;
+    }
+  }
+  if (posix_memalign((void **)&w->ring, HW_BLOCK, HW_RING) != 0) w->ring = NULL;
   w->md = EVP_MD_CTX_new();
   if (!w->ring || !w->md || EVP_DigestInit_ex(w->md, md, NULL) != 1) {
     if (w->md) EVP_MD_CTX_free(w->md);
+    if (w->dfd >= 0) close(w->dfd);
     free(w->ring); free(w);
     return throw_errno(env, ENOMEM, "hashingWriter", NULL);
   }

@@ -12,7 +12,7 @@ import type { ChunkSource, ChunkStore } from './store/chunk-store.ts'
 import { willNeed, writeOut } from './native-io.ts'
 import { HttpStore } from './store/http-store.ts'
 import { LocalStore } from './store/local-store.ts'
-import { sharedPool, type PlaceSource, type WorkerReply } from './workers/pool.ts'
+import { sharedPool, type LocalPlaceSource, type PlaceSource, type WorkerReply } from './workers/pool.ts'
 
 const log = defaultLogger().forComponent('caswarm:extract')
 
@@ -179,20 +179,7 @@ export class ChunkFetcher {
     const results: Array<Promise<Error | null>> = []
     reply.placed!.forEach((r, i) => {
       const c = chunks[i]!
-      let retry = false
-      const errors: Error[] = []
-      for (const f of r.failures) {
-        const cand = this.candidates[f.source]!
-        if (f.status === 'invalid') {
-          const err = new ChunkInvalidError(c.id, undefined, `${cand.name}: ${f.detail ?? 'bad chunk'}`)
-          this.bad(cand.name, err)
-          errors.push(err)
-        } else if (f.status === 'error') {
-          log.error('%s failed for %s - %s', cand.name, c.id.toString(), f.detail)
-          errors.push(Object.assign(new Error(f.detail ?? `${cand.name} failed`), { code: f.code ?? 'ERR_SOURCE_FAILED' }))
-        } else if (f.status === 'xz') retry = true
-        else if (cand.kind === 'seed') cand.seed.forget?.(c.id)
-      }
+      const { retry, errors } = this.failed(c, r.failures)
       if (r.from >= 0) {
         count(this.stats, this.candidates[r.from]!.name, c.size)
         if (r.zero === true) out.sparse?.zeros.add(c.id.toString())
@@ -203,6 +190,68 @@ export class ChunkFetcher {
       results.push(this.obtain(c, out, signal, retry ? 0 : prefix, retry ? [] : errors).then(() => null, (err: Error) => err))
     })
     return await Promise.all(results)
+  }
+
+  /**
+   * How many leading candidates a worker reads itself without the network (seed files, local
+   * stores): assembleBatch() takes chunks from those.
+   */
+  localPrefix (): number {
+    let n = 0
+    for (const cand of this.candidates) {
+      if (cand.kind === 'seed' ? cand.seed.locate == null : !(this.fastStore(cand) instanceof LocalStore)) break
+      n++
+    }
+    return n
+  }
+
+  /**
+   * The verified bytes of a run of chunks, back to back: one worker round trip for the chunks the
+   * local-prefix candidates hold, then the others one at a time from the remaining candidates.
+   */
+  async assembleBatch (chunks: IndexChunk[], signal = this.options.signal): Promise<Uint8Array> {
+    const prefix = this.localPrefix()
+    const items = await Promise.all(chunks.map(async c => ({
+      id: c.id.bytes,
+      size: c.size,
+      from: await Promise.all(this.candidates.slice(0, prefix).map(async cand => await this.fastSource(cand, c) as LocalPlaceSource | null))
+    })))
+    const reply = await sharedPool().run({ op: 'assemble-batch', digest: this.digest, items })
+    let total = 0
+    for (const c of chunks) total += c.size
+    const data = new Uint8Array(reply.plain!, 0, total)
+    let at = 0
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i]!
+      const r = reply.placed![i]!
+      const { retry, errors } = this.failed(c, r.failures)
+      if (r.from >= 0) {
+        count(this.stats, this.candidates[r.from]!.name, c.size)
+      } else {
+        data.set((await this.obtain(c, undefined, signal, retry ? 0 : prefix, retry ? [] : errors))!, at)
+      }
+      at += c.size
+    }
+    return data
+  }
+
+  /** Counts and logs what a worker says went wrong with a chunk's sources. */
+  private failed (c: IndexChunk, failures: NonNullable<WorkerReply['placed']>[number]['failures']): { retry: boolean, errors: Error[] } {
+    let retry = false
+    const errors: Error[] = []
+    for (const f of failures) {
+      const cand = this.candidates[f.source]!
+      if (f.status === 'invalid') {
+        const err = new ChunkInvalidError(c.id, undefined, `${cand.name}: ${f.detail ?? 'bad chunk'}`)
+        this.bad(cand.name, err)
+        errors.push(err)
+      } else if (f.status === 'error') {
+        log.error('%s failed for %s - %s', cand.name, c.id.toString(), f.detail)
+        errors.push(Object.assign(new Error(f.detail ?? `${cand.name} failed`), { code: f.code ?? 'ERR_SOURCE_FAILED' }))
+      } else if (f.status === 'xz') retry = true
+      else if (cand.kind === 'seed') cand.seed.forget?.(c.id)
+    }
+    return { retry, errors }
   }
 
   private async obtain (c: IndexChunk, out: OutputTarget | undefined, signal: AbortSignal | undefined, skip = 0, earlier: Error[] = []): Promise<Uint8Array | undefined> {
@@ -327,40 +376,56 @@ function workerCopy (store: ChunkSource | null): PlaceSource | null {
 
 /** chunks whose files are asked for at once, ahead of the fetch window */
 const PREFETCH = 32
+/** a batch of assembleBatch(): at most this many chunks, or bytes */
+const BATCH_CHUNKS = 64
+const BATCH_BYTES = 2 << 20
 
-/** The described stream's bytes in order; every chunk verified before it is yielded. */
+/**
+ * The described stream's bytes in order; every chunk verified before it is yielded. When the
+ * first sources are local (seed files, local stores), runs of chunks are read, decompressed and
+ * verified by the workers into one buffer each (assembleBatch), and the stream comes in those
+ * pieces; otherwise chunk by chunk, `concurrency` at a time.
+ */
 export async function * assembleStream (index: Index, options: AssembleOptions): AsyncGenerator<Uint8Array> {
   const started = performance.now()
   const fetcher = new ChunkFetcher(index, options)
   const stats = fetcher.stats
-  const window: Array<Promise<Uint8Array>> = []
-  const limit = options.concurrency ?? 16
+  const batched = fetcher.localPrefix() > 0
+  const window: Array<{ chunks: number, data: Promise<Uint8Array> }> = []
+  const limit = batched ? Math.max(2, sharedPool().size * 2) : (options.concurrency ?? 16)
   let next = 0
   let done = 0
   // local stores' chunk files are asked for ahead of the window (read ahead by the kernel)
   const local = fetcher.localStores()
   let advised = 0
   const fill = (): void => {
-    if (local.length > 0 && advised < Math.min(index.chunks.length, next + 2 * PREFETCH)) {
-      const upto = Math.min(index.chunks.length, advised + PREFETCH)
-      const files: string[] = []
-      for (; advised < upto; advised++) for (const store of local) files.push(store.chunkFile(index.chunks[advised]!.id))
-      willNeed(files)
-    }
     while (window.length < limit && next < index.chunks.length) {
-      const p = fetcher.fetch(index.chunks[next++]!)
-      p.catch(() => {}) // observed when its turn comes
-      window.push(p)
+      let end = next + 1
+      if (batched) {
+        let bytes = index.chunks[next]!.size
+        while (end < index.chunks.length && end - next < BATCH_CHUNKS && bytes + index.chunks[end]!.size <= BATCH_BYTES) bytes += index.chunks[end++]!.size
+      }
+      if (local.length > 0 && advised < Math.min(index.chunks.length, end + PREFETCH)) {
+        const upto = Math.min(index.chunks.length, Math.max(advised, end) + PREFETCH)
+        const files: string[] = []
+        for (; advised < upto; advised++) for (const store of local) files.push(store.chunkFile(index.chunks[advised]!.id))
+        willNeed(files)
+      }
+      const data = batched ? fetcher.assembleBatch(index.chunks.slice(next, end)) : fetcher.fetch(index.chunks[next]!)
+      data.catch(() => {}) // observed when its turn comes
+      window.push({ chunks: end - next, data })
+      next = end
     }
   }
   try {
     fill()
     while (window.length > 0) {
-      const data = await window.shift()!
+      const piece = window.shift()!
+      const data = await piece.data
       fill()
       done += data.byteLength
       stats.bytes = done
-      stats.chunks++
+      stats.chunks += piece.chunks
       options.onProgress?.(done)
       yield data
     }

@@ -8,7 +8,7 @@ import { copyBytes, isZero, ownBuffer } from '../../protocol/bytes.ts'
 import { ChunkId, chunkPath, digestBytes, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
 import { compress, compressSync, type Compression, decompress, decompressSync } from '../../protocol/compression.ts'
 import { ChunkInvalidError, ChunkMissingError } from '../../protocol/errors.ts'
-import type { PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
+import type { LocalPlaceSource, PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
 import type { HttpStore, HttpStoreStats } from '../store/http-store.ts'
 import { useNativeChunker } from '../native-chunker.ts'
 import { willNeed, writeOut } from '../native-io.ts'
@@ -87,6 +87,10 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
     const placed = await Promise.all(req.items.map(placeItem))
     gathered?.write(req.outFd, req.outDirectFd)
     return { reply: { seq: req.seq, placed, httpStats: httpStatsDelta() }, transfer: [] }
+  }
+  if (req.op === 'assemble-batch') {
+    const r = assembleRun(req)
+    return { reply: { seq: req.seq, plain: r.plain, placed: r.placed }, transfer: [r.plain] }
   }
   if (req.op === 'http-close') {
     for (const [key, entry] of httpStores) {
@@ -386,7 +390,7 @@ function readWhole (file: string): Buffer | null {
   }
 }
 
-type LocalSource = Exclude<PlaceSource, { kind: 'http' }>
+type LocalSource = LocalPlaceSource
 type Verified = { status: 'ok', plain: Uint8Array } | { status: 'missing' | 'invalid', detail?: string }
 
 /**
@@ -496,6 +500,37 @@ function placeRuns (req: Extract<WorkerRequest, { op: 'place-batch' }>): NonNull
   }
   flush()
   return placed
+}
+
+/**
+ * assemble-batch: each chunk is decompressed (or read) straight into one buffer at its place and
+ * verified there; the buffer goes back to the caller whole.
+ */
+function assembleRun (req: Extract<WorkerRequest, { op: 'assemble-batch' }>): { plain: ArrayBuffer, placed: NonNullable<WorkerReply['placed']> } {
+  let span = 0
+  for (const item of req.items) span += item.size
+  // a chunk may use one byte past its place (an oversized frame is caught there): the next
+  // chunk's first byte, before that chunk is placed, or this spare byte at the end
+  const region = new Uint8Array(new ArrayBuffer(span + 1))
+  const placed: NonNullable<WorkerReply['placed']> = []
+  let at = 0
+  for (const item of req.items) {
+    const id = new ChunkId(new Uint8Array(item.id))
+    const failures: NonNullable<WorkerReply['placed']>[number]['failures'] = []
+    let from = -1
+    for (let i = 0; i < item.from.length; i++) {
+      const source = item.from[i]
+      if (source == null) continue
+      const r = verified(id, item.size, req.digest, source, region.subarray(at))
+      if (r.status !== 'ok') { failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status, detail: r.detail }); continue }
+      if (r.plain.buffer !== region.buffer || r.plain.byteOffset !== at) region.set(r.plain, at)
+      from = i
+      break
+    }
+    placed.push({ from, failures })
+    at += item.size
+  }
+  return { plain: region.buffer, placed }
 }
 
 parentPort!.on('message', (req: WorkerRequest) => {

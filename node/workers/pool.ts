@@ -39,14 +39,23 @@ export type WorkerRequest =
    * nothing was written yet (a fresh file), so a verified chunk of zeros is not written
    */
   | { op: 'place-batch', seq: number, digest: DigestAlgorithm, outFd: number, outDirectFd?: number, sparse?: boolean, items: Array<{ id: Uint8Array, size: number, outOffset: number, from: Array<PlaceSource | null> }> }
+  /**
+   * read, decompress and verify a run of chunks from local sources (a store's directory, a seed
+   * file), each trying its sources in order, into one buffer (`plain`, the chunks back to back);
+   * `placed` says where each came from (from -1: none had it, its bytes are left to the caller)
+   */
+  | { op: 'assemble-batch', seq: number, digest: DigestAlgorithm, items: Array<{ id: Uint8Array, size: number, from: Array<LocalPlaceSource | null> }> }
   /** close this worker's copies of the HTTP store at `url` (their connections) */
   | { op: 'http-close', seq: number, url: string }
   /** whether outFd already holds the chunk at `offset` */
   | { op: 'check', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, fd: number, offset: number }
 
-export type PlaceSource =
+export type LocalPlaceSource =
   | { kind: 'store', path: string, extension: string }
   | { kind: 'file', fd: number, offset: number }
+
+export type PlaceSource =
+  | LocalPlaceSource
   /** an HTTP store, fetched by the worker over its own connections (HttpStore.workerInit) */
   | { kind: 'http', url: string, init: HttpStoreInit, key: string }
 

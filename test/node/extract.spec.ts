@@ -174,4 +174,21 @@ describe('extractBlob', () => {
     assert.ok(Buffer.concat(parts).equals(v1))
     await assert.rejects((async () => { for await (const _ of assembleStream(index2, { sources: [storeOf(lean)] })); })(), { code: 'ERR_CHUNK_MISSING' })
   })
+
+  it('assembleStream from local stores comes in runs of chunks; a bad copy and a missing one come from the next store', async () => {
+    const bad = path.join(t.path, 'bad2.castr')
+    await makeIndex(stream(v2, 1 << 16), storeOf(bad), { chunkSize: sizes })
+    const victim = index2.chunks[5]!
+    writeFileSync(storeOf(bad).chunkFile(victim.id), readFileSync(storeOf(bad).chunkFile(index2.chunks[6]!.id)))
+    rmSync(storeOf(bad).chunkFile(index2.chunks[40]!.id))
+    const stats = { bytes: 0, chunks: 0, seconds: 0, sources: {}, invalid: {} } as import('../../node/assemble.ts').ExtractStats
+    const parts: Uint8Array[] = []
+    for await (const p of assembleStream(index2, { sources: [storeOf(bad), storeOf(full)], stats })) parts.push(p)
+    assert.ok(Buffer.concat(parts).equals(v2))
+    assert.ok(parts.length < index2.chunks.length / 4, `${parts.length} pieces for ${index2.chunks.length} chunks: not batched`)
+    assert.equal(stats.chunks, index2.chunks.length)
+    assert.equal(stats.invalid[`local:${bad}`], 1)
+    assert.equal(stats.sources[`local:${full}`]?.chunks, 2)
+    assert.equal(stats.sources[`local:${bad}`]?.chunks, index2.chunks.length - 2)
+  })
 })
