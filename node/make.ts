@@ -10,7 +10,6 @@ import { type Compression, DEFAULT_COMPRESSION } from '../protocol/compression.t
 import { CA_FORMAT_EXCLUDE_FILE, CA_FORMAT_EXCLUDE_NODUMP, CHUNK_SUFFIX } from '../protocol/constants.ts'
 import type { Index, IndexChunk } from '../protocol/index-file.ts'
 import { blockDeviceSize } from './block-device.ts'
-import { backgroundDigest } from './tree/hashing-writer.ts'
 import { useNativeChunker } from './native-chunker.ts'
 import type { ChunkStore } from './store/chunk-store.ts'
 import { LocalStore } from './store/local-store.ts'
@@ -29,10 +28,8 @@ export interface MakeOptions {
   onProgress?: (bytesRead: number) => void
   /** @default the shared pool (one thread per core) */
   pool?: WorkerPool
-  /** Chunks in flight across the workers. @default 8 per worker */
+  /** Chunks in flight across the workers (room to run ahead while they start). @default 32 per worker */
   inFlight?: number
-  /** digest the stream on a native thread (a caller whose thread is the busy one) */
-  backgroundDigest?: boolean
 }
 
 export interface MakeStats {
@@ -66,9 +63,9 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
   const digest = options.digest ?? DEFAULT_DIGEST
   const compression = options.compression ?? DEFAULT_COMPRESSION
   const pool = options.pool ?? sharedPool()
-  const limit = options.inFlight ?? pool.size * 8
+  const limit = options.inFlight ?? pool.size * 32
   const storePath = store instanceof LocalStore ? store.path : undefined
-  const streamDigest = options.backgroundDigest === true ? backgroundDigest(digest) : { ...createStreamDigest(digest), abort: () => {} }
+  const streamDigest = createStreamDigest(digest)
   const chunks: IndexChunk[] = []
   const stats: MakeStats = { bytes: 0, chunks: 0, newChunks: 0, storedBytes: 0, seconds: 0 }
   const inFlight = new Set<Promise<void>>()
@@ -104,24 +101,19 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
   }
 
   let n = 0
-  try {
-    for await (const c of chunk(source, sizes)) {
-      if (failure != null) break
-      options.signal?.throwIfAborted()
-      streamDigest.update(c.data)
-      // the data must outlive the chunker's buffer for stores that need plain bytes
-      submit(n++, c.start, storePath == null ? copyBytes(c.data) : c.data)
-      stats.bytes = c.start + c.size
-      options.onProgress?.(stats.bytes)
-      while (inFlight.size >= limit) await Promise.race(inFlight)
-    }
-    await Promise.all(inFlight)
-    if (failure != null) throw failure
+  for await (const c of chunk(source, sizes)) {
+    if (failure != null) break
     options.signal?.throwIfAborted()
-  } catch (err) {
-    streamDigest.abort()
-    throw err
+    streamDigest.update(c.data)
+    // the data must outlive the chunker's buffer for stores that need plain bytes
+    submit(n++, c.start, storePath == null ? copyBytes(c.data) : c.data)
+    stats.bytes = c.start + c.size
+    options.onProgress?.(stats.bytes)
+    while (inFlight.size >= limit) await Promise.race(inFlight)
   }
+  await Promise.all(inFlight)
+  if (failure != null) throw failure
+  options.signal?.throwIfAborted()
   stats.chunks = chunks.length
   stats.seconds = (performance.now() - started) / 1000
   return {

@@ -1,16 +1,10 @@
 import { createHash } from 'node:crypto'
-import { CID } from 'multiformats/cid'
-import * as Digest from 'multiformats/hashes/digest'
 import { copyBytes } from './bytes.ts'
 import { CHUNK_ID_SIZE, CHUNK_SUFFIX } from './constants.ts'
 import { DEFAULT_DIGEST, type DigestAlgorithm } from './digest.ts'
 import { ChunkInvalidError, InvalidFormatError } from './errors.ts'
 
 export { DEFAULT_DIGEST, digestFlag, digestFromFlags, parseDigest, type DigestAlgorithm } from './digest.ts'
-
-/** multicodec codes: raw 0x55, sha2-256 0x12, sha2-512-256 0x1014 */
-const RAW_CODEC = 0x55
-const MULTIHASH_CODE: Record<DigestAlgorithm, number> = { sha256: 0x12, 'sha512-256': 0x1014 }
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
 
@@ -31,18 +25,6 @@ export class ChunkId {
 
   static digest (data: Uint8Array, algorithm: DigestAlgorithm = DEFAULT_DIGEST): ChunkId {
     return new ChunkId(digestBytes(data, algorithm))
-  }
-
-  /** A CIDv1 with the raw codec and the digest as multihash (sha2-256 or sha2-512-256). */
-  toCID (algorithm: DigestAlgorithm = DEFAULT_DIGEST): CID {
-    return CID.createV1(RAW_CODEC, Digest.create(MULTIHASH_CODE[algorithm], this.bytes))
-  }
-
-  static fromCID (cid: CID): { id: ChunkId, algorithm: DigestAlgorithm } {
-    if (cid.code !== RAW_CODEC) throw new InvalidFormatError(`CID ${cid.toString()} does not use the raw codec`)
-    const algorithm = (Object.keys(MULTIHASH_CODE) as DigestAlgorithm[]).find(a => MULTIHASH_CODE[a] === cid.multihash.code)
-    if (algorithm == null) throw new InvalidFormatError(`CID ${cid.toString()} uses an unknown hash 0x${cid.multihash.code.toString(16)}`)
-    return { id: new ChunkId(cid.multihash.digest), algorithm }
   }
 
   equals (other: ChunkId): boolean {

@@ -17,6 +17,7 @@
 export * from './constants.ts'
 export * from './errors.ts'
 export * from './chunk-id.ts'
+export * from './chunk-cid.ts'
 export * from './chunker.ts'
 export * from './index-file.ts'
 export * from './compression.ts'

@@ -16,10 +16,11 @@
 //   LEAVE    0x13  index                    the sender no longer works on `index`
 //
 // `cid` is a u16 length and a CIDv1 (raw codec, sha2-256 or sha2-512-256 multihash) from
-// ChunkId.toCID; every CID of a message uses one digest. `index` is 32 bytes (the digest of the
+// chunkCid(); every CID of a message uses one digest. `index` is 32 bytes (the digest of the
 // index's chunk list); `index?` is a flag byte (0 or 1) and then the 32 bytes if 1.
 import { CID } from 'multiformats/cid'
 import { ChunkId, type DigestAlgorithm } from './chunk-id.ts'
+import { chunkCid, chunkIdFromCid } from './chunk-cid.ts'
 import { DEFAULT_CHUNK_SIZE_MAX } from './constants.ts'
 import { InvalidFormatError, MessageTooLargeError } from './errors.ts'
 
@@ -67,10 +68,10 @@ const cidCache = new WeakMap<ChunkId, Uint8Array>()
 function cidBytes (id: ChunkId, digest: DigestAlgorithm): Uint8Array {
   if (digest === 'sha256') {
     let b = cidCache.get(id)
-    if (b == null) cidCache.set(id, b = id.toCID(digest).bytes)
+    if (b == null) cidCache.set(id, b = chunkCid(id, digest).bytes)
     return b
   }
-  return id.toCID(digest).bytes
+  return chunkCid(id, digest).bytes
 }
 
 class Writer {
@@ -174,7 +175,7 @@ function readCid (r: Reader, digestSeen: { d?: DigestAlgorithm }): ChunkId {
     throw new InvalidFormatError(`bad CID: ${String(err?.message ?? err)}`, r.pos - len)
   }
   if (cid.version !== 1) throw new InvalidFormatError('chunk CIDs must be CIDv1', r.pos - len)
-  const { id, algorithm } = ChunkId.fromCID(cid)
+  const { id, algorithm } = chunkIdFromCid(cid)
   if (digestSeen.d != null && digestSeen.d !== algorithm) throw new InvalidFormatError('one message mixes chunk digests', r.pos - len)
   digestSeen.d = algorithm
   // copy: the frame buffer may be reused by the stream

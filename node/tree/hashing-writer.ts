@@ -2,7 +2,6 @@
 // so that a synchronous producer (the tree reader and encoder) keeps the main thread while the
 // SHA-256 and the write() calls run on another core. casync does all three in one thread. The
 // bytes are copied into the thread's ring, and write() blocks while the ring is full.
-import { createStreamDigest } from '../../protocol/chunk-id.ts'
 import type { DigestAlgorithm } from '../../protocol/digest.ts'
 import { treeNative, type HashingWriterHandle, type TreeNative } from './native.ts'
 
@@ -46,25 +45,3 @@ export class HashingWriter {
   }
 }
 
-export interface StreamDigest {
-  update: (data: Uint8Array) => void
-  /** hex digest of everything given; ends the digest */
-  digest: () => string
-  /** drops the digest (after a failure) */
-  abort: () => void
-}
-
-/**
- * A digest of a stream computed on a native thread: update() only copies the bytes (`make` of a
- * .caidx, whose main thread reads and encodes the tree). On this thread when the addon is absent.
- */
-export function backgroundDigest (algorithm: DigestAlgorithm): StreamDigest {
-  let writer: HashingWriter
-  try {
-    writer = new HashingWriter(-1, algorithm)
-  } catch {
-    const d = createStreamDigest(algorithm)
-    return { update: d.update, digest: d.digest, abort: () => {} }
-  }
-  return { update: (data) => { writer.write(data) }, digest: () => writer.finish().digest, abort: () => { writer.abort() } }
-}

@@ -8,7 +8,7 @@ import { ArchiveEncoder } from '../../protocol/catar/encoder.ts'
 import { archiveFeatureFlags } from '../../protocol/catar/feature-flags.ts'
 import type { ArchiveEvent } from '../../protocol/catar/types.ts'
 import { treeNative } from '../../node/tree/native.ts'
-import { backgroundDigest, HashingWriter } from '../../node/tree/hashing-writer.ts'
+import { HashingWriter } from '../../node/tree/hashing-writer.ts'
 import { encodeTree, encodeTreeBatches } from '../../node/tree/reader.ts'
 import { extractTree, readPieces, TreeWriter } from '../../node/tree/writer.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
@@ -181,10 +181,6 @@ describe('tree make and extract fast paths', () => {
     const only = new HashingWriter(-1, 'sha512-256')
     only.write(data)
     assert.equal(only.finish().digest, createHash('sha512-256').update(data).digest('hex'))
-    const bg = backgroundDigest('sha256')
-    bg.update(data.subarray(0, 1000))
-    bg.update(data.subarray(1000))
-    assert.equal(bg.digest(), createHash('sha256').update(data).digest('hex'))
   })
 
   it('extracts from one reused read buffer (readPieces) with files across its pieces, as from fresh pieces', async () => {

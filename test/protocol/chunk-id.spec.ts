@@ -8,6 +8,7 @@ import {
   ChunkId, chunkPath, digestFlag, digestFromFlags, parseDigest, verifyChunk, createStreamDigest
 } from '../../protocol/chunk-id.ts'
 import { CA_FORMAT_DEFAULT_BLOB_FLAGS } from '../../protocol/constants.ts'
+import { chunkCid, chunkIdFromCid } from '../../protocol/chunk-cid.ts'
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
 const EMPTY_SHA512_256 = 'c672b8d1ef56ed28ab87c3622c5114069bdd3ad7b8f9737498d0c01ecef0967a' // spec test vector
@@ -50,14 +51,14 @@ describe('ChunkId', () => {
 describe('ChunkId as CID', () => {
   it('is a CIDv1 with the raw codec and a sha2-256 multihash', () => {
     const id = ChunkId.digest(new TextEncoder().encode('hello'))
-    const cid = id.toCID()
+    const cid = chunkCid(id)
     assert.equal(cid.version, 1)
     assert.equal(cid.code, 0x55)
     assert.equal(cid.multihash.code, 0x12)
     assert.deepEqual(cid.multihash.digest, id.bytes)
     // the well-known CID of the raw block "hello" (sha2-256)
     assert.equal(cid.toString(), 'bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq')
-    const back = ChunkId.fromCID(CID.parse(cid.toString()))
+    const back = chunkIdFromCid(CID.parse(cid.toString()))
     assert.ok(back.id.equals(id))
     assert.equal(back.algorithm, 'sha256')
   })
@@ -65,9 +66,9 @@ describe('ChunkId as CID', () => {
   it('uses the sha2-512-256 multihash (0x1014) for SHA-512/256 IDs and round-trips (property)', () => {
     fc.assert(fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.constantFrom('sha256' as const, 'sha512-256' as const), (bytes, algorithm) => {
       const id = new ChunkId(bytes)
-      const cid = id.toCID(algorithm)
+      const cid = chunkCid(id, algorithm)
       assert.equal(cid.multihash.code, algorithm === 'sha256' ? 0x12 : 0x1014)
-      const back = ChunkId.fromCID(CID.parse(cid.toString()))
+      const back = chunkIdFromCid(CID.parse(cid.toString()))
       assert.ok(back.id.equals(id))
       assert.equal(back.algorithm, algorithm)
     }))
@@ -75,9 +76,9 @@ describe('ChunkId as CID', () => {
 
   it('refuses CIDs with another codec or hash', () => {
     const id = ChunkId.digest(new Uint8Array(1))
-    assert.throws(() => ChunkId.fromCID(CID.createV1(0x70, Digest.create(0x12, id.bytes))), { code: 'ERR_INVALID_FORMAT' })
-    assert.throws(() => ChunkId.fromCID(CID.createV1(0x55, Digest.create(0x13, new Uint8Array(64)))), { code: 'ERR_INVALID_FORMAT' })
-    assert.throws(() => ChunkId.fromCID(CID.createV1(0x55, Digest.create(0x12, new Uint8Array(20)))), { code: 'ERR_INVALID_FORMAT' })
+    assert.throws(() => chunkIdFromCid(CID.createV1(0x70, Digest.create(0x12, id.bytes))), { code: 'ERR_INVALID_FORMAT' })
+    assert.throws(() => chunkIdFromCid(CID.createV1(0x55, Digest.create(0x13, new Uint8Array(64)))), { code: 'ERR_INVALID_FORMAT' })
+    assert.throws(() => chunkIdFromCid(CID.createV1(0x55, Digest.create(0x12, new Uint8Array(20)))), { code: 'ERR_INVALID_FORMAT' })
   })
 })
 
