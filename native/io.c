@@ -8,6 +8,7 @@
 // an output range, its whole 4 KiB blocks through a second descriptor opened with O_DIRECT.
 #define _GNU_SOURCE
 #include <node_api.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -78,34 +79,30 @@ static napi_value write_behind (napi_env env, napi_callback_info info) {
 // On these VMs a buffered write of fresh data runs at 280-430 MB/s (the kernel takes new page-cache
 // pages, which the host has to back), an O_DIRECT write at 1.3-2.4 GB/s; and the two workers'
 // buffered writes to one file take turns on its lock. The bytes of whole aligned blocks are
-// copied into an aligned buffer of this thread's and written with O_DIRECT; the partial blocks at
-// either end go through the page cache (fd), so no block is ever written both ways.
+// copied into an aligned buffer and written with O_DIRECT by a thread of the calling thread's own,
+// so the caller goes on decompressing and verifying while the device writes (up to DIO_BUFFERS
+// writes queued); the partial blocks at either end go through the page cache (fd) at once, so no
+// block is ever written both ways. flushOut() waits for the queue and reports the first error.
 
 #define DIO_ALIGN 4096u
-#define DIO_BOUNCE (2u << 20)
+#define DIO_BUFFER (2u << 20)
+#define DIO_BUFFERS 4
 /** below this many whole blocks, the page cache is as quick */
 #define DIO_MIN (64u << 10)
 
-struct io_state { unsigned char *bounce; };
+struct dio_job { int fd, dfd; uint64_t at; size_t len; unsigned char *buf; };
 
-static void io_state_free (napi_env env, void *data, void *hint) {
-  struct io_state *st = data;
-  if (st) free(st->bounce);
-  free(st);
-}
-
-/** this thread's (this environment's) aligned buffer, allocated at first use; NULL if out of memory */
-static unsigned char *bounce_buffer (napi_env env) {
-  struct io_state *st = NULL;
-  if (napi_get_instance_data(env, (void **)&st) != napi_ok) return NULL;
-  if (st == NULL) {
-    st = calloc(1, sizeof *st);
-    if (st == NULL) return NULL;
-    if (napi_set_instance_data(env, st, io_state_free, NULL) != napi_ok) { free(st); return NULL; }
-  }
-  if (st->bounce == NULL && posix_memalign((void **)&st->bounce, DIO_ALIGN, DIO_BOUNCE) != 0) st->bounce = NULL;
-  return st->bounce;
-}
+struct io_state {
+  pthread_t thread;
+  int started, stopping;
+  pthread_mutex_t lock;
+  pthread_cond_t work, done;
+  unsigned char *free_bufs[DIO_BUFFERS];
+  int nfree, nbufs;
+  struct dio_job queue[DIO_BUFFERS];
+  int qhead, qlen, busy;
+  int err;               /* first write error (errno) not yet reported */
+};
 
 /** pwrite until done; 0 or errno */
 static int pwrite_all (int fd, const unsigned char *p, size_t n, uint64_t at) {
@@ -116,6 +113,76 @@ static int pwrite_all (int fd, const unsigned char *p, size_t n, uint64_t at) {
     p += k; n -= (size_t)k; at += (uint64_t)k;
   }
   return 0;
+}
+
+/** one queued write: with O_DIRECT, or through the page cache where the direct one is refused or short */
+static int dio_write (struct dio_job *j) {
+  ssize_t k;
+  do k = pwrite(j->dfd, j->buf, j->len, (off_t)j->at); while (k < 0 && errno == EINTR);
+  if (k < 0 && errno != EINVAL) return errno;
+  size_t done = k > 0 ? (size_t)k : 0;
+  return done < j->len ? pwrite_all(j->fd, j->buf + done, j->len - done, j->at + done) : 0;
+}
+
+static void *dio_run (void *arg) {
+  struct io_state *st = arg;
+  pthread_mutex_lock(&st->lock);
+  for (;;) {
+    while (st->qlen == 0 && !st->stopping) pthread_cond_wait(&st->work, &st->lock);
+    if (st->qlen == 0 && st->stopping) break;
+    struct dio_job j = st->queue[st->qhead];
+    st->qhead = (st->qhead + 1) % DIO_BUFFERS;
+    st->qlen--;
+    st->busy = 1;
+    pthread_mutex_unlock(&st->lock);
+    int err = dio_write(&j);
+    pthread_mutex_lock(&st->lock);
+    if (err && !st->err) st->err = err;
+    st->free_bufs[st->nfree++] = j.buf;
+    st->busy = 0;
+    pthread_cond_broadcast(&st->done);
+  }
+  pthread_mutex_unlock(&st->lock);
+  return NULL;
+}
+
+static void io_state_free (napi_env env, void *data, void *hint) {
+  struct io_state *st = data;
+  if (st == NULL) return;
+  if (st->started) {
+    pthread_mutex_lock(&st->lock);
+    st->stopping = 1;
+    pthread_cond_signal(&st->work);
+    pthread_mutex_unlock(&st->lock);
+    pthread_join(st->thread, NULL);
+  }
+  for (int i = 0; i < st->nfree; i++) free(st->free_bufs[i]);
+  pthread_mutex_destroy(&st->lock);
+  pthread_cond_destroy(&st->work);
+  pthread_cond_destroy(&st->done);
+  free(st);
+}
+
+/** this thread's (this environment's) writer, started at first use; NULL if that failed */
+static struct io_state *io_state (napi_env env) {
+  struct io_state *st = NULL;
+  if (napi_get_instance_data(env, (void **)&st) != napi_ok) return NULL;
+  if (st != NULL) return st->started ? st : NULL;
+  st = calloc(1, sizeof *st);
+  if (st == NULL) return NULL;
+  pthread_mutex_init(&st->lock, NULL);
+  pthread_cond_init(&st->work, NULL);
+  pthread_cond_init(&st->done, NULL);
+  if (napi_set_instance_data(env, st, io_state_free, NULL) != napi_ok) { io_state_free(env, st, NULL); return NULL; }
+  for (int i = 0; i < DIO_BUFFERS; i++) {
+    unsigned char *b = NULL;
+    if (posix_memalign((void **)&b, DIO_ALIGN, DIO_BUFFER) != 0) break;
+    st->free_bufs[st->nfree++] = b;
+  }
+  st->nbufs = st->nfree;
+  if (st->nbufs == 0 || pthread_create(&st->thread, NULL, dio_run, st) != 0) return NULL;
+  st->started = 1;
+  return st;
 }
 
 static void throw_errno (napi_env env, int err, const char *syscall) {
@@ -134,9 +201,19 @@ static void throw_errno (napi_env env, int err, const char *syscall) {
   napi_throw(env, error);
 }
 
-/* writeOut(fd, directFd, bytes, offset) → bytes written with O_DIRECT (0: all through fd; -1: the
-   direct descriptor refused the write (EINVAL: a file system without O_DIRECT), so all went
-   through fd and directFd is not worth trying again). directFd < 0: fd only. */
+/** the first error of a queued write, taken (0 if none); with `wait`, after the queue is empty */
+static int take_error (struct io_state *st, int wait) {
+  pthread_mutex_lock(&st->lock);
+  if (wait) while (st->qlen > 0 || st->busy) pthread_cond_wait(&st->done, &st->lock);
+  int err = st->err;
+  st->err = 0;
+  pthread_mutex_unlock(&st->lock);
+  return err;
+}
+
+/* writeOut(fd, directFd, bytes, offset): writes bytes at offset. Whole blocks are queued for this
+   thread's writer (directFd, O_DIRECT); the rest is written through fd now. directFd < 0: fd only.
+   Throws an error of an earlier queued write, if one failed. */
 static napi_value write_out (napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -158,34 +235,40 @@ static napi_value write_out (napi_env env, napi_callback_info info) {
   const unsigned char *p = data;
   uint64_t start = (uint64_t)offset, end = start + length;
   uint64_t a = (start + DIO_ALIGN - 1) / DIO_ALIGN * DIO_ALIGN, b = end / DIO_ALIGN * DIO_ALIGN;
-  unsigned char *bounce = dfd >= 0 && b > a && b - a >= DIO_MIN ? bounce_buffer(env) : NULL;
-  int64_t direct = 0;
+  struct io_state *st = dfd >= 0 && b > a && b - a >= DIO_MIN ? io_state(env) : NULL;
   int err = 0;
-  if (bounce == NULL) {
+  if (st == NULL) {
     err = pwrite_all(fd, p, length, start);
   } else {
-    err = pwrite_all(fd, p, (size_t)(a - start), start);
-    uint64_t at = a;
-    while (!err && at < b) {
-      size_t n = b - at < DIO_BOUNCE ? (size_t)(b - at) : DIO_BOUNCE;
-      memcpy(bounce, p + (at - start), n);
-      ssize_t k;
-      do k = pwrite(dfd, bounce, n, (off_t)at); while (k < 0 && errno == EINTR);
-      if (k < 0 && errno == EINVAL && direct == 0) { direct = -1; break; }
-      if (k < 0) { err = errno; break; }
-      // a short direct write (the device is full): the rest goes through the page cache, which
-      // reports the error if there is one
-      if ((size_t)k < n) { err = pwrite_all(fd, p + (at - start) + k, (size_t)(b - at) - (size_t)k, at + (uint64_t)k); direct += k; at = b; break; }
-      direct += k;
+    err = take_error(st, 0);
+    if (!err) err = pwrite_all(fd, p, (size_t)(a - start), start);
+    if (!err) err = pwrite_all(fd, p + (b - start), (size_t)(end - b), b);
+    for (uint64_t at = a; !err && at < b;) {
+      size_t n = b - at < DIO_BUFFER ? (size_t)(b - at) : DIO_BUFFER;
+      pthread_mutex_lock(&st->lock);
+      while (st->nfree == 0) pthread_cond_wait(&st->done, &st->lock);
+      unsigned char *buf = st->free_bufs[--st->nfree];
+      pthread_mutex_unlock(&st->lock);
+      memcpy(buf, p + (at - start), n);
+      pthread_mutex_lock(&st->lock);
+      st->queue[(st->qhead + st->qlen) % DIO_BUFFERS] = (struct dio_job){ .fd = fd, .dfd = dfd, .at = at, .len = n, .buf = buf };
+      st->qlen++;
+      pthread_cond_signal(&st->work);
+      pthread_mutex_unlock(&st->lock);
       at += n;
     }
-    if (!err && at < b) err = pwrite_all(fd, p + (at - start), (size_t)(b - at), at);
-    if (!err) err = pwrite_all(fd, p + (b - start), (size_t)(end - b), b);
   }
   if (err) { throw_errno(env, err, "write"); return NULL; }
-  napi_value result;
-  napi_create_int64(env, direct, &result);
-  return result;
+  return NULL;
+}
+
+/* flushOut(): waits until this thread's queued writes are done; throws the first error of one */
+static napi_value flush_out (napi_env env, napi_callback_info info) {
+  struct io_state *st = NULL;
+  if (napi_get_instance_data(env, (void **)&st) != napi_ok || st == NULL || !st->started) return NULL;
+  int err = take_error(st, 1);
+  if (err) throw_errno(env, err, "write");
+  return NULL;
 }
 
 static napi_value init (napi_env env, napi_value exports) {
@@ -194,6 +277,7 @@ static napi_value init (napi_env env, napi_value exports) {
     { "willNeed", NULL, will_need, NULL, NULL, NULL, napi_default, NULL },
     { "dontNeed", NULL, dont_need, NULL, NULL, NULL, napi_default, NULL },
     { "writeOut", NULL, write_out, NULL, NULL, NULL, napi_default, NULL },
+    { "flushOut", NULL, flush_out, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -11,7 +11,7 @@ import { ChunkMissingError } from '../protocol/errors.ts'
 import type { Index, IndexChunk } from '../protocol/index-file.ts'
 import { ChunkFetcher, count, emptyStats, MissingChunksError, type AssembleOptions, type ExtractStats } from './assemble.ts'
 import { defaultLogger } from './logger.ts'
-import { openDirect, writeBehind } from './native-io.ts'
+import { flushOut, openDirect, writeBehind } from './native-io.ts'
 import { FileSeed, type Seed } from './seed.ts'
 import { sharedPool } from './workers/pool.ts'
 
@@ -197,9 +197,12 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     await Promise.all(running)
     if (failure != null) throw failure
     if (missingCount > 0) throw new MissingChunksError(missing, fetcher.asked(), missingCount)
+    if (directFd != null) await drainWrites()
     await handle.sync()
     ok = true
   } finally {
+    // no thread may still be writing when the descriptors close
+    if (!ok && directFd != null) await drainWrites().catch(() => {})
     await handle.close()
     if (directFd != null) closeSync(directFd)
     for (const s of seeds) await s.close()
@@ -210,6 +213,14 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     log('extracted %s (%d bytes)', output, total)
   }
   return stats
+}
+
+/** Waits for the writes queued by writeOut() on this thread and on the workers; throws the first error. */
+async function drainWrites (): Promise<void> {
+  let first: unknown
+  try { flushOut() } catch (err) { first = err }
+  await sharedPool().broadcast({ op: 'flush-out' }).catch((err) => { first ??= err })
+  if (first != null) throw first
 }
 
 /** The byte ranges chunks in index order cover, back-to-back chunks merged. */

@@ -14,7 +14,8 @@ interface IoAddon {
   willNeed: (paths: string[]) => number
   dontNeed: (paths: string[]) => number
   writeBehind: (fd: number, offset: number, length: number) => number
-  writeOut?: (fd: number, directFd: number, data: Uint8Array, offset: number) => number
+  writeOut?: (fd: number, directFd: number, data: Uint8Array, offset: number) => void
+  flushOut?: () => void
 }
 
 let addon: IoAddon | null | undefined
@@ -63,19 +64,23 @@ export function openDirect (path: string): number | undefined {
   }
 }
 
-/** direct descriptors that refused a write (EINVAL): not tried again */
-const refused = new Set<number>()
-
 /**
  * Writes all of `data` at `offset` of fd; with a direct descriptor on the same file (openDirect),
- * its whole 4 KiB blocks go around the page cache.
+ * its whole 4 KiB blocks are queued for a native thread of this thread's that writes them around
+ * the page cache while the caller goes on. Throws the error of an earlier queued write. Call
+ * flushOut() (on every thread that wrote) before the descriptors are synced or closed.
  */
 export function writeOut (fd: number, data: Uint8Array, offset: number, directFd?: number): void {
-  const writeOutNative = directFd == null || refused.has(directFd) ? undefined : load()?.writeOut
+  const writeOutNative = directFd == null ? undefined : load()?.writeOut
   if (writeOutNative != null) {
-    if (writeOutNative(fd, directFd!, data, offset) < 0) refused.add(directFd!)
+    writeOutNative(fd, directFd!, data, offset)
     return
   }
   let written = 0
   while (written < data.byteLength) written += fs.writeSync(fd, data, written, data.byteLength - written, offset + written)
+}
+
+/** Waits for this thread's queued writeOut() writes; throws the first error of one. */
+export function flushOut (): void {
+  load()?.flushOut?.()
 }

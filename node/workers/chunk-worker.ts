@@ -11,7 +11,7 @@ import { ChunkInvalidError, ChunkMissingError } from '../../protocol/errors.ts'
 import type { LocalPlaceSource, PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
 import type { HttpStore, HttpStoreStats } from '../store/http-store.ts'
 import { useNativeChunker } from '../native-chunker.ts'
-import { willNeed, writeOut } from '../native-io.ts'
+import { flushOut, willNeed, writeOut } from '../native-io.ts'
 import { chunkFile } from './chunk-file.ts'
 import { probeSeedSlice, scanSeedRange } from './seed-scan.ts'
 
@@ -91,6 +91,10 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
   if (req.op === 'assemble-batch') {
     const r = assembleRun(req)
     return { reply: { seq: req.seq, plain: r.plain, placed: r.placed }, transfer: [r.plain] }
+  }
+  if (req.op === 'flush-out') {
+    flushOut()
+    return { reply: { seq: req.seq }, transfer: [] }
   }
   if (req.op === 'http-close') {
     for (const [key, entry] of httpStores) {

@@ -45,6 +45,8 @@ export type WorkerRequest =
    * `placed` says where each came from (from -1: none had it, its bytes are left to the caller)
    */
   | { op: 'assemble-batch', seq: number, digest: DigestAlgorithm, items: Array<{ id: Uint8Array, size: number, from: Array<LocalPlaceSource | null> }> }
+  /** wait until this worker's queued output writes (native-io writeOut) are done */
+  | { op: 'flush-out', seq: number }
   /** close this worker's copies of the HTTP store at `url` (their connections) */
   | { op: 'http-close', seq: number, url: string }
   /** whether outFd already holds the chunk at `offset` */

@@ -4,10 +4,10 @@
 // writeOut: ranges written partly with O_DIRECT read back exactly, whatever their alignment.
 import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, constants, existsSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import * as path from 'node:path'
 import { after, describe, it } from 'node:test'
-import { dontNeed, nativeIoLoaded, openDirect, willNeed, writeBehind, writeOut } from '../../node/native-io.ts'
+import { dontNeed, flushOut, nativeIoLoaded, openDirect, willNeed, writeBehind, writeOut } from '../../node/native-io.ts'
 import { pseudoRandom } from '../helpers/fixtures.ts'
 import { STRICT } from '../helpers/setup.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
@@ -56,9 +56,15 @@ describe('native page-cache hints', { skip: built ? false : 'native addon not bu
       // cuts that split 4 KiB blocks between ranges, ranges from 1 byte to over 2 MiB (the bounce buffer)
       const cuts = [0, 1, 4095, 4097, 70_000, 70_001, 200_000, 2_500_000, size]
       const ranges = cuts.slice(1).map((end, i) => [cuts[i]!, end] as const)
+      // one scratch buffer for every call, overwritten as soon as writeOut returns: what is queued
+      // for the writer thread must have been copied
+      const scratch = Buffer.alloc(size)
       for (const [from, to] of [...ranges.filter((_, i) => i % 2 === 1), ...ranges.filter((_, i) => i % 2 === 0).reverse()]) {
-        writeOut(fd, data.subarray(from, to), from, direct)
+        data.copy(scratch, 0, from, to)
+        writeOut(fd, scratch.subarray(0, to - from), from, direct)
+        scratch.fill(0xee)
       }
+      flushOut()
       fsyncSync(fd)
     } finally {
       closeSync(fd)
@@ -78,6 +84,7 @@ describe('native page-cache hints', { skip: built ? false : 'native addon not bu
       try {
         writeOut(fd, data, 5, undefined)
         writeOut(fd, data, 300_005, direct)
+        flushOut()
       } finally {
         closeSync(fd)
         if (direct != null) closeSync(direct)
@@ -87,6 +94,21 @@ describe('native page-cache hints', { skip: built ? false : 'native addon not bu
       assert.equal(back.byteLength, 600_005, file)
       assert.ok(back.subarray(5, 300_005).equals(data), file)
       assert.ok(back.subarray(300_005).equals(data), file)
+    }
+  })
+
+  it('a queued direct write that fails is reported by flushOut (or the next writeOut), once', () => {
+    const file = path.join(t.path, 'refused')
+    writeFileSync(file, '')
+    const fd = openSync(file, 'r+')
+    const readOnly = openSync(file, constants.O_RDONLY | constants.O_DIRECT)
+    try {
+      writeOut(fd, pseudoRandom(1 << 20, 5), 0, readOnly)
+      assert.throws(() => { flushOut() }, { code: 'EBADF' })
+      flushOut() // reported once
+    } finally {
+      closeSync(fd)
+      closeSync(readOnly)
     }
   })
 })
