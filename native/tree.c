@@ -714,6 +714,33 @@ static napi_value hashing_writer_abort (napi_env env, napi_callback_info info) {
 // must not exist (O_CREAT|O_EXCL|O_NOFOLLOW), writes the pieces, then fchown (uid >= 0), fchmod
 // and futimens (sec >= 0) and closes it: what the tree writer does for a plain file, in one call.
 // On failure after the create the file is left as it is; the caller removes the whole tree.
+/** owner, mode and time of a file just written, then close; NULL or the call that failed (errno set) */
+static const char *finish_file (int fd, uint32_t mode, int64_t uid, int64_t gid, int64_t sec, int64_t nsec) {
+  const char *f = NULL;
+  if (uid >= 0 && fchown(fd, (uid_t)uid, (gid_t)gid) < 0) f = "fchown";
+  if (!f && fchmod(fd, mode & 07777) < 0) f = "fchmod";
+  if (!f && sec >= 0) {
+    struct timespec ts[2] = { { .tv_sec = sec, .tv_nsec = nsec }, { .tv_sec = sec, .tv_nsec = nsec } };
+    if (futimens(fd, ts) < 0) f = "futimens";
+  }
+  if (f) { int e = errno; close(fd); errno = e; return f; }
+  return close(fd) < 0 ? "close" : NULL;
+}
+
+static int open_new_file (const char *path) {
+  return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+}
+
+/** creates path (O_EXCL) with the bytes, owner, mode and time; 0 or errno, *failed = the call that failed */
+static int create_file_at (const char *path, const unsigned char *data, size_t len, uint32_t mode, int64_t uid, int64_t gid, int64_t sec, int64_t nsec, const char **failed) {
+  int fd = open_new_file(path);
+  if (fd < 0) { *failed = "open"; return errno; }
+  int err = write_all(fd, data, len, NULL);
+  if (err) { close(fd); *failed = "write"; return err; }
+  *failed = finish_file(fd, mode, uid, gid, sec, nsec);
+  return *failed ? errno : 0;
+}
+
 static napi_value create_file (napi_env env, napi_callback_info info) {
   size_t argc = 7; napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -727,22 +754,185 @@ static napi_value create_file (napi_env env, napi_callback_info info) {
   napi_get_value_int64(env, argv[4], &gid);
   napi_get_value_int64(env, argv[5], &sec);
   napi_get_value_int64(env, argv[6], &nsec);
-  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+  int fd = open_new_file(path);
   if (fd < 0) return throw_errno(env, errno, "open", path);
-  const char *failed = NULL;
-  for (uint32_t i = 0; i < count && !failed; i++) {
+  for (uint32_t i = 0; i < count; i++) {
     napi_value item; void *data; size_t len;
     if (napi_get_element(env, argv[1], i, &item) != napi_ok || !get_bytes(env, item, &data, &len)) { close(fd); return NULL; }
-    if (write_all(fd, data, len, NULL) != 0) failed = "write";
+    int err = write_all(fd, data, len, NULL);
+    if (err) { close(fd); return throw_errno(env, err, "write", path); }
   }
-  if (!failed && uid >= 0 && fchown(fd, (uid_t)uid, (gid_t)gid) < 0) failed = "fchown";
-  if (!failed && fchmod(fd, mode & 07777) < 0) failed = "fchmod";
-  if (!failed && sec >= 0) {
-    struct timespec ts[2] = { { .tv_sec = sec, .tv_nsec = nsec }, { .tv_sec = sec, .tv_nsec = nsec } };
-    if (futimens(fd, ts) < 0) failed = "futimens";
+  const char *failed = finish_file(fd, mode, uid, gid, sec, nsec);
+  if (failed) return throw_errno(env, errno, failed, path);
+  return NULL;
+}
+
+// ---- a file creator: plain files made on a thread of their own ----
+// An extraction into a fresh directory hands each plain file (its bytes copied) to this thread,
+// which opens, writes, chowns, chmods, times and closes it while the caller decodes on (casync
+// does both in one thread). At most CREATOR_MAX bytes wait; the first failure is kept, with its
+// path, and thrown by the next call or by createFilesDrain().
+
+#define CREATOR_MAX (32u << 20)
+
+struct create_job {
+  struct create_job *next;
+  char *path;
+  unsigned char *data;
+  size_t len;
+  uint32_t mode;
+  int64_t uid, gid, sec, nsec;
+};
+
+struct creator {
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t work, done;
+  struct create_job *head, *tail;
+  size_t queued;         /* bytes waiting or being written */
+  int busy, stopping, started;
+  int err;
+  const char *err_call;
+  char err_path[PATH_MAX];
+};
+
+static void *creator_run (void *arg) {
+  struct creator *c = arg;
+  pthread_mutex_lock(&c->lock);
+  for (;;) {
+    while (c->head == NULL && !c->stopping) pthread_cond_wait(&c->work, &c->lock);
+    if (c->head == NULL) break;
+    struct create_job *j = c->head;
+    c->head = j->next;
+    if (c->head == NULL) c->tail = NULL;
+    c->busy = 1;
+    int failed_before = c->err != 0;
+    pthread_mutex_unlock(&c->lock);
+    const char *call = NULL;
+    int err = 0;
+    if (!failed_before) {
+      err = create_file_at(j->path, j->data, j->len, j->mode, j->uid, j->gid, j->sec, j->nsec, &call);
+      // a name taken (a file system that folds case): replaced, as the writer does for any file
+      if (err == EEXIST && unlink(j->path) == 0) err = create_file_at(j->path, j->data, j->len, j->mode, j->uid, j->gid, j->sec, j->nsec, &call);
+    }
+    pthread_mutex_lock(&c->lock);
+    if (err && !c->err) {
+      c->err = err;
+      c->err_call = call;
+      snprintf(c->err_path, sizeof c->err_path, "%s", j->path);
+    }
+    c->queued -= j->len;
+    c->busy = 0;
+    pthread_cond_broadcast(&c->done);
+    free(j->path);
+    free(j->data);
+    free(j);
   }
-  if (failed) { int e = errno; close(fd); return throw_errno(env, e, failed, path); }
-  if (close(fd) < 0) return throw_errno(env, errno, "close", path);
+  pthread_mutex_unlock(&c->lock);
+  return NULL;
+}
+
+static struct creator *creator_of (napi_env env) {
+  struct creator *c = NULL;
+  if (napi_get_instance_data(env, (void **)&c) != napi_ok) return NULL;
+  return c;
+}
+
+static void creator_free (napi_env env, void *data, void *hint) {
+  struct creator *c = data;
+  if (c == NULL) return;
+  if (c->started) {
+    pthread_mutex_lock(&c->lock);
+    c->stopping = 1;
+    pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&c->lock);
+    pthread_join(c->thread, NULL);
+  }
+  pthread_mutex_destroy(&c->lock);
+  pthread_cond_destroy(&c->work);
+  pthread_cond_destroy(&c->done);
+  free(c);
+}
+
+/** the kept failure, thrown and cleared; NULL if there was none (c locked by the caller) */
+static int creator_take_error (napi_env env, struct creator *c) {
+  if (!c->err) return 0;
+  int err = c->err;
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s", c->err_path);
+  const char *call = c->err_call ? c->err_call : "create";
+  c->err = 0;
+  pthread_mutex_unlock(&c->lock);
+  throw_errno(env, err, call, path);
+  pthread_mutex_lock(&c->lock);
+  return err;
+}
+
+// createFileQueued(path, pieces: Uint8Array[], mode, uid, gid, sec, nsec): createFile() on the
+// creator thread (started at first use); throws a failure of an earlier queued file
+static napi_value create_file_queued (napi_env env, napi_callback_info info) {
+  size_t argc = 7; napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[PATH_MAX];
+  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
+  uint32_t count = 0;
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok) { napi_throw_type_error(env, NULL, "pieces must be an array"); return NULL; }
+  struct create_job *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, ENOMEM, "createFileQueued", path);
+  napi_get_value_uint32(env, argv[2], &j->mode);
+  j->uid = -1; j->gid = -1; j->sec = -1;
+  napi_get_value_int64(env, argv[3], &j->uid);
+  napi_get_value_int64(env, argv[4], &j->gid);
+  napi_get_value_int64(env, argv[5], &j->sec);
+  napi_get_value_int64(env, argv[6], &j->nsec);
+  size_t total = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item; void *data; size_t len;
+    if (napi_get_element(env, argv[1], i, &item) != napi_ok || !get_bytes(env, item, &data, &len)) { free(j); return NULL; }
+    total += len;
+  }
+  j->path = strdup(path);
+  j->data = malloc(total > 0 ? total : 1);
+  if (!j->path || !j->data) { free(j->path); free(j->data); free(j); return throw_errno(env, ENOMEM, "createFileQueued", path); }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item; void *data; size_t len;
+    napi_get_element(env, argv[1], i, &item);
+    get_bytes(env, item, &data, &len);
+    memcpy(j->data + j->len, data, len);
+    j->len += len;
+  }
+  struct creator *c = creator_of(env);
+  if (c == NULL) {
+    c = calloc(1, sizeof *c);
+    if (c == NULL) { free(j->path); free(j->data); free(j); return throw_errno(env, ENOMEM, "createFileQueued", path); }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->work, NULL);
+    pthread_cond_init(&c->done, NULL);
+    napi_set_instance_data(env, c, creator_free, NULL);
+    int e = pthread_create(&c->thread, NULL, creator_run, c);
+    if (e) { free(j->path); free(j->data); free(j); return throw_errno(env, e, "pthread_create", NULL); }
+    c->started = 1;
+  }
+  if (!c->started) { free(j->path); free(j->data); free(j); return throw_errno(env, EAGAIN, "pthread_create", NULL); }
+  pthread_mutex_lock(&c->lock);
+  while (c->queued > 0 && c->queued + j->len > CREATOR_MAX && !c->err) pthread_cond_wait(&c->done, &c->lock);
+  if (creator_take_error(env, c)) { pthread_mutex_unlock(&c->lock); free(j->path); free(j->data); free(j); return NULL; }
+  c->queued += j->len;
+  if (c->tail) c->tail->next = j; else c->head = j;
+  c->tail = j;
+  pthread_cond_signal(&c->work);
+  pthread_mutex_unlock(&c->lock);
+  return NULL;
+}
+
+// createFilesDrain(): waits until every queued file is made; throws the first failure
+static napi_value create_files_drain (napi_env env, napi_callback_info info) {
+  struct creator *c = creator_of(env);
+  if (c == NULL || !c->started) return NULL;
+  pthread_mutex_lock(&c->lock);
+  while (c->head != NULL || c->busy) pthread_cond_wait(&c->done, &c->lock);
+  creator_take_error(env, c);
+  pthread_mutex_unlock(&c->lock);
   return NULL;
 }
 
@@ -923,6 +1113,8 @@ static napi_value init (napi_env env, napi_value exports) {
     { "scanDir", NULL, scan_dir, NULL, NULL, NULL, napi_default, NULL },
     { "readAt", NULL, read_at, NULL, NULL, NULL, napi_default, NULL },
     { "createFile", NULL, create_file, NULL, NULL, NULL, napi_default, NULL },
+    { "createFileQueued", NULL, create_file_queued, NULL, NULL, NULL, napi_default, NULL },
+    { "createFilesDrain", NULL, create_files_drain, NULL, NULL, NULL, napi_default, NULL },
     { "hashingWriter", NULL, hashing_writer, NULL, NULL, NULL, napi_default, NULL },
     { "hashingWriterWrite", NULL, hashing_writer_write, NULL, NULL, NULL, napi_default, NULL },
     { "hashingWriterFinish", NULL, hashing_writer_finish, NULL, NULL, NULL, napi_default, NULL },

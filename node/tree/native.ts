@@ -29,6 +29,10 @@ export interface TreeNative {
    * fchown (uid >= 0), fchmod and futimens (sec >= 0), and closes it
    */
   createFile: (path: PathLike, pieces: Uint8Array[], mode: number, uid: number, gid: number, sec: number, nsec: number) => void
+  /** createFile() on a thread of its own (the bytes are copied); throws a failure of an earlier queued file */
+  createFileQueued: (path: PathLike, pieces: Uint8Array[], mode: number, uid: number, gid: number, sec: number, nsec: number) => void
+  /** waits until every queued file is made; throws the first failure (with its path) */
+  createFilesDrain: () => void
   /** starts a thread that digests and writes to `fd` what hashingWriterWrite() hands it */
   hashingWriter: (fd: number, algorithm: 'sha256' | 'sha512-256') => HashingWriterHandle
   /** copies `data` for the thread; blocks while its ring is full; throws its first write error */

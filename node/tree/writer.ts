@@ -27,6 +27,11 @@ export interface TreeWriterOptions {
   owners?: boolean
   /** the target may hold an older tree: replace what is in the way, delete what the archive lacks */
   inPlace?: boolean
+  /**
+   * make plain files on a native thread while this one decodes (extractTree: into a fresh
+   * directory, unless false); directories get their metadata at finish()
+   */
+  queueFiles?: boolean
   signal?: AbortSignal
 }
 
@@ -63,12 +68,16 @@ export class TreeWriter {
   private readonly ids = { user: new Map<string, number | null>(), group: new Map<string, number | null>() }
   private flags = 0n
   private done = false
+  /** plain files are made on the native creator thread; directories get their metadata at finish() */
+  private readonly queued: boolean
+  private readonly deferred: Frame[] = []
 
   constructor (root: string | Buffer, options: TreeWriterOptions = {}) {
     this.root = Buffer.isBuffer(root) ? root : Buffer.from(root)
     this.owners = options.owners ?? process.getuid?.() === 0
     this.inPlace = options.inPlace ?? false
     this.native = treeNative()
+    this.queued = !this.inPlace && options.queueFiles === true
     this.umask = process.umask()
   }
 
@@ -184,6 +193,7 @@ export class TreeWriter {
     const top = this.stack.pop()
     if (top == null) throw new InvalidFormatError('end of a node that was never opened')
     if (top.kind === S_IFDIR && top.names != null) this.removeExtras(top.path, top.names)
+    if (this.stack.length === 0) this.done = true
     if (top.pieces != null) {
       try {
         this.createPlain(top)
@@ -193,8 +203,24 @@ export class TreeWriter {
         this.open(top) // something is in the way (an extraction in place): replace it
       }
     }
-    this.metadata(top)
-    if (this.stack.length === 0) this.done = true
+    // a directory's metadata waits until the files queued inside it are made (its time would
+    // change, its mode might forbid them); children end before their parents, so the order holds
+    if (this.queued && top.kind === S_IFDIR) this.deferred.push(top)
+    else this.metadata(top)
+  }
+
+  /** Waits for the queued files and restores the directories' metadata; call once the root ended. */
+  finish (): void {
+    if (!this.queued) return
+    this.native.createFilesDrain()
+    for (const frame of this.deferred.splice(0)) this.metadata(frame)
+  }
+
+  /** After a failure: waits for the queued files (their errors no longer matter), so the tree can be removed. */
+  abandon (): void {
+    if (!this.queued) return
+    try { this.native.createFilesDrain() } catch {}
+    this.deferred.length = 0
   }
 
   /**
@@ -222,7 +248,8 @@ export class TreeWriter {
     const timed = timeGranularity(f) !== 0n
     const sec = timed ? Number(node.mtime / 1_000_000_000n) : -1
     const nsec = timed ? Number(node.mtime % 1_000_000_000n) : 0
-    this.native.createFile(p, frame.pieces!, perms, uid, gid, sec, nsec)
+    if (this.queued) this.native.createFileQueued(p, frame.pieces!, perms, uid, gid, sec, nsec)
+    else this.native.createFile(p, frame.pieces!, perms, uid, gid, sec, nsec)
   }
 
   private removeExtras (dir: Buffer, keep: Set<string>): void {
@@ -341,7 +368,8 @@ export async function extractTree (source: AsyncIterable<Uint8Array> | Iterable<
       work = abs
     }
   }
-  const writer = new TreeWriter(work, { ...options, inPlace })
+  // into a fresh directory, plain files are made on a native thread while this one decodes
+  const writer = new TreeWriter(work, { ...options, inPlace, queueFiles: !inPlace && options.queueFiles !== false })
   const decoder = new ArchiveDecoder()
   let rootNode: ArchiveNode | undefined
   try {
@@ -358,7 +386,9 @@ export async function extractTree (source: AsyncIterable<Uint8Array> | Iterable<
     }
     decoder.end()
     if (!writer.finished) throw new InvalidFormatError('archive ended before the root directory was complete')
+    writer.finish()
   } catch (err) {
+    writer.abandon()
     if (!inPlace) fs.rmSync(work, { recursive: true, force: true })
     throw err
   }

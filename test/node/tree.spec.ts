@@ -195,4 +195,31 @@ describe('tree make and extract fast paths', () => {
       assert.ok(again.equals(archive), `${pieceBytes}-byte pieces: the extracted tree serialises differently`)
     }
   })
+
+  it('plain files made on the creator thread give the same tree as made in line (directory modes and times restored after)', async () => {
+    const src = makeSource()
+    fs.chmodSync(path.join(src, 'a', 'b'), 0o555) // a directory its files could not be made in once its mode is set
+    treeNative().lutimens(path.join(src, 'a', 'b'), 1_600_000_000, 5)
+    const archive = await collect(encodeTree(src, { featureFlags: FLAGS }))
+    for (const queueFiles of [true, false]) {
+      const out = path.join(tmp.path, `queued-${String(queueFiles)}`)
+      await extractTree([archive], out, { queueFiles })
+      const again = await collect(encodeTree(out, { featureFlags: FLAGS }))
+      assert.ok(again.equals(archive), `queueFiles ${String(queueFiles)}: the extracted tree serialises differently`)
+    }
+  })
+
+  it('the creator thread reports a file it could not make, with its path, at the drain (once)', () => {
+    const n = treeNative()
+    const ok = path.join(tmp.path, 'made-by-thread')
+    const missing = path.join(tmp.path, 'no-such-dir', 'file')
+    n.createFileQueued(ok, [Buffer.from('ab'), Buffer.from('c')], 0o640, -1, -1, 1_600_000_000, 7)
+    n.createFileQueued(missing, [Buffer.from('x')], 0o644, -1, -1, -1, 0)
+    assert.throws(() => { n.createFilesDrain() }, (err: any) => err.code === 'ENOENT' && String(err.message).includes(missing))
+    n.createFilesDrain()
+    assert.equal(fs.readFileSync(ok, 'utf8'), 'abc')
+    const st = fs.statSync(ok, { bigint: true })
+    assert.equal(st.mode & 0o777n, 0o640n)
+    assert.equal(st.mtimeNs, 1_600_000_000_000_000_007n)
+  })
 })
