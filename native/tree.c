@@ -775,8 +775,11 @@ static napi_value create_file (napi_env env, napi_callback_info info) {
 
 #define CREATOR_MAX (32u << 20)
 
+enum { JOB_FILE, JOB_DIR, JOB_SYMLINK };
+
 struct create_job {
   struct create_job *next;
+  int kind;              /* JOB_FILE, JOB_DIR (mode 0700; its metadata comes later) or JOB_SYMLINK (data: the target, NUL-terminated) */
   char *path;
   unsigned char *data;
   size_t len;
@@ -796,6 +799,12 @@ struct creator {
   char err_path[PATH_MAX];
 };
 
+static void job_free (struct create_job *j) {
+  free(j->path);
+  free(j->data);
+  free(j);
+}
+
 static void *creator_run (void *arg) {
   struct creator *c = arg;
   pthread_mutex_lock(&c->lock);
@@ -810,7 +819,18 @@ static void *creator_run (void *arg) {
     pthread_mutex_unlock(&c->lock);
     const char *call = NULL;
     int err = 0;
-    if (!failed_before) {
+    if (!failed_before && j->kind == JOB_SYMLINK) {
+      call = "symlink";
+      if (symlink((const char *)j->data, j->path) < 0) err = errno;
+      if (err == EEXIST && unlink(j->path) == 0) err = symlink((const char *)j->data, j->path) < 0 ? errno : 0;
+    } else if (!failed_before && j->kind == JOB_DIR) {
+      call = "mkdir";
+      struct stat st;
+      if (mkdir(j->path, 0700) < 0) err = errno;
+      // a name taken (a file system that folds case): a directory is used as it is, anything else replaced
+      if (err == EEXIST && lstat(j->path, &st) == 0 && S_ISDIR(st.st_mode)) err = 0;
+      else if (err == EEXIST && unlink(j->path) == 0) err = mkdir(j->path, 0700) < 0 ? errno : 0;
+    } else if (!failed_before) {
       err = create_file_at(j->path, j->data, j->len, j->mode, j->uid, j->gid, j->sec, j->nsec, &call);
       // a name taken (a file system that folds case): replaced, as the writer does for any file
       if (err == EEXIST && unlink(j->path) == 0) err = create_file_at(j->path, j->data, j->len, j->mode, j->uid, j->gid, j->sec, j->nsec, &call);
@@ -824,9 +844,7 @@ static void *creator_run (void *arg) {
     c->queued -= j->len;
     c->busy = 0;
     pthread_cond_broadcast(&c->done);
-    free(j->path);
-    free(j->data);
-    free(j);
+    job_free(j);
   }
   pthread_mutex_unlock(&c->lock);
   return NULL;
@@ -868,6 +886,32 @@ static int creator_take_error (napi_env env, struct creator *c) {
   return err;
 }
 
+/** queues j on this environment's creator (started at first use); takes j in every case */
+static napi_value creator_enqueue (napi_env env, struct create_job *j) {
+  struct creator *c = creator_of(env);
+  if (c == NULL) {
+    c = calloc(1, sizeof *c);
+    if (c == NULL) { job_free(j); return throw_errno(env, ENOMEM, "createFileQueued", NULL); }
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->work, NULL);
+    pthread_cond_init(&c->done, NULL);
+    napi_set_instance_data(env, c, creator_free, NULL);
+    int e = pthread_create(&c->thread, NULL, creator_run, c);
+    if (e) { job_free(j); return throw_errno(env, e, "pthread_create", NULL); }
+    c->started = 1;
+  }
+  if (!c->started) { job_free(j); return throw_errno(env, EAGAIN, "pthread_create", NULL); }
+  pthread_mutex_lock(&c->lock);
+  while (c->queued > 0 && c->queued + j->len > CREATOR_MAX && !c->err) pthread_cond_wait(&c->done, &c->lock);
+  if (creator_take_error(env, c)) { pthread_mutex_unlock(&c->lock); job_free(j); return NULL; }
+  c->queued += j->len;
+  if (c->tail) c->tail->next = j; else c->head = j;
+  c->tail = j;
+  pthread_cond_signal(&c->work);
+  pthread_mutex_unlock(&c->lock);
+  return NULL;
+}
+
 // createFileQueued(path, pieces: Uint8Array[], mode, uid, gid, sec, nsec): createFile() on the
 // creator thread (started at first use); throws a failure of an earlier queued file
 static napi_value create_file_queued (napi_env env, napi_callback_info info) {
@@ -901,28 +945,33 @@ static napi_value create_file_queued (napi_env env, napi_callback_info info) {
     memcpy(j->data + j->len, data, len);
     j->len += len;
   }
-  struct creator *c = creator_of(env);
-  if (c == NULL) {
-    c = calloc(1, sizeof *c);
-    if (c == NULL) { free(j->path); free(j->data); free(j); return throw_errno(env, ENOMEM, "createFileQueued", path); }
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->work, NULL);
-    pthread_cond_init(&c->done, NULL);
-    napi_set_instance_data(env, c, creator_free, NULL);
-    int e = pthread_create(&c->thread, NULL, creator_run, c);
-    if (e) { free(j->path); free(j->data); free(j); return throw_errno(env, e, "pthread_create", NULL); }
-    c->started = 1;
-  }
-  if (!c->started) { free(j->path); free(j->data); free(j); return throw_errno(env, EAGAIN, "pthread_create", NULL); }
-  pthread_mutex_lock(&c->lock);
-  while (c->queued > 0 && c->queued + j->len > CREATOR_MAX && !c->err) pthread_cond_wait(&c->done, &c->lock);
-  if (creator_take_error(env, c)) { pthread_mutex_unlock(&c->lock); free(j->path); free(j->data); free(j); return NULL; }
-  c->queued += j->len;
-  if (c->tail) c->tail->next = j; else c->head = j;
-  c->tail = j;
-  pthread_cond_signal(&c->work);
-  pthread_mutex_unlock(&c->lock);
-  return NULL;
+  return creator_enqueue(env, j);
+}
+
+// makeDirQueued(path): mkdir(path, 0700) on the creator thread, in turn with the files queued
+static napi_value make_dir_queued (napi_env env, napi_callback_info info);
+
+// makeSymlinkQueued(target: Buffer, path): symlink(target, path) on the creator thread
+static napi_value make_symlink_queued (napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char target[PATH_MAX], path[PATH_MAX];
+  if (!get_path(env, argv[0], target, sizeof target) || !get_path(env, argv[1], path, sizeof path)) return NULL;
+  struct create_job *j = calloc(1, sizeof *j);
+  if (j) { j->kind = JOB_SYMLINK; j->path = strdup(path); j->data = (unsigned char *)strdup(target); }
+  if (!j || !j->path || !j->data) { if (j) job_free(j); return throw_errno(env, ENOMEM, "makeSymlinkQueued", path); }
+  return creator_enqueue(env, j);
+}
+
+static napi_value make_dir_queued (napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[PATH_MAX];
+  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
+  struct create_job *j = calloc(1, sizeof *j);
+  if (j) { j->kind = JOB_DIR; j->path = strdup(path); }
+  if (!j || !j->path) { if (j) free(j); return throw_errno(env, ENOMEM, "makeDirQueued", path); }
+  return creator_enqueue(env, j);
 }
 
 // createFilesDrain(): waits until every queued file is made; throws the first failure
@@ -1115,6 +1164,8 @@ static napi_value init (napi_env env, napi_value exports) {
     { "createFile", NULL, create_file, NULL, NULL, NULL, napi_default, NULL },
     { "createFileQueued", NULL, create_file_queued, NULL, NULL, NULL, napi_default, NULL },
     { "createFilesDrain", NULL, create_files_drain, NULL, NULL, NULL, napi_default, NULL },
+    { "makeDirQueued", NULL, make_dir_queued, NULL, NULL, NULL, napi_default, NULL },
+    { "makeSymlinkQueued", NULL, make_symlink_queued, NULL, NULL, NULL, napi_default, NULL },
     { "hashingWriter", NULL, hashing_writer, NULL, NULL, NULL, napi_default, NULL },
     { "hashingWriterWrite", NULL, hashing_writer_write, NULL, NULL, NULL, napi_default, NULL },
     { "hashingWriterFinish", NULL, hashing_writer_finish, NULL, NULL, NULL, napi_default, NULL },

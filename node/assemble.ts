@@ -98,6 +98,7 @@ export class ChunkFetcher {
   private readonly options: AssembleOptions
   private readonly candidates: Candidate[]
   private readonly cache?: ChunkStore
+  private readonly workerSources = new Map<Candidate, PlaceSource | null>()
 
   constructor (index: Index, options: AssembleOptions) {
     this.digest = digestFromFlags(index.featureFlags)
@@ -140,10 +141,20 @@ export class ChunkFetcher {
   fastPrefix (): number {
     let n = 0
     for (const cand of this.candidates) {
-      if (cand.kind === 'seed' ? cand.seed.locate == null : workerCopy(this.fastStore(cand)) == null) break
+      if (cand.kind === 'seed' ? cand.seed.locate == null : this.workerSource(cand) == null) break
       n++
     }
     return n
+  }
+
+  /**
+   * A store candidate as a worker reaches it, made once: the same object in every item of a
+   * batch is cloned once into the worker's message (the structured clone keeps references).
+   */
+  private workerSource (cand: Candidate): PlaceSource | null {
+    let source = this.workerSources.get(cand)
+    if (source === undefined) this.workerSources.set(cand, source = workerCopy(this.fastStore(cand)))
+    return source
   }
 
   private fastStore (cand: Candidate): ChunkSource | null {
@@ -326,7 +337,7 @@ export class ChunkFetcher {
       const loc = await cand.seed.locate(c.id, c.size)
       return loc == null ? null : { kind: 'file', fd: loc.fd, offset: loc.offset }
     }
-    return workerCopy(this.fastStore(cand))
+    return this.workerSource(cand)
   }
 
   /** One candidate's verified copy, or null when it has none. */

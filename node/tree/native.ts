@@ -33,6 +33,10 @@ export interface TreeNative {
   createFileQueued: (path: PathLike, pieces: Uint8Array[], mode: number, uid: number, gid: number, sec: number, nsec: number) => void
   /** waits until every queued file is made; throws the first failure (with its path) */
   createFilesDrain: () => void
+  /** mkdir(path, 0o700) on the creator thread, in turn with the files queued */
+  makeDirQueued: (path: PathLike) => void
+  /** symlink(target, path) on the creator thread, in turn with the files queued */
+  makeSymlinkQueued: (target: Buffer, path: PathLike) => void
   /** starts a thread that digests and writes to `fd` what hashingWriterWrite() hands it */
   hashingWriter: (fd: number, algorithm: 'sha256' | 'sha512-256') => HashingWriterHandle
   /** copies `data` for the thread; blocks while its ring is full; throws its first write error */

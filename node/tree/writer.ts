@@ -115,7 +115,8 @@ export class TreeWriter {
     const frame: Frame = { path: p, node, kind }
     switch (kind) {
       case S_IFDIR:
-        this.create(p, true, () => { fs.mkdirSync(p, 0o700) })
+        if (this.queued) this.native.makeDirQueued(p)
+        else this.create(p, true, () => { fs.mkdirSync(p, 0o700) })
         if (this.inPlace) frame.names = new Set()
         this.stats.directories++
         break
@@ -129,7 +130,8 @@ export class TreeWriter {
         this.stats.files++
         break
       case S_IFLNK:
-        this.create(p, false, () => { fs.symlinkSync(Buffer.from(node.target!), p) })
+        if (this.queued) this.native.makeSymlinkQueued(Buffer.from(node.target!), p)
+        else this.create(p, false, () => { fs.symlinkSync(Buffer.from(node.target!), p) })
         this.stats.symlinks++
         break
       case S_IFBLK: case S_IFCHR: case S_IFIFO: case S_IFSOCK:
@@ -144,6 +146,8 @@ export class TreeWriter {
 
   /** Runs `make`; if the name is taken, reuses a real directory (when `dir`) or removes the thing and retries. */
   private create (p: Buffer, dir: boolean, make: () => void): void {
+    // the directories queued for the creator thread must exist first
+    if (this.queued) this.native.createFilesDrain()
     try {
       make()
       return
@@ -204,8 +208,9 @@ export class TreeWriter {
       }
     }
     // a directory's metadata waits until the files queued inside it are made (its time would
-    // change, its mode might forbid them); children end before their parents, so the order holds
-    if (this.queued && top.kind === S_IFDIR) this.deferred.push(top)
+    // change, its mode might forbid them), a symlink's until it is made; children end before
+    // their parents, so the order holds
+    if (this.queued && (top.kind === S_IFDIR || top.kind === S_IFLNK)) this.deferred.push(top)
     else this.metadata(top)
   }
 
