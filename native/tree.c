@@ -741,19 +741,29 @@ static int create_file_at (const char *path, const unsigned char *data, size_t l
   return *failed ? errno : 0;
 }
 
+/** createFile's arguments (path, pieces, mode, uid, gid, sec, nsec); 0 after throwing */
+struct file_args { char path[PATH_MAX]; uint32_t count, mode; int64_t uid, gid, sec, nsec; };
+
+static int get_file_args (napi_env env, napi_value *argv, struct file_args *a) {
+  if (!get_path(env, argv[0], a->path, sizeof a->path)) return 0;
+  a->count = 0; a->mode = 0; a->uid = -1; a->gid = -1; a->sec = -1; a->nsec = 0;
+  if (napi_get_array_length(env, argv[1], &a->count) != napi_ok) { napi_throw_type_error(env, NULL, "pieces must be an array"); return 0; }
+  napi_get_value_uint32(env, argv[2], &a->mode);
+  napi_get_value_int64(env, argv[3], &a->uid);
+  napi_get_value_int64(env, argv[4], &a->gid);
+  napi_get_value_int64(env, argv[5], &a->sec);
+  napi_get_value_int64(env, argv[6], &a->nsec);
+  return 1;
+}
+
 static napi_value create_file (napi_env env, napi_callback_info info) {
   size_t argc = 7; napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char path[PATH_MAX];
-  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
-  uint32_t count = 0;
-  if (napi_get_array_length(env, argv[1], &count) != napi_ok) { napi_throw_type_error(env, NULL, "pieces must be an array"); return NULL; }
-  uint32_t mode = 0; int64_t uid = -1, gid = -1, sec = -1, nsec = 0;
-  napi_get_value_uint32(env, argv[2], &mode);
-  napi_get_value_int64(env, argv[3], &uid);
-  napi_get_value_int64(env, argv[4], &gid);
-  napi_get_value_int64(env, argv[5], &sec);
-  napi_get_value_int64(env, argv[6], &nsec);
+  struct file_args a;
+  if (!get_file_args(env, argv, &a)) return NULL;
+  const char *path = a.path;
+  uint32_t count = a.count, mode = a.mode;
+  int64_t uid = a.uid, gid = a.gid, sec = a.sec, nsec = a.nsec;
   int fd = open_new_file(path);
   if (fd < 0) return throw_errno(env, errno, "open", path);
   for (uint32_t i = 0; i < count; i++) {
@@ -917,18 +927,13 @@ static napi_value creator_enqueue (napi_env env, struct create_job *j) {
 static napi_value create_file_queued (napi_env env, napi_callback_info info) {
   size_t argc = 7; napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char path[PATH_MAX];
-  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
-  uint32_t count = 0;
-  if (napi_get_array_length(env, argv[1], &count) != napi_ok) { napi_throw_type_error(env, NULL, "pieces must be an array"); return NULL; }
+  struct file_args a;
+  if (!get_file_args(env, argv, &a)) return NULL;
+  const char *path = a.path;
+  uint32_t count = a.count;
   struct create_job *j = calloc(1, sizeof *j);
   if (!j) return throw_errno(env, ENOMEM, "createFileQueued", path);
-  napi_get_value_uint32(env, argv[2], &j->mode);
-  j->uid = -1; j->gid = -1; j->sec = -1;
-  napi_get_value_int64(env, argv[3], &j->uid);
-  napi_get_value_int64(env, argv[4], &j->gid);
-  napi_get_value_int64(env, argv[5], &j->sec);
-  napi_get_value_int64(env, argv[6], &j->nsec);
+  j->mode = a.mode; j->uid = a.uid; j->gid = a.gid; j->sec = a.sec; j->nsec = a.nsec;
   size_t total = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value item; void *data; size_t len;
