@@ -860,26 +860,35 @@ static void *creator_run (void *arg) {
   return NULL;
 }
 
-static struct creator *creator_of (napi_env env) {
-  struct creator *c = NULL;
-  if (napi_get_instance_data(env, (void **)&c) != napi_ok) return NULL;
-  return c;
+/** the creator threads ("lanes"): a subtree is given to one lane whole, so its directories are
+    made before what they hold; different subtrees are made side by side */
+#define CREATOR_LANES 2
+
+struct creators { struct creator lane[CREATOR_LANES]; };
+
+static struct creators *creators_of (napi_env env) {
+  struct creators *cs = NULL;
+  if (napi_get_instance_data(env, (void **)&cs) != napi_ok) return NULL;
+  return cs;
 }
 
-static void creator_free (napi_env env, void *data, void *hint) {
-  struct creator *c = data;
-  if (c == NULL) return;
-  if (c->started) {
-    pthread_mutex_lock(&c->lock);
-    c->stopping = 1;
-    pthread_cond_signal(&c->work);
-    pthread_mutex_unlock(&c->lock);
-    pthread_join(c->thread, NULL);
+static void creators_free (napi_env env, void *data, void *hint) {
+  struct creators *cs = data;
+  if (cs == NULL) return;
+  for (int i = 0; i < CREATOR_LANES; i++) {
+    struct creator *c = &cs->lane[i];
+    if (c->started) {
+      pthread_mutex_lock(&c->lock);
+      c->stopping = 1;
+      pthread_cond_signal(&c->work);
+      pthread_mutex_unlock(&c->lock);
+      pthread_join(c->thread, NULL);
+    }
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->work);
+    pthread_cond_destroy(&c->done);
   }
-  pthread_mutex_destroy(&c->lock);
-  pthread_cond_destroy(&c->work);
-  pthread_cond_destroy(&c->done);
-  free(c);
+  free(cs);
 }
 
 /** the kept failure, thrown and cleared; NULL if there was none (c locked by the caller) */
@@ -896,21 +905,25 @@ static int creator_take_error (napi_env env, struct creator *c) {
   return err;
 }
 
-/** queues j on this environment's creator (started at first use); takes j in every case */
-static napi_value creator_enqueue (napi_env env, struct create_job *j) {
-  struct creator *c = creator_of(env);
-  if (c == NULL) {
-    c = calloc(1, sizeof *c);
-    if (c == NULL) { job_free(j); return throw_errno(env, ENOMEM, "createFileQueued", NULL); }
-    pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->work, NULL);
-    pthread_cond_init(&c->done, NULL);
-    napi_set_instance_data(env, c, creator_free, NULL);
+/** queues j on lane `lane` of this environment's creators (started at first use); takes j in every case */
+static napi_value creator_enqueue (napi_env env, struct create_job *j, uint32_t lane) {
+  struct creators *cs = creators_of(env);
+  if (cs == NULL) {
+    cs = calloc(1, sizeof *cs);
+    if (cs == NULL) { job_free(j); return throw_errno(env, ENOMEM, "createFileQueued", NULL); }
+    for (int i = 0; i < CREATOR_LANES; i++) {
+      pthread_mutex_init(&cs->lane[i].lock, NULL);
+      pthread_cond_init(&cs->lane[i].work, NULL);
+      pthread_cond_init(&cs->lane[i].done, NULL);
+    }
+    napi_set_instance_data(env, cs, creators_free, NULL);
+  }
+  struct creator *c = &cs->lane[lane % CREATOR_LANES];
+  if (!c->started) {
     int e = pthread_create(&c->thread, NULL, creator_run, c);
     if (e) { job_free(j); return throw_errno(env, e, "pthread_create", NULL); }
     c->started = 1;
   }
-  if (!c->started) { job_free(j); return throw_errno(env, EAGAIN, "pthread_create", NULL); }
   pthread_mutex_lock(&c->lock);
   while (c->queued > 0 && c->queued + j->len > CREATOR_MAX && !c->err) pthread_cond_wait(&c->done, &c->lock);
   if (creator_take_error(env, c)) { pthread_mutex_unlock(&c->lock); job_free(j); return NULL; }
@@ -922,10 +935,10 @@ static napi_value creator_enqueue (napi_env env, struct create_job *j) {
   return NULL;
 }
 
-// createFileQueued(path, pieces: Uint8Array[], mode, uid, gid, sec, nsec): createFile() on the
-// creator thread (started at first use); throws a failure of an earlier queued file
+// createFileQueued(path, pieces: Uint8Array[], mode, uid, gid, sec, nsec, lane): createFile() on
+// a creator thread (started at first use); throws a failure of an earlier queued file
 static napi_value create_file_queued (napi_env env, napi_callback_info info) {
-  size_t argc = 7; napi_value argv[7];
+  size_t argc = 8; napi_value argv[8];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct file_args a;
   if (!get_file_args(env, argv, &a)) return NULL;
@@ -950,43 +963,54 @@ static napi_value create_file_queued (napi_env env, napi_callback_info info) {
     memcpy(j->data + j->len, data, len);
     j->len += len;
   }
-  return creator_enqueue(env, j);
+  uint32_t lane = 0;
+  napi_get_value_uint32(env, argv[7], &lane);
+  return creator_enqueue(env, j, lane);
 }
 
-// makeDirQueued(path): mkdir(path, 0700) on the creator thread, in turn with the files queued
+// makeDirQueued(path, lane): mkdir(path, 0700) on a creator thread, in turn with the files queued
 static napi_value make_dir_queued (napi_env env, napi_callback_info info);
 
-// makeSymlinkQueued(target: Buffer, path): symlink(target, path) on the creator thread
+// makeSymlinkQueued(target: Buffer, path, lane): symlink(target, path) on a creator thread
 static napi_value make_symlink_queued (napi_env env, napi_callback_info info) {
-  size_t argc = 2; napi_value argv[2];
+  size_t argc = 3; napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char target[PATH_MAX], path[PATH_MAX];
   if (!get_path(env, argv[0], target, sizeof target) || !get_path(env, argv[1], path, sizeof path)) return NULL;
   struct create_job *j = calloc(1, sizeof *j);
   if (j) { j->kind = JOB_SYMLINK; j->path = strdup(path); j->data = (unsigned char *)strdup(target); }
   if (!j || !j->path || !j->data) { if (j) job_free(j); return throw_errno(env, ENOMEM, "makeSymlinkQueued", path); }
-  return creator_enqueue(env, j);
+  uint32_t lane = 0;
+  napi_get_value_uint32(env, argv[2], &lane);
+  return creator_enqueue(env, j, lane);
 }
 
 static napi_value make_dir_queued (napi_env env, napi_callback_info info) {
-  size_t argc = 1; napi_value argv[1];
+  size_t argc = 2; napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char path[PATH_MAX];
   if (!get_path(env, argv[0], path, sizeof path)) return NULL;
   struct create_job *j = calloc(1, sizeof *j);
   if (j) { j->kind = JOB_DIR; j->path = strdup(path); }
   if (!j || !j->path) { if (j) free(j); return throw_errno(env, ENOMEM, "makeDirQueued", path); }
-  return creator_enqueue(env, j);
+  uint32_t lane = 0;
+  napi_get_value_uint32(env, argv[1], &lane);
+  return creator_enqueue(env, j, lane);
 }
 
-// createFilesDrain(): waits until every queued file is made; throws the first failure
+// createFilesDrain(): waits until every queued file of every lane is made; throws the first failure
 static napi_value create_files_drain (napi_env env, napi_callback_info info) {
-  struct creator *c = creator_of(env);
-  if (c == NULL || !c->started) return NULL;
-  pthread_mutex_lock(&c->lock);
-  while (c->head != NULL || c->busy) pthread_cond_wait(&c->done, &c->lock);
-  creator_take_error(env, c);
-  pthread_mutex_unlock(&c->lock);
+  struct creators *cs = creators_of(env);
+  if (cs == NULL) return NULL;
+  int thrown = 0;
+  for (int i = 0; i < CREATOR_LANES; i++) {
+    struct creator *c = &cs->lane[i];
+    if (!c->started) continue;
+    pthread_mutex_lock(&c->lock);
+    while (c->head != NULL || c->busy) pthread_cond_wait(&c->done, &c->lock);
+    if (!thrown) thrown = creator_take_error(env, c);
+    pthread_mutex_unlock(&c->lock);
+  }
   return NULL;
 }
 

@@ -29,14 +29,17 @@ export interface TreeNative {
    * fchown (uid >= 0), fchmod and futimens (sec >= 0), and closes it
    */
   createFile: (path: PathLike, pieces: Uint8Array[], mode: number, uid: number, gid: number, sec: number, nsec: number) => void
-  /** createFile() on a thread of its own (the bytes are copied); throws a failure of an earlier queued file */
-  createFileQueued: (path: PathLike, pieces: Uint8Array[], mode: number, uid: number, gid: number, sec: number, nsec: number) => void
+  /**
+   * createFile() on creator thread `lane` (the bytes are copied); throws a failure of an earlier
+   * queued file. A directory and everything in it must go to one lane (its jobs run in order).
+   */
+  createFileQueued: (path: PathLike, pieces: Uint8Array[], mode: number, uid: number, gid: number, sec: number, nsec: number, lane: number) => void
   /** waits until every queued file is made; throws the first failure (with its path) */
   createFilesDrain: () => void
   /** mkdir(path, 0o700) on the creator thread, in turn with the files queued */
-  makeDirQueued: (path: PathLike) => void
+  makeDirQueued: (path: PathLike, lane: number) => void
   /** symlink(target, path) on the creator thread, in turn with the files queued */
-  makeSymlinkQueued: (target: Buffer, path: PathLike) => void
+  makeSymlinkQueued: (target: Buffer, path: PathLike, lane: number) => void
   /** starts a thread that digests and writes to `fd` what hashingWriterWrite() hands it */
   hashingWriter: (fd: number, algorithm: 'sha256' | 'sha512-256') => HashingWriterHandle
   /** copies `data` for the thread; blocks while its ring is full; throws its first write error */

@@ -52,6 +52,8 @@ interface Frame {
   /** a plain file not created yet: its payload so far, for one createFile() call at its end */
   pieces?: Uint8Array[]
   held?: number
+  /** the creator thread of this entry's top-level subtree (queued writing) */
+  lane?: number
 }
 
 /** a plain file's payload is held for one native call up to this size, else it is streamed */
@@ -71,6 +73,7 @@ export class TreeWriter {
   /** plain files are made on the native creator thread; directories get their metadata at finish() */
   private readonly queued: boolean
   private readonly deferred: Frame[] = []
+  private lanes = 0
 
   constructor (root: string | Buffer, options: TreeWriterOptions = {}) {
     this.root = Buffer.isBuffer(root) ? root : Buffer.from(root)
@@ -112,10 +115,11 @@ export class TreeWriter {
     checkName(node.name)
     parent.names?.add(Buffer.from(node.name.buffer, node.name.byteOffset, node.name.byteLength).toString('latin1'))
     const p = Buffer.concat([parent.path, SLASH, node.name])
-    const frame: Frame = { path: p, node, kind }
+    // each top-level subtree goes whole to one creator thread, in turn
+    const frame: Frame = { path: p, node, kind, lane: parent.lane ?? this.lanes++ }
     switch (kind) {
       case S_IFDIR:
-        if (this.queued) this.native.makeDirQueued(p)
+        if (this.queued) this.native.makeDirQueued(p, frame.lane!)
         else this.create(p, true, () => { fs.mkdirSync(p, 0o700) })
         if (this.inPlace) frame.names = new Set()
         this.stats.directories++
@@ -130,7 +134,7 @@ export class TreeWriter {
         this.stats.files++
         break
       case S_IFLNK:
-        if (this.queued) this.native.makeSymlinkQueued(Buffer.from(node.target!), p)
+        if (this.queued) this.native.makeSymlinkQueued(Buffer.from(node.target!), p, frame.lane!)
         else this.create(p, false, () => { fs.symlinkSync(Buffer.from(node.target!), p) })
         this.stats.symlinks++
         break
@@ -253,7 +257,7 @@ export class TreeWriter {
     const timed = timeGranularity(f) !== 0n
     const sec = timed ? Number(node.mtime / 1_000_000_000n) : -1
     const nsec = timed ? Number(node.mtime % 1_000_000_000n) : 0
-    if (this.queued) this.native.createFileQueued(p, frame.pieces!, perms, uid, gid, sec, nsec)
+    if (this.queued) this.native.createFileQueued(p, frame.pieces!, perms, uid, gid, sec, nsec, frame.lane!)
     else this.native.createFile(p, frame.pieces!, perms, uid, gid, sec, nsec)
   }
 
