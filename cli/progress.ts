@@ -1,6 +1,10 @@
 // A progress bar on stderr when it is a TTY; nothing otherwise (scripts get --json instead).
-import cliProgress from 'cli-progress'
+// cli-progress is loaded only when a bar is shown (~10 ms of start-up otherwise).
+import type CliProgress from 'cli-progress'
+import { createRequire } from 'node:module'
 import type { CommandContext } from './context.ts'
+
+const require = createRequire(import.meta.url)
 
 export interface Progress {
   update: (done: number) => void
@@ -9,6 +13,7 @@ export interface Progress {
 
 export function progressBar (ctx: CommandContext, label: string, total: number, enabled = true): Progress {
   if (!ctx.interactive || !enabled || total <= 0) return { update: () => {}, stop: () => {} }
+  const cliProgress = require('cli-progress') as typeof CliProgress
   const bar = new cliProgress.SingleBar({
     format: `${label} [{bar}] {percentage}% | {doneMB}/{totalMB} MB | {speed} MB/s | ETA {eta_formatted}`,
     stream: ctx.stderr as NodeJS.WriteStream,
