@@ -48,10 +48,12 @@ export function parsePeersOption (value: string | undefined): boolean {
 }
 
 /** The swarm for one `caswarm extract`, or undefined with --peers=off. The cache defaults to the daemon's. */
-export async function openSwarmForExtract (index: Index, stores: ChunkSource[], cache: ChunkStore | undefined, opts: SwarmCliOptions & { peers?: string }): Promise<(ExtractSwarm & { cache: LocalStore }) | undefined> {
+export async function openSwarmForExtract (index: Index, stores: ChunkSource[], cache: ChunkStore | undefined, opts: SwarmCliOptions & { peers?: string, settle?: string }): Promise<(ExtractSwarm & { cache: LocalStore }) | undefined> {
   if (!parsePeersOption(opts.peers)) return undefined
+  const settle = opts.settle == null ? undefined : Number(opts.settle)
+  if (settle != null && !(Number.isInteger(settle) && settle >= 0)) throw new InvalidArgumentError(`--settle must be a whole number of milliseconds, not ${String(opts.settle)}`)
   const [{ defaultCacheDir, openExtractSwarm }, { LocalStore }] = await Promise.all([import('../node/swarm/session.ts'), import('../node/store/local-store.ts')])
   const local = cache instanceof LocalStore ? cache : new LocalStore(defaultCacheDir(), { digest: digestFromFlags(index.featureFlags) })
-  const swarm = await openExtractSwarm({ index, origins: stores, cache: local, host: await swarmHostInit(opts) })
+  const swarm = await openExtractSwarm({ index, origins: stores, cache: local, host: await swarmHostInit(opts), settle })
   return { ...swarm, cache: local }
 }

@@ -71,6 +71,7 @@ export function register (program: Command, ctx: CommandContext): void {
     .option('--without <feature>', 'archive feature to leave out (repeatable)', collect)
     .option('--json', 'print stats as JSON on stdout')
     .option('--peers <on|off>', 'take chunks from LAN peers before the stores (see `caswarm node`); default $CASWARM_PEERS or on', process.env.CASWARM_PEERS ?? 'on')
+    .option('--settle <ms>', 'how long to wait for LAN peers to be found and to answer before the first chunk; default 1500')
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', `
 Examples:

@@ -60,6 +60,9 @@ export async function indexKeyOf (ids: ChunkId[]): Promise<Uint8Array> {
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
+/** join() takes the peers it knows as all of them once none has been added for this long */
+const PEERS_STABLE_MS = 300
+
 export class SwarmHost {
   readonly policy: SwarmPolicy
   readonly peerId: PeerId
@@ -196,12 +199,18 @@ export class SwarmHost {
     // give discovery a moment (mDNS answers in tens of ms), then wait for the answers
     const deadline = Date.now() + (options.settle ?? 1500)
     const minUntil = this.startedAt + (options.minUptime ?? 0)
+    // discovery is gradual: the peers known are taken as all of them only once none has been
+    // added for PEERS_STABLE_MS (hosts that split the chunks among the first peers they saw each
+    // fetched what the others were fetching too)
+    let known = -1
+    let changedAt = Date.now()
     while (Date.now() < deadline) {
       options.signal?.throwIfAborted()
       const peers = this.node.getPeers().map(p => p.toString())
+      if (peers.length !== known) { known = peers.length; changedAt = Date.now() }
       // with no peer connected yet, keep waiting for discovery until the deadline: a host that
       // declares itself alone too early becomes the owner of every chunk and fetches them all
-      if (Date.now() >= minUntil && peers.length > 0 && peers.every(p => session.acked.has(p) || this.policy.isBanned(p, Date.now()))) break
+      if (Date.now() >= minUntil && Date.now() - changedAt >= PEERS_STABLE_MS && peers.length > 0 && peers.every(p => session.acked.has(p) || this.policy.isBanned(p, Date.now()))) break
       await this.waitAny(Math.min(50, deadline - Date.now()))
     }
   }
