@@ -64,6 +64,8 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
   const compression = options.compression ?? DEFAULT_COMPRESSION
   const pool = options.pool ?? sharedPool()
   const limit = options.inFlight ?? pool.size * 32
+  // batches in flight to a local store (each up to BATCH_BYTES)
+  const batchLimit = Math.max(2, pool.size * 2)
   const storePath = store instanceof LocalStore ? store.path : undefined
   const streamDigest = createStreamDigest(digest)
   const chunks: IndexChunk[] = []
@@ -73,14 +75,10 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
   const remotePuts = new Map<string, Promise<void>>()
 
   const submit = (index: number, start: number, data: Uint8Array): void => {
-    const p = pool.run({ op: 'store', data: ownBuffer(data), digest, compression, storePath, extension: CHUNK_SUFFIX })
+    const p = pool.run({ op: 'store', data: ownBuffer(data), digest, compression, extension: CHUNK_SUFFIX })
       .then(async (reply) => {
         const id = new ChunkId(new Uint8Array(reply.id!))
         chunks[index] = { id, start, size: data.byteLength }
-        if (storePath != null) {
-          if (reply.stored === true) { stats.newChunks++; stats.storedBytes += reply.storedBytes ?? 0 }
-          return
-        }
         // a store elsewhere (e.g. HTTP upload): the worker compressed, we ask and send once per ID
         const key = id.toString()
         if (remotePuts.has(key)) return await remotePuts.get(key)
@@ -100,17 +98,49 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
     void p.finally(() => inFlight.delete(p))
   }
 
+  // a local store: chunks go to the workers in batches (one message for up to BATCH_BYTES), each
+  // chunk copied once, into the batch's buffer
+  let batch = { first: 0, starts: [] as number[], sizes: [] as number[], buf: new Uint8Array(0), used: 0 }
+  const submitBatch = (): void => {
+    if (batch.sizes.length === 0) return
+    const { first, starts, sizes: lengths, buf } = batch
+    batch = { first: first + lengths.length, starts: [], sizes: [], buf: new Uint8Array(0), used: 0 }
+    // the whole buffer goes (transferred, not copied); the sizes say how much of it is used
+    const p = pool.run({ op: 'store-batch', data: buf.buffer as ArrayBuffer, sizes: Int32Array.from(lengths), digest, compression, storePath: storePath!, extension: CHUNK_SUFFIX })
+      .then((reply) => {
+        for (let i = 0; i < lengths.length; i++) {
+          chunks[first + i] = { id: new ChunkId(reply.ids!.slice(i * 32, i * 32 + 32)), start: starts[i]!, size: lengths[i]! }
+          const stored = reply.storedSizes![i]!
+          if (stored >= 0) { stats.newChunks++; stats.storedBytes += stored }
+        }
+      })
+      .catch((err) => { failure ??= err })
+    inFlight.add(p)
+    void p.finally(() => inFlight.delete(p))
+  }
+
   let n = 0
   for await (const c of chunk(source, sizes)) {
     if (failure != null) break
     options.signal?.throwIfAborted()
     streamDigest.update(c.data)
-    // the data must outlive the chunker's buffer for stores that need plain bytes
-    submit(n++, c.start, storePath == null ? copyBytes(c.data) : c.data)
+    if (storePath != null) {
+      if (batch.used + c.size > batch.buf.byteLength && batch.sizes.length > 0) submitBatch()
+      if (batch.buf.byteLength === 0) batch.buf = new Uint8Array(Math.max(BATCH_BYTES, c.size))
+      batch.buf.set(c.data, batch.used)
+      batch.used += c.size
+      batch.starts.push(c.start)
+      batch.sizes.push(c.size)
+      n++
+    } else {
+      // the data must outlive the chunker's buffer for stores that need plain bytes
+      submit(n++, c.start, copyBytes(c.data))
+    }
     stats.bytes = c.start + c.size
     options.onProgress?.(stats.bytes)
-    while (inFlight.size >= limit) await Promise.race(inFlight)
+    while (inFlight.size >= (storePath != null ? batchLimit : limit)) await Promise.race(inFlight)
   }
+  submitBatch()
   await Promise.all(inFlight)
   if (failure != null) throw failure
   options.signal?.throwIfAborted()
@@ -128,6 +158,9 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
     stats
   }
 }
+
+/** makeIndex hands a local store's chunks to a worker this many bytes at a time */
+const BATCH_BYTES = 1 << 20
 
 /** Below this, a file is chunked on the main thread: splitting it would not pay. */
 const PARALLEL_MIN_SIZE = 48 << 20

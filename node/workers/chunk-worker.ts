@@ -40,6 +40,20 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
     const buffer = ownBuffer(compressed)
     return { reply: { seq: req.seq, id: copyBytes(idBytes), compressed: buffer }, transfer: [buffer] }
   }
+  if (req.op === 'store-batch') {
+    const all = new Uint8Array(req.data)
+    const ids = new Uint8Array(req.sizes.length * 32)
+    const storedSizes = new Int32Array(req.sizes.length)
+    let at = 0
+    for (let i = 0; i < req.sizes.length; i++) {
+      const data = all.subarray(at, at + req.sizes[i]!)
+      at += req.sizes[i]!
+      const idBytes = digestBytes(data, req.digest)
+      ids.set(idBytes, i * 32)
+      storedSizes[i] = await storeLocal(new ChunkId(idBytes), data, req.storePath, req.extension, req.compression)
+    }
+    return { reply: { seq: req.seq, ids, storedSizes }, transfer: [ids.buffer, storedSizes.buffer] }
+  }
   if (req.op === 'check') {
     const buf = Buffer.allocUnsafe(req.size)
     const n = fs.readSync(req.fd, buf, 0, req.size, req.offset)

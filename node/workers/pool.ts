@@ -11,6 +11,8 @@ import type { HttpStoreInit, HttpStoreStats } from '../store/http-store.ts'
 export type WorkerRequest =
   | { op: 'hash', seq: number, data: ArrayBuffer, digest: DigestAlgorithm }
   | { op: 'store', seq: number, data: ArrayBuffer, digest: DigestAlgorithm, compression: Compression, storePath?: string, extension: string }
+  /** hash and store (when the local store lacks it) each chunk of `data`, whose sizes are `sizes`: reply ids and storedSizes */
+  | { op: 'store-batch', seq: number, data: ArrayBuffer, sizes: Int32Array, digest: DigestAlgorithm, compression: Compression, storePath: string, extension: string }
   | { op: 'decode', seq: number, data: ArrayBuffer, id: Uint8Array, digest: DigestAlgorithm, compressed: boolean, size?: number, maxSize?: number, verify?: boolean }
   /** read a chunk from a local store or a seed file, verify it, write it at outOffset in outFd */
   | { op: 'place', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, outFd: number, outDirectFd?: number, outOffset: number, from: PlaceSource, sparse?: boolean }
