@@ -8,6 +8,7 @@
 // an output range, its whole 4 KiB blocks through a second descriptor opened with O_DIRECT.
 #define _GNU_SOURCE
 #include <node_api.h>
+#include "throw-errno.h"
 #include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -98,7 +99,7 @@ struct io_state {
   pthread_mutex_t lock;
   pthread_cond_t work, done;
   unsigned char *free_bufs[DIO_BUFFERS];
-  int nfree, nbufs;
+  int nfree;
   struct dio_job queue[DIO_BUFFERS];
   int qhead, qlen, busy;
   int err;               /* first write error (errno) not yet reported */
@@ -179,26 +180,9 @@ static struct io_state *io_state (napi_env env) {
     if (posix_memalign((void **)&b, DIO_ALIGN, DIO_BUFFER) != 0) break;
     st->free_bufs[st->nfree++] = b;
   }
-  st->nbufs = st->nfree;
-  if (st->nbufs == 0 || pthread_create(&st->thread, NULL, dio_run, st) != 0) return NULL;
+  if (st->nfree == 0 || pthread_create(&st->thread, NULL, dio_run, st) != 0) return NULL;
   st->started = 1;
   return st;
-}
-
-static void throw_errno (napi_env env, int err, const char *syscall) {
-  napi_value code, msg, error, sc;
-  const char *name = err == ENOSPC ? "ENOSPC" : err == EIO ? "EIO" : err == EBADF ? "EBADF" : err == EFBIG ? "EFBIG" : err == EDQUOT ? "EDQUOT" : err == EROFS ? "EROFS" : err == EINVAL ? "EINVAL" : "EIO";
-  char text[160];
-  snprintf(text, sizeof text, "%s: %s, %s", name, strerror(err), syscall);
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
-  napi_set_named_property(env, error, "syscall", sc);
-  napi_value num;
-  napi_create_int32(env, -err, &num);
-  napi_set_named_property(env, error, "errno", num);
-  napi_throw(env, error);
 }
 
 /** the first error of a queued write, taken (0 if none); with `wait`, after the queue is empty */
@@ -258,7 +242,7 @@ static napi_value write_out (napi_env env, napi_callback_info info) {
       at += n;
     }
   }
-  if (err) { throw_errno(env, err, "write"); return NULL; }
+  if (err) { throw_errno(env, err, "write", NULL); return NULL; }
   return NULL;
 }
 
@@ -267,7 +251,7 @@ static napi_value flush_out (napi_env env, napi_callback_info info) {
   struct io_state *st = NULL;
   if (napi_get_instance_data(env, (void **)&st) != napi_ok || st == NULL || !st->started) return NULL;
   int err = take_error(st, 1);
-  if (err) throw_errno(env, err, "write");
+  if (err) throw_errno(env, err, "write", NULL);
   return NULL;
 }
 

@@ -9,6 +9,7 @@
 // objects with `code` (e.g. 'ENOENT'), `errno`, `syscall` and `path`, like Node's fs errors.
 #define _GNU_SOURCE
 #include <node_api.h>
+#include "throw-errno.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,27 +41,6 @@
 #endif
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, NULL, "N-API call failed: " #call); return NULL; } } while (0)
-
-static napi_value throw_errno (napi_env env, int err, const char *syscall, const char *path) {
-  const char *name = strerrorname_np(err);
-  char msg[PATH_MAX + 256];
-  if (path) snprintf(msg, sizeof msg, "%s: %s, %s '%s'", name ? name : "E?", strerror(err), syscall, path);
-  else snprintf(msg, sizeof msg, "%s: %s, %s", name ? name : "E?", strerror(err), syscall);
-  napi_value code, message, error, num, sc, p;
-  napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
-  napi_create_error(env, code, message, &error);
-  napi_create_int32(env, -err, &num);
-  napi_set_named_property(env, error, "errno", num);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc);
-  napi_set_named_property(env, error, "syscall", sc);
-  if (path) {
-    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &p);
-    napi_set_named_property(env, error, "path", p);
-  }
-  napi_throw(env, error);
-  return NULL;
-}
 
 /** copies a Buffer/string path argument into out (NUL-terminated); false after throwing */
 static int get_path (napi_env env, napi_value v, char *out, size_t size) {
@@ -710,10 +690,6 @@ static napi_value hashing_writer_abort (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// createFile(path, pieces: Uint8Array[], mode, uid, gid, sec, nsec): creates a regular file that
-// must not exist (O_CREAT|O_EXCL|O_NOFOLLOW), writes the pieces, then fchown (uid >= 0), fchmod
-// and futimens (sec >= 0) and closes it: what the tree writer does for a plain file, in one call.
-// On failure after the create the file is left as it is; the caller removes the whole tree.
 /** owner, mode and time of a file just written, then close; NULL or the call that failed (errno set) */
 static const char *finish_file (int fd, uint32_t mode, int64_t uid, int64_t gid, int64_t sec, int64_t nsec) {
   const char *f = NULL;
@@ -756,32 +732,35 @@ static int get_file_args (napi_env env, napi_value *argv, struct file_args *a) {
   return 1;
 }
 
+// createFile(path, pieces: Uint8Array[], mode, uid, gid, sec, nsec): creates a regular file that
+// must not exist (O_CREAT|O_EXCL|O_NOFOLLOW), writes the pieces, then fchown (uid >= 0), fchmod
+// and futimens (sec >= 0) and closes it: what the tree writer does for a plain file, in one call.
+// On failure after the create the file is left as it is; the caller removes the whole tree.
 static napi_value create_file (napi_env env, napi_callback_info info) {
   size_t argc = 7; napi_value argv[7];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct file_args a;
   if (!get_file_args(env, argv, &a)) return NULL;
-  const char *path = a.path;
-  uint32_t count = a.count, mode = a.mode;
-  int64_t uid = a.uid, gid = a.gid, sec = a.sec, nsec = a.nsec;
-  int fd = open_new_file(path);
-  if (fd < 0) return throw_errno(env, errno, "open", path);
-  for (uint32_t i = 0; i < count; i++) {
+  int fd = open_new_file(a.path);
+  if (fd < 0) return throw_errno(env, errno, "open", a.path);
+  for (uint32_t i = 0; i < a.count; i++) {
     napi_value item; void *data; size_t len;
     if (napi_get_element(env, argv[1], i, &item) != napi_ok || !get_bytes(env, item, &data, &len)) { close(fd); return NULL; }
     int err = write_all(fd, data, len, NULL);
-    if (err) { close(fd); return throw_errno(env, err, "write", path); }
+    if (err) { close(fd); return throw_errno(env, err, "write", a.path); }
   }
-  const char *failed = finish_file(fd, mode, uid, gid, sec, nsec);
-  if (failed) return throw_errno(env, errno, failed, path);
+  const char *failed = finish_file(fd, a.mode, a.uid, a.gid, a.sec, a.nsec);
+  if (failed) return throw_errno(env, errno, failed, a.path);
   return NULL;
 }
 
-// ---- a file creator: plain files made on a thread of their own ----
-// An extraction into a fresh directory hands each plain file (its bytes copied) to this thread,
-// which opens, writes, chowns, chmods, times and closes it while the caller decodes on (casync
-// does both in one thread). At most CREATOR_MAX bytes wait; the first failure is kept, with its
-// path, and thrown by the next call or by createFilesDrain().
+// ---- file creators: plain files, directories and symlinks made on threads of their own ----
+// An extraction into a fresh directory hands each entry (a plain file with its bytes copied) to
+// one of CREATOR_LANES threads, which opens, writes, chowns, chmods, times and closes it while the
+// caller decodes on (casync does both in one thread). A lane runs its jobs in order, so a
+// subtree given to one lane has its directories made before what they hold. At most CREATOR_MAX
+// bytes wait per lane; the first failure is kept, with its path, and thrown by the next call or
+// by createFilesDrain().
 
 #define CREATOR_MAX (32u << 20)
 
@@ -942,21 +921,19 @@ static napi_value create_file_queued (napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   struct file_args a;
   if (!get_file_args(env, argv, &a)) return NULL;
-  const char *path = a.path;
-  uint32_t count = a.count;
   struct create_job *j = calloc(1, sizeof *j);
-  if (!j) return throw_errno(env, ENOMEM, "createFileQueued", path);
+  if (!j) return throw_errno(env, ENOMEM, "createFileQueued", a.path);
   j->mode = a.mode; j->uid = a.uid; j->gid = a.gid; j->sec = a.sec; j->nsec = a.nsec;
   size_t total = 0;
-  for (uint32_t i = 0; i < count; i++) {
+  for (uint32_t i = 0; i < a.count; i++) {
     napi_value item; void *data; size_t len;
-    if (napi_get_element(env, argv[1], i, &item) != napi_ok || !get_bytes(env, item, &data, &len)) { free(j); return NULL; }
+    if (napi_get_element(env, argv[1], i, &item) != napi_ok || !get_bytes(env, item, &data, &len)) { job_free(j); return NULL; }
     total += len;
   }
-  j->path = strdup(path);
+  j->path = strdup(a.path);
   j->data = malloc(total > 0 ? total : 1);
-  if (!j->path || !j->data) { free(j->path); free(j->data); free(j); return throw_errno(env, ENOMEM, "createFileQueued", path); }
-  for (uint32_t i = 0; i < count; i++) {
+  if (!j->path || !j->data) { job_free(j); return throw_errno(env, ENOMEM, "createFileQueued", a.path); }
+  for (uint32_t i = 0; i < a.count; i++) {
     napi_value item; void *data; size_t len;
     napi_get_element(env, argv[1], i, &item);
     get_bytes(env, item, &data, &len);
@@ -969,7 +946,19 @@ static napi_value create_file_queued (napi_env env, napi_callback_info info) {
 }
 
 // makeDirQueued(path, lane): mkdir(path, 0700) on a creator thread, in turn with the files queued
-static napi_value make_dir_queued (napi_env env, napi_callback_info info);
+static napi_value make_dir_queued (napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[PATH_MAX];
+  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
+  struct create_job *j = calloc(1, sizeof *j);
+  if (j) { j->kind = JOB_DIR; j->path = strdup(path); }
+  if (!j || !j->path) { if (j) job_free(j); return throw_errno(env, ENOMEM, "makeDirQueued", path); }
+  uint32_t lane = 0;
+  napi_get_value_uint32(env, argv[1], &lane);
+  return creator_enqueue(env, j, lane);
+}
+
 
 // makeSymlinkQueued(target: Buffer, path, lane): symlink(target, path) on a creator thread
 static napi_value make_symlink_queued (napi_env env, napi_callback_info info) {
@@ -982,19 +971,6 @@ static napi_value make_symlink_queued (napi_env env, napi_callback_info info) {
   if (!j || !j->path || !j->data) { if (j) job_free(j); return throw_errno(env, ENOMEM, "makeSymlinkQueued", path); }
   uint32_t lane = 0;
   napi_get_value_uint32(env, argv[2], &lane);
-  return creator_enqueue(env, j, lane);
-}
-
-static napi_value make_dir_queued (napi_env env, napi_callback_info info) {
-  size_t argc = 2; napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char path[PATH_MAX];
-  if (!get_path(env, argv[0], path, sizeof path)) return NULL;
-  struct create_job *j = calloc(1, sizeof *j);
-  if (j) { j->kind = JOB_DIR; j->path = strdup(path); }
-  if (!j || !j->path) { if (j) free(j); return throw_errno(env, ENOMEM, "makeDirQueued", path); }
-  uint32_t lane = 0;
-  napi_get_value_uint32(env, argv[1], &lane);
   return creator_enqueue(env, j, lane);
 }
 

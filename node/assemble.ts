@@ -139,9 +139,22 @@ export class ChunkFetcher {
 
   /** How many leading candidates a worker can read directly (seed files, local and HTTP stores). */
   fastPrefix (): number {
+    return this.leading(source => source != null)
+  }
+
+  /**
+   * How many leading candidates a worker reads itself without the network (seed files, local
+   * stores): assembleBatch() takes chunks from those.
+   */
+  localPrefix (): number {
+    return this.leading(source => source?.kind === 'store')
+  }
+
+  /** How many leading candidates are seed files a worker can read, or stores whose worker-side source passes `ok`. */
+  private leading (ok: (source: PlaceSource | null) => boolean): number {
     let n = 0
     for (const cand of this.candidates) {
-      if (cand.kind === 'seed' ? cand.seed.locate == null : this.workerSource(cand) == null) break
+      if (cand.kind === 'seed' ? cand.seed.locate == null : !ok(this.workerSource(cand))) break
       n++
     }
     return n
@@ -201,19 +214,6 @@ export class ChunkFetcher {
       results.push(this.obtain(c, out, signal, retry ? 0 : prefix, retry ? [] : errors).then(() => null, (err: Error) => err))
     })
     return await Promise.all(results)
-  }
-
-  /**
-   * How many leading candidates a worker reads itself without the network (seed files, local
-   * stores): assembleBatch() takes chunks from those.
-   */
-  localPrefix (): number {
-    let n = 0
-    for (const cand of this.candidates) {
-      if (cand.kind === 'seed' ? cand.seed.locate == null : !(this.fastStore(cand) instanceof LocalStore)) break
-      n++
-    }
-    return n
   }
 
   /**

@@ -100,16 +100,19 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
 
   // a local store: chunks go to the workers in batches (one message for up to BATCH_BYTES), each
   // chunk copied once, into the batch's buffer
-  let batch = { first: 0, starts: [] as number[], sizes: [] as number[], buf: new Uint8Array(0), used: 0 }
+  // (the chunks of a batch are back to back in the stream: the first one's start places them all)
+  let batch = { first: 0, start: 0, sizes: [] as number[], buf: new Uint8Array(0), used: 0 }
   const submitBatch = (): void => {
     if (batch.sizes.length === 0) return
-    const { first, starts, sizes: lengths, buf } = batch
-    batch = { first: first + lengths.length, starts: [], sizes: [], buf: new Uint8Array(0), used: 0 }
+    const { first, sizes: lengths, buf } = batch
+    let start = batch.start
+    batch = { first: first + lengths.length, start: 0, sizes: [], buf: new Uint8Array(0), used: 0 }
     // the whole buffer goes (transferred, not copied); the sizes say how much of it is used
     const p = pool.run({ op: 'store-batch', data: buf.buffer as ArrayBuffer, sizes: Int32Array.from(lengths), digest, compression, storePath: storePath!, extension: CHUNK_SUFFIX })
       .then((reply) => {
         for (let i = 0; i < lengths.length; i++) {
-          chunks[first + i] = { id: new ChunkId(reply.ids!.slice(i * 32, i * 32 + 32)), start: starts[i]!, size: lengths[i]! }
+          chunks[first + i] = { id: new ChunkId(reply.ids!.slice(i * 32, i * 32 + 32)), start, size: lengths[i]! }
+          start += lengths[i]!
           const stored = reply.storedSizes![i]!
           if (stored >= 0) { stats.newChunks++; stats.storedBytes += stored }
         }
@@ -126,10 +129,9 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
     streamDigest.update(c.data)
     if (storePath != null) {
       if (batch.used + c.size > batch.buf.byteLength && batch.sizes.length > 0) submitBatch()
-      if (batch.buf.byteLength === 0) batch.buf = new Uint8Array(Math.max(BATCH_BYTES, c.size))
+      if (batch.buf.byteLength === 0) { batch.buf = new Uint8Array(Math.max(BATCH_BYTES, c.size)); batch.start = c.start }
       batch.buf.set(c.data, batch.used)
       batch.used += c.size
-      batch.starts.push(c.start)
       batch.sizes.push(c.size)
       n++
     } else {

@@ -28,8 +28,9 @@ export interface TreeWriterOptions {
   /** the target may hold an older tree: replace what is in the way, delete what the archive lacks */
   inPlace?: boolean
   /**
-   * make plain files on a native thread while this one decodes (extractTree: into a fresh
-   * directory, unless false); directories get their metadata at finish()
+   * make plain files, directories and symlinks on the native creator threads while this one
+   * decodes (extractTree: into a fresh directory, unless false); directories and symlinks get
+   * their metadata at finish()
    */
   queueFiles?: boolean
   signal?: AbortSignal
@@ -70,7 +71,7 @@ export class TreeWriter {
   private readonly ids = { user: new Map<string, number | null>(), group: new Map<string, number | null>() }
   private flags = 0n
   private done = false
-  /** plain files are made on the native creator thread; directories get their metadata at finish() */
+  /** entries are made on the native creator threads; directories and symlinks get their metadata at finish() */
   private readonly queued: boolean
   private readonly deferred: Frame[] = []
   private lanes = 0
@@ -150,7 +151,7 @@ export class TreeWriter {
 
   /** Runs `make`; if the name is taken, reuses a real directory (when `dir`) or removes the thing and retries. */
   private create (p: Buffer, dir: boolean, make: () => void): void {
-    // the directories queued for the creator thread must exist first
+    // the directories queued for the creator threads must exist first
     if (this.queued) this.native.createFilesDrain()
     try {
       make()
@@ -377,7 +378,7 @@ export async function extractTree (source: AsyncIterable<Uint8Array> | Iterable<
       work = abs
     }
   }
-  // into a fresh directory, plain files are made on a native thread while this one decodes
+  // into a fresh directory, entries are made on the native creator threads while this one decodes
   const writer = new TreeWriter(work, { ...options, inPlace, queueFiles: !inPlace && options.queueFiles !== false })
   const decoder = new ArchiveDecoder()
   let rootNode: ArchiveNode | undefined

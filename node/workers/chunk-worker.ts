@@ -72,7 +72,6 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
       if (from?.kind === 'store') files.push(path.join(from.path, chunkPath(new ChunkId(new Uint8Array(item.id)), from.extension)))
     }
     willNeed(files)
-    type Failure = NonNullable<WorkerReply['placed']>[number]['failures'][number]
     const placeItem = async (item: typeof req.items[number], k: number): Promise<NonNullable<WorkerReply['placed']>[number]> => {
       const failures: Failure[] = []
       for (let i = 0; i < item.from.length; i++) {
@@ -333,11 +332,8 @@ class Gathered {
 
   /** null when the items are not in output order or lie too far apart to gather */
   static of (items: ReadonlyArray<{ outOffset: number, size: number }>): Gathered | null {
-    if (items.length < 2) return null
-    for (let i = 1; i < items.length; i++) if (items[i]!.outOffset < items[i - 1]!.outOffset + items[i - 1]!.size) return null
-    const base = items[0]!.outOffset
-    const span = items[items.length - 1]!.outOffset + items[items.length - 1]!.size - base
-    return span > 16 << 20 ? null : new Gathered(items, base, span)
+    const s = orderedSpan(items, 16 << 20)
+    return s == null ? null : new Gathered(items, s.base, s.span)
   }
 
   /** item k's verified bytes */
@@ -480,11 +476,9 @@ let regionScratch = Buffer.allocUnsafe(0)
  */
 function placeRuns (req: Extract<WorkerRequest, { op: 'place-batch' }>): NonNullable<WorkerReply['placed']> | null {
   const items = req.items
-  if (items.length < 2) return null
-  for (let i = 1; i < items.length; i++) if (items[i]!.outOffset < items[i - 1]!.outOffset + items[i - 1]!.size) return null
-  const base = items[0]!.outOffset
-  const span = items[items.length - 1]!.outOffset + items[items.length - 1]!.size - base
-  if (span > 64 << 20) return null
+  const s = orderedSpan(items, 64 << 20)
+  if (s == null) return null
+  const { base, span } = s
   if (regionScratch.byteLength < span + 1) regionScratch = Buffer.allocUnsafe(span + 1)
   const region = regionScratch
   let runStart = -1 // offset in region of verified bytes not yet written
@@ -496,20 +490,8 @@ function placeRuns (req: Extract<WorkerRequest, { op: 'place-batch' }>): NonNull
   const placed: NonNullable<WorkerReply['placed']> = []
   for (const item of items) {
     const at = item.outOffset - base
-    const id = new ChunkId(new Uint8Array(item.id))
-    const failures: NonNullable<WorkerReply['placed']>[number]['failures'] = []
-    let from = -1
-    let zero = false
-    for (let i = 0; i < item.from.length; i++) {
-      const source = item.from[i]
-      if (source == null || source.kind === 'http') continue
-      const r = verified(id, item.size, req.digest, source, region.subarray(at))
-      if (r.status !== 'ok') { failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status, detail: r.detail }); continue }
-      if (r.plain.buffer !== region.buffer || r.plain.byteOffset !== region.byteOffset + at) region.set(r.plain, at)
-      from = i
-      zero = isZero(r.plain)
-      break
-    }
+    const { from, failures, plain } = placeInto(item, req.digest, region, at)
+    const zero = plain != null && isZero(plain)
     placed.push({ from, zero, failures })
     if (from < 0 || (zero && req.sparse === true)) { flush(); continue } // nothing to write here
     if (runStart >= 0 && runEnd !== at) flush() // a gap (a chunk placed elsewhere): a new run
@@ -533,22 +515,45 @@ function assembleRun (req: Extract<WorkerRequest, { op: 'assemble-batch' }>): { 
   const placed: NonNullable<WorkerReply['placed']> = []
   let at = 0
   for (const item of req.items) {
-    const id = new ChunkId(new Uint8Array(item.id))
-    const failures: NonNullable<WorkerReply['placed']>[number]['failures'] = []
-    let from = -1
-    for (let i = 0; i < item.from.length; i++) {
-      const source = item.from[i]
-      if (source == null) continue
-      const r = verified(id, item.size, req.digest, source, region.subarray(at))
-      if (r.status !== 'ok') { failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status, detail: r.detail }); continue }
-      if (r.plain.buffer !== region.buffer || r.plain.byteOffset !== at) region.set(r.plain, at)
-      from = i
-      break
-    }
+    const { from, failures } = placeInto(item, req.digest, region, at)
     placed.push({ from, failures })
     at += item.size
   }
   return { plain: region.buffer, placed }
+}
+
+/**
+ * One item of a batch, from the first of its local sources that has a good copy, verified and at
+ * `at` in `region` (decompressed or read straight there when it can be). `region` must have a
+ * byte to spare after the item: an oversized frame is caught there.
+ */
+function placeInto (item: { id: Uint8Array, size: number, from: ReadonlyArray<PlaceSource | null> }, digest: DigestAlgorithm, region: Uint8Array, at: number): { from: number, failures: Failure[], plain?: Uint8Array } {
+  const id = new ChunkId(new Uint8Array(item.id))
+  const failures: Failure[] = []
+  for (let i = 0; i < item.from.length; i++) {
+    const source = item.from[i]
+    if (source == null || source.kind === 'http') continue
+    const r = verified(id, item.size, digest, source, region.subarray(at))
+    if (r.status !== 'ok') { failures.push({ source: i, status: r.detail === 'xz' ? 'xz' : r.status, detail: r.detail }); continue }
+    if (r.plain.buffer !== region.buffer || r.plain.byteOffset !== region.byteOffset + at) region.set(r.plain, at)
+    return { from: i, failures, plain: region.subarray(at, at + item.size) }
+  }
+  return { from: -1, failures }
+}
+
+type Failure = NonNullable<WorkerReply['placed']>[number]['failures'][number]
+
+/**
+ * Where items lie in the output, when they are in order without overlap: the first one's offset
+ * and the bytes from there to the last one's end; null when not, when fewer than two, or when
+ * they spread over more than `max` bytes.
+ */
+function orderedSpan (items: ReadonlyArray<{ outOffset: number, size: number }>, max: number): { base: number, span: number } | null {
+  if (items.length < 2) return null
+  for (let i = 1; i < items.length; i++) if (items[i]!.outOffset < items[i - 1]!.outOffset + items[i - 1]!.size) return null
+  const base = items[0]!.outOffset
+  const span = items[items.length - 1]!.outOffset + items[items.length - 1]!.size - base
+  return span > max ? null : { base, span }
 }
 
 parentPort!.on('message', (req: WorkerRequest) => {
