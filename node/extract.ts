@@ -8,7 +8,7 @@ import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import { type ChunkId, digestFromFlags } from '../protocol/chunk-id.ts'
 import { ChunkMissingError } from '../protocol/errors.ts'
-import type { Index, IndexChunk } from '../protocol/index-file.ts'
+import { streamSize, type Index, type IndexChunk } from '../protocol/index-file.ts'
 import { ChunkFetcher, count, emptyStats, MissingChunksError, type AssembleOptions, type ExtractStats } from './assemble.ts'
 import { defaultLogger } from './logger.ts'
 import { flushOut, openDirect, writeBehind } from './native-io.ts'
@@ -40,7 +40,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
   const started = performance.now()
   const stats = options.stats ?? emptyStats()
   const digest = digestFromFlags(index.featureFlags)
-  const total = index.chunks.length === 0 ? 0 : index.chunks[index.chunks.length - 1]!.start + index.chunks[index.chunks.length - 1]!.size
+  const total = streamSize(index)
   const existing = await statOrNull(output)
   if (existing?.isDirectory() === true) throw Object.assign(new Error(`${output} is a directory`), { code: 'EISDIR' })
   const inPlace = existing?.isBlockDevice() === true

@@ -28,6 +28,12 @@ export interface Index extends IndexHeader {
   chunks: IndexChunk[]
 }
 
+/** the length of the stream an index describes */
+export function streamSize (index: Index): number {
+  const last = index.chunks[index.chunks.length - 1]
+  return last == null ? 0 : last.start + last.size
+}
+
 const TABLE_SIZE_UNKNOWN = 0xffffffffffffffffn
 
 export function encodeIndexHeader (header: IndexHeader): Uint8Array {

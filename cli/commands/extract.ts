@@ -4,7 +4,7 @@
 // extraction does not load them.
 import type { Command } from 'commander'
 import { digestFromFlags } from '../../protocol/digest.ts'
-import type { Index } from '../../protocol/index-file.ts'
+import { streamSize, type Index } from '../../protocol/index-file.ts'
 import type { ExtractStats } from '../../node/assemble.ts'
 import type { ChunkSource, ChunkStore } from '../../node/store/chunk-store.ts'
 import { InvalidArgumentError } from '../../protocol/errors.ts'
@@ -94,7 +94,7 @@ Examples:
       const swarm = await openSwarmForExtract(index, stores, givenCache, opts as any)
       const cache = swarm?.cache ?? givenCache
       const provided = await Promise.all(sourceProviders.map(async p => await p(index, opts, ctx, cache)))
-      const total = index.chunks.length === 0 ? 0 : index.chunks[index.chunks.length - 1]!.start + index.chunks[index.chunks.length - 1]!.size
+      const total = streamSize(index)
       let bar = progressBar(ctx, 'seed', 0, false)
       try {
         const stats = await extractBlob(index, output, {

@@ -9,7 +9,7 @@ import { chunkPath } from '../../protocol/chunk-id.ts'
 import { decodeIndex } from '../../protocol/index-file.ts'
 import { pseudoRandom, specRandom } from '../helpers/fixtures.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
-import { haveTool } from '../helpers/tools.ts'
+import { haveTool, needs } from '../helpers/tools.ts'
 
 const CLI = fileURLToPath(new URL('../../bin/caswarm.js', import.meta.url))
 
@@ -176,6 +176,37 @@ describe('caswarm make / extract (CLI)', () => {
     assert.equal(caswarm('make', '--chunk-size=1:2', p('y.caibx'), p('v1.img')).code, 2)
     assert.equal(caswarm('make', '--digest=md5', p('y.caibx'), p('v1.img')).code !== 0, true)
     assert.equal(caswarm('extract').code, 2)
+  })
+
+  it('a progress bar on a terminal for blob and tree make/extract; none with --no-progress or without one', { skip: needs('script') }, () => {
+    mkdirSync(p('bar-tree', 'sub'), { recursive: true })
+    writeFileSync(p('bar-tree', 'sub', 'a'), v1)
+    writeFileSync(p('bar-tree', 'b'), v2)
+    /** runs the CLI with stderr on a pseudo-terminal (util-linux `script`); what it showed there */
+    const onTerminal = (...args: string[]): string => {
+      const cmd = [process.execPath, CLI, ...args].map(a => `'${a.replace(/'/g, "'\\''")}'`).join(' ')
+      const env: Record<string, string | undefined> = { ...process.env, CASWARM_PEERS: 'off' }
+      delete env.CI
+      const r = spawnSync('script', ['-qec', `${cmd} >/dev/null`, '/dev/null'], { encoding: 'utf8', env, maxBuffer: 1 << 26 })
+      assert.equal(r.status, 0, `exit ${String(r.status)}: ${r.stdout}${r.stderr}`)
+      return r.stdout
+    }
+    // each case writes its output under a name of its own per run (n)
+    const cases: Array<[string, (n: string) => string[], RegExp]> = [
+      ['blob make', n => ['make', p(`bar${n}.caibx`), p('v1.img')], /make \[.*\] \d+% \| [\d.]+\/2\.5 MB/],
+      ['blob extract', n => ['extract', p('bar.caibx'), p(`bar${n}.img`)], /extract \[.*\] \d+% \| [\d.]+\/2\.5 MB/],
+      ['.catar make', n => ['make', p(`bar${n}.catar`), p('bar-tree')], /make [\d.]+ MB \| \d+ MB\/s/],
+      ['.catar extract', n => ['extract', p('bar.catar'), p(`bar-catar${n}`)], /extract \[.*\] \d+% \| [\d.]+\/[\d.]+ MB/],
+      ['.caidx make', n => ['make', p(`bar${n}.caidx`), p('bar-tree')], /make [\d.]+ MB \| \d+ MB\/s/],
+      ['.caidx extract', n => ['extract', p('bar.caidx'), p(`bar-caidx${n}`)], /extract \[.*\] \d+% \| [\d.]+\/[\d.]+ MB/]
+    ]
+    for (const [what, args, bar] of cases) {
+      assert.match(onTerminal(...args('')), bar, what)
+      // the same without a terminal, or with --no-progress on one: no bar
+      assert.doesNotMatch(ok(caswarm(...args('-2'))).stderr, /MB\/s|\x1b\[/, `${what} without a terminal`)
+      const [verb, ...rest] = args('-3')
+      assert.doesNotMatch(onTerminal(verb!, '--no-progress', ...rest), /MB\/s|\x1b\[/, `${what} --no-progress`)
+    }
   })
 
   it('--help shows examples', () => {
