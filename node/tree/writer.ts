@@ -18,6 +18,7 @@ import type { AclEntry, ArchiveEvent, ArchiveNode } from '../../protocol/catar/t
 import { InvalidArgumentError, InvalidFormatError } from '../../protocol/errors.ts'
 import { accessAclXattr, ACL_ACCESS_XATTR, ACL_DEFAULT_XATTR, defaultAclXattr } from './acl.ts'
 import { treeNative, type TreeNative } from './native.ts'
+import { flushOut, openDirect, writeOut } from '../native-io.ts'
 
 const SLASH = Buffer.from('/')
 const O_CREATE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW | fs.constants.O_NOCTTY
@@ -55,10 +56,20 @@ interface Frame {
   held?: number
   /** the creator thread of this entry's top-level subtree (queued writing) */
   lane?: number
+  /** an open file's next write offset, and its O_DIRECT descriptor (null: none to be had) */
+  at?: number
+  direct?: number | null
 }
 
 /** a plain file's payload is held for one native call up to this size, else it is streamed */
 const HOLD_MAX = 8 << 20
+/**
+ * A file of this size or more is written around the page cache (native-io writeOut): a buffered
+ * write of fresh data costs the kernel ~15 us per 4 KiB page on these VMs, and for files of
+ * 1-12 MB an O_DIRECT write took a quarter of the time (0.12-0.14 s against 0.47-0.54 s for 175
+ * MB); for smaller files the wait for the device ate the gain.
+ */
+const DIRECT_MIN = 1 << 20
 
 export class TreeWriter {
   readonly root: Buffer
@@ -95,7 +106,12 @@ export class TreeWriter {
       else if (event.type === 'payload') this.payload(event.data)
       else this.end()
     } catch (err: any) {
-      for (const f of this.stack) if (f.fd != null) { try { fs.closeSync(f.fd) } catch {} f.fd = undefined }
+      // queued direct writes land before their descriptors close (and their numbers are reused)
+      try { flushOut() } catch {}
+      for (const f of this.stack) {
+        if (f.direct != null) { try { fs.closeSync(f.direct) } catch {} f.direct = undefined }
+        if (f.fd != null) { try { fs.closeSync(f.fd) } catch {} f.fd = undefined }
+      }
       throw err
     }
   }
@@ -182,9 +198,21 @@ export class TreeWriter {
       return
     }
     if (top?.fd == null) throw new InvalidFormatError('payload outside a regular file')
-    let off = 0
-    while (off < data.byteLength) off += fs.writeSync(top.fd, data, off, data.byteLength - off)
+    this.write(top, data)
     this.stats.bytes += data.byteLength
+  }
+
+  /** appends to an open file; once it holds DIRECT_MIN bytes, whole blocks go around the page cache */
+  private write (frame: Frame, data: Uint8Array): void {
+    const at = frame.at ?? 0
+    frame.at = at + data.byteLength
+    if (frame.direct === undefined && frame.at >= DIRECT_MIN) {
+      // a second descriptor on the very file (never its path again: a symlink could be put there)
+      frame.direct = openDirect(`/proc/self/fd/${frame.fd!}`) ?? null
+    }
+    if (frame.direct != null) { writeOut(frame.fd!, data, at, frame.direct); return }
+    let off = 0
+    while (off < data.byteLength) off += fs.writeSync(frame.fd!, data, off, data.byteLength - off, at + off)
   }
 
   /** creates a held file the ordinary way and writes what it holds (a big file, or a name in the way) */
@@ -192,10 +220,7 @@ export class TreeWriter {
     const pieces = frame.pieces!
     frame.pieces = undefined
     this.create(frame.path, false, () => { frame.fd = fs.openSync(frame.path, O_CREATE, 0o600) })
-    for (const data of pieces) {
-      let off = 0
-      while (off < data.byteLength) off += fs.writeSync(frame.fd!, data, off, data.byteLength - off)
-    }
+    for (const data of pieces) this.write(frame, data)
   }
 
   private end (): void {
@@ -203,7 +228,9 @@ export class TreeWriter {
     if (top == null) throw new InvalidFormatError('end of a node that was never opened')
     if (top.kind === S_IFDIR && top.names != null) this.removeExtras(top.path, top.names)
     if (this.stack.length === 0) this.done = true
-    if (top.pieces != null) {
+    if (top.pieces != null && top.held! >= DIRECT_MIN && !this.queued) {
+      this.open(top) // a big file: written around the page cache (its metadata follows below)
+    } else if (top.pieces != null) {
       try {
         this.createPlain(top)
         return
@@ -292,6 +319,12 @@ export class TreeWriter {
     const fd = frame.fd
     const n = this.native
     try {
+      if (frame.direct != null) {
+        // its queued writes first: then the owner, mode and time, which the writes must not follow
+        try { flushOut() } catch (err: any) { throw Object.assign(err, { message: `${p.toString()}: ${String(err.message)}` }) }
+        fs.closeSync(frame.direct)
+        frame.direct = undefined
+      }
       if (this.owners && (f & (WITH_16BIT_UIDS | WITH_32BIT_UIDS)) !== 0n) {
         const uid = this.resolveId('user', node.user, node.uid)
         const gid = this.resolveId('group', node.group, node.gid)
@@ -327,6 +360,7 @@ export class TreeWriter {
         n.setInodeFlags(p, value, value !== 0 ? mask : 0, fat, node.quotaProjId != null ? Number(node.quotaProjId) : -1)
       }
     } catch (err: any) {
+      if (frame.direct != null) { try { fs.closeSync(frame.direct) } catch {} frame.direct = undefined }
       if (fd != null && frame.fd != null) { try { fs.closeSync(fd) } catch {} frame.fd = undefined }
       throw err
     }
