@@ -106,13 +106,17 @@ export class TreeWriter {
       else if (event.type === 'payload') this.payload(event.data)
       else this.end()
     } catch (err: any) {
-      // queued direct writes land before their descriptors close (and their numbers are reused)
-      try { flushOut() } catch {}
-      for (const f of this.stack) {
-        if (f.direct != null) { try { fs.closeSync(f.direct) } catch {} f.direct = undefined }
-        if (f.fd != null) { try { fs.closeSync(f.fd) } catch {} f.fd = undefined }
-      }
+      this.closeAll()
       throw err
+    }
+  }
+
+  /** after a failure: closes the open files, once their queued direct writes have landed (a closed descriptor's number is reused) */
+  private closeAll (): void {
+    try { flushOut() } catch {}
+    for (const f of this.stack) {
+      if (f.direct != null) { try { fs.closeSync(f.direct) } catch {} f.direct = undefined }
+      if (f.fd != null) { try { fs.closeSync(f.fd) } catch {} f.fd = undefined }
     }
   }
 
@@ -253,8 +257,9 @@ export class TreeWriter {
     for (const frame of this.deferred.splice(0)) this.metadata(frame)
   }
 
-  /** After a failure: waits for the queued files (their errors no longer matter), so the tree can be removed. */
+  /** After a failure: closes the open files and waits for the queued ones (their errors no longer matter), so the tree can be removed. */
   abandon (): void {
+    this.closeAll()
     if (!this.queued) return
     try { this.native.createFilesDrain() } catch {}
     this.deferred.length = 0

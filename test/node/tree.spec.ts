@@ -228,6 +228,21 @@ describe('tree make and extract fast paths', () => {
     } finally { delete process.env.CASWARM_DIRECT_IO }
   })
 
+  it('an archive cut off inside a big file: refused, nothing left behind, no descriptor left open', async () => {
+    const src = path.join(tmp.path, 'cut-src')
+    fs.mkdirSync(src)
+    fs.writeFileSync(path.join(src, 'big'), Buffer.alloc(5 << 20, 7))
+    const archive = await collect(encodeTree(src, { featureFlags: FLAGS }))
+    const file = path.join(tmp.path, 'cut.catar')
+    fs.writeFileSync(file, archive.subarray(0, 3 << 20))
+    const fds = (): number => fs.readdirSync('/proc/self/fd').length
+    const before = fds()
+    const out = path.join(tmp.path, 'cut-out')
+    await assert.rejects(extractTree(readPieces(file), out, { reusedInput: true }), { code: 'ERR_INVALID_FORMAT' })
+    assert.equal(fds(), before, 'descriptors left open')
+    assert.deepEqual(fs.readdirSync(tmp.path).filter(n => n.includes('cut-out')), [], 'something of the output was left')
+  })
+
   it('plain files made on the creator thread give the same tree as made in line (directory modes and times restored after)', async () => {
     const src = makeSource()
     fs.chmodSync(path.join(src, 'a', 'b'), 0o555) // a directory its files could not be made in once its mode is set
