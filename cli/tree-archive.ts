@@ -211,7 +211,7 @@ export async function makeTreeArchive (target: string, input: string, opts: Make
 
 // ---- extract X.catar|X.caidx DIR ----------------------------------------------------------
 
-/** passes the pieces through, telling onBytes how many bytes have gone by */
+/** passes a .catar's pieces through, telling onBytes how many bytes have gone by (a .caidx's stream reports its own, assembleStream's onProgress) */
 async function * counted (pieces: AsyncIterable<Uint8Array>, onBytes: (done: number) => void): AsyncGenerator<Uint8Array> {
   let done = 0
   for await (const piece of pieces) {
@@ -267,17 +267,18 @@ export async function extractTreeArchive (source: string, output: string, opts: 
       if (st.isDirectory()) seeds.push(await DirectorySeed.index(p, index, { signal: ctx.signal }, p === output && opts.seedOutput ? `seed:${p} (output)` : undefined) as Seed)
       else seeds.push(await FileSeed.index(p, index, { signal: ctx.signal }))
     }
+    const bar = progressBar(ctx, 'extract', streamSize(index), opts.progress)
     const stream = assembleStream(index, {
       sources: [...provided.flatMap(p => p.sources), ...stores],
       cache,
       seeds,
       concurrency: Number(opts.concurrency ?? 16),
       signal: ctx.signal,
-      stats
+      stats,
+      onProgress: bar.update
     })
-    const bar = progressBar(ctx, 'extract', streamSize(index), opts.progress)
     try {
-      await extractTree(counted(stream, bar.update), output, { signal: ctx.signal })
+      await extractTree(stream, output, { signal: ctx.signal })
     } catch (err: any) {
       if (err instanceof InvalidFormatError) throw withContext(err, source)
       throw err

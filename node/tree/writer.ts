@@ -71,6 +71,12 @@ const HOLD_MAX = 8 << 20
  */
 const DIRECT_MIN = 1 << 20
 
+/** after a failure: a frame's descriptors closed, errors ignored */
+function closeFiles (f: Frame): void {
+  if (f.direct != null) { try { fs.closeSync(f.direct) } catch {} f.direct = undefined }
+  if (f.fd != null) { try { fs.closeSync(f.fd) } catch {} f.fd = undefined }
+}
+
 export class TreeWriter {
   readonly root: Buffer
   readonly stats: TreeWriteStats = { files: 0, directories: 0, symlinks: 0, others: 0, bytes: 0 }
@@ -114,10 +120,7 @@ export class TreeWriter {
   /** after a failure: closes the open files, once their queued direct writes have landed (a closed descriptor's number is reused) */
   private closeAll (): void {
     try { flushOut() } catch {}
-    for (const f of this.stack) {
-      if (f.direct != null) { try { fs.closeSync(f.direct) } catch {} f.direct = undefined }
-      if (f.fd != null) { try { fs.closeSync(f.fd) } catch {} f.fd = undefined }
-    }
+    for (const f of this.stack) closeFiles(f)
   }
 
   private node (node: ArchiveNode): void {
@@ -365,8 +368,7 @@ export class TreeWriter {
         n.setInodeFlags(p, value, value !== 0 ? mask : 0, fat, node.quotaProjId != null ? Number(node.quotaProjId) : -1)
       }
     } catch (err: any) {
-      if (frame.direct != null) { try { fs.closeSync(frame.direct) } catch {} frame.direct = undefined }
-      if (fd != null && frame.fd != null) { try { fs.closeSync(fd) } catch {} frame.fd = undefined }
+      closeFiles(frame)
       throw err
     }
   }
