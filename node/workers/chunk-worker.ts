@@ -41,17 +41,12 @@ async function handle (req: WorkerRequest): Promise<{ reply: WorkerReply, transf
     return { reply: { seq: req.seq, id: copyBytes(idBytes), compressed: buffer }, transfer: [buffer] }
   }
   if (req.op === 'store-batch') {
-    const all = new Uint8Array(req.data)
+    const ends = new Int32Array(req.sizes.length)
+    let at = 0
+    for (let i = 0; i < req.sizes.length; i++) ends[i] = at += req.sizes[i]!
     const ids = new Uint8Array(req.sizes.length * 32)
     const storedSizes = new Int32Array(req.sizes.length)
-    let at = 0
-    for (let i = 0; i < req.sizes.length; i++) {
-      const data = all.subarray(at, at + req.sizes[i]!)
-      at += req.sizes[i]!
-      const idBytes = digestBytes(data, req.digest)
-      ids.set(idBytes, i * 32)
-      storedSizes[i] = await storeLocal(new ChunkId(idBytes), data, req.storePath, req.extension, req.compression)
-    }
+    await storeChunks(new Uint8Array(req.data), ends, req, ids, storedSizes)
     return { reply: { seq: req.seq, ids, storedSizes }, transfer: [ids.buffer, storedSizes.buffer] }
   }
   if (req.op === 'check') {
@@ -149,6 +144,23 @@ function findCuts (req: Extract<WorkerRequest, { op: 'cuts' }>): Float64Array {
   return Float64Array.from(ends)
 }
 
+/**
+ * Hashes each chunk of `region` (chunk i ends at ends[i]) into ids and stores it in the local
+ * store; storedSizes[i] gets the bytes written, or -1 when the store had it. `afterStored` runs
+ * after each chunk written (store-range's cancellation check).
+ */
+async function storeChunks (region: Uint8Array, ends: ArrayLike<number>, req: { digest: DigestAlgorithm, storePath: string, extension: string, compression: Compression }, ids: Uint8Array, storedSizes: Int32Array, afterStored?: () => void): Promise<void> {
+  let from = 0
+  for (let i = 0; i < ends.length; i++) {
+    const data = region.subarray(from, ends[i]!)
+    const idBytes = digestBytes(data, req.digest)
+    ids.set(idBytes, i * 32)
+    storedSizes[i] = await storeLocal(new ChunkId(idBytes), data, req.storePath, req.extension, req.compression)
+    if (storedSizes[i]! >= 0) afterStored?.()
+    from = ends[i]!
+  }
+}
+
 /** Hashes a run of chunks read from fd and writes those the local store lacks. */
 async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): Promise<{ ids: Uint8Array, stored: Int32Array }> {
   // Ranges queued on this worker are taken one at a time (xz compression awaits, which would let
@@ -172,19 +184,10 @@ async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): 
       if (n === 0) throw Object.assign(new Error(`input shrank while it was read (short read at ${req.start + got})`), { code: 'EIO' })
       got += n
     }
-    let from = 0
-    for (let i = 0; i < req.ends.length; i++) {
-      const to = req.ends[i]! - req.start
-      const data = region.subarray(from, to)
-      const idBytes = digestBytes(data, req.digest)
-      ids.set(idBytes, i * 32)
-      const stored = await storeLocal(new ChunkId(idBytes), data, req.storePath, req.extension, req.compression)
-      if (stored >= 0) {
-        storedSizes[i] = stored
-        if (cancelled()) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
-      }
-      from = to
-    }
+    const ends = req.ends.map(e => e - req.start)
+    await storeChunks(region, ends, req, ids, storedSizes, () => {
+      if (cancelled()) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
+    })
   } finally {
     release()
   }
