@@ -6,8 +6,6 @@ import { ChunkInvalidError, InvalidFormatError } from './errors.ts'
 
 export { DEFAULT_DIGEST, digestFlag, digestFromFlags, parseDigest, type DigestAlgorithm } from './digest.ts'
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
-
 /** A 32-byte chunk digest. Immutable; compare with equals() or by toString(). */
 export class ChunkId {
   readonly bytes: Uint8Array
@@ -34,11 +32,9 @@ export class ChunkId {
   }
 
   toString (): string {
-    if (this.hex == null) {
-      let s = ''
-      for (let i = 0; i < CHUNK_ID_SIZE; i++) s += HEX[this.bytes[i]!]
-      this.hex = s
-    }
+    // Buffer's hex is one flat string; built by concatenation it would be a rope of 32 pieces,
+    // which every charCodeAt (policy.ts chunkHash, once per plan) walks through
+    this.hex ??= Buffer.from(this.bytes.buffer, this.bytes.byteOffset, CHUNK_ID_SIZE).toString('hex')
     return this.hex
   }
 }

@@ -54,7 +54,7 @@ export interface FleetConfig {
   /**
    * requests a host keeps in flight for chunks its peers announced (node/swarm/source.ts
    * peerPrefetch), and chunks it waits for in its own order (extract's concurrency); 0: as
-   * source.ts picks it for the chunk size (policy.ts chunkSizeDefaults: 12 at 64 KiB). @default 0
+   * source.ts picks it for the chunk size (policy.ts chunkSizeDefaults: 6 at 64 KiB). @default 0
    */
   window: number
   /**

@@ -6,8 +6,8 @@
 //
 //   - holdersOf/has: the host's connected neighbours that hold the chunk (or, for a lying peer,
 //     claim to), as their "have" announcements say;
-//   - ownerOf: the rendezvous owner (the module's own rendezvousWeight/hashKey/chunkHash) among
-//     the reachable hosts that needed the chunk when they joined, the same answer on every host;
+//   - ownerOf: the owner dealt by position (the module's own originFetchers/positionOwner) among
+//     the reachable origin fetchers that lack the chunk, the same answer on every host;
 //     the owner is awaited whether or not it is a connection (its announcements reach every host
 //     on the index, as they do on a LAN);
 //   - noteWants/noteHaves/noteLacks of peers: already in the shared state.
@@ -37,7 +37,7 @@ export interface FleetView {
   holds: (peer: number, chunk: number) => boolean
   /** whether `peer` is up and reachable from `host` */
   reachable: (host: number, peer: number) => boolean
-  /** the rendezvous owner of `chunk` among the hosts reachable from `host` (-1: none) */
+  /** the owner of `chunk` (policy.ts positionOwner) among the hosts reachable from `host` (-1: none) */
   owner: (host: number, chunk: number) => number
   /** when (ms) `peer` started the origin fetch of `chunk` it has in flight (-1: none) */
   fetchingSince: (peer: number, chunk: number) => number

@@ -10,7 +10,7 @@
 // which bans the peer, exactly as the real host does. Chunks are IDs and sizes, not bytes.
 import { ChunkId, verifyChunk } from '../protocol/chunk-id.ts'
 import { ChunkInvalidError } from '../protocol/errors.ts'
-import { chunkHash, chunkSizeDefaults, hashKey, nextRandom, originFetchers, pickRecent, rendezvousWeight, type PeerKey, type Plan } from '../node/swarm/policy.ts'
+import { chunkSizeDefaults, hashKey, nextRandom, originFetchers, pickRecent, positionOwner, rendezvousWeight, type PeerKey, type Plan } from '../node/swarm/policy.ts'
 import { idealSeconds, type FleetConfig } from './config.ts'
 import { Simulation } from './engine.ts'
 import { FleetPolicy, type FleetView } from './fleet-policy.ts'
@@ -143,7 +143,6 @@ export class Fleet implements FleetView {
   readonly chunkSizes: Int32Array
   readonly chunkKeys: string[]
   private readonly chunkIds: ChunkId[]
-  private readonly chunkHashes: Uint32Array
   private readonly chunkByKey = new Map<string, number>()
   private readonly hostHashes: Uint32Array
   private readonly hostKeys: string[] = []
@@ -169,10 +168,11 @@ export class Fleet implements FleetView {
   /** an origin fetch of the chunk started: its owner is no longer re-assigned to newcomers */
   private readonly claimed: Uint8Array
   private honestLeft = 0
-  /** rendezvous owner per partition component and chunk (-1: none) */
+  /** the owner per partition component and chunk (-1: none) */
   private ownerOf: Int32Array[] = []
-  /** the origin fetchers of each component (policy.ts originFetchers) */
+  /** the origin fetchers of each component (policy.ts originFetchers), in rank order */
   private fetchers: number[][] = []
+  private readonly ownerScratch: number[] = []
   private readonly fetcherCount: number
   private readonly indexHash = hashKey(INDEX)
   /** component of each segment (partitions) */
@@ -214,7 +214,6 @@ export class Fleet implements FleetView {
     this.chunkIds = sizes.map((_, c) => ChunkId.digest(standIn(config.seed, c)))
     this.chunkKeys = this.chunkIds.map(id => id.toString())
     this.chunkKeys.forEach((k, c) => this.chunkByKey.set(k, c))
-    this.chunkHashes = Uint32Array.from(this.chunkKeys, k => chunkHash(k))
     this.verifiedOnce = new Uint8Array(this.C)
     this.holderCount = new Int32Array(this.C)
     this.claimed = new Uint8Array(this.C)
@@ -385,11 +384,7 @@ export class Fleet implements FleetView {
     return p?.originSince ?? -1
   }
 
-  // ---- ownership (the rendezvous split among the origin fetchers, kept incrementally) ----------
-
-  private weight (host: number, chunk: number): number {
-    return rendezvousWeight(this.hostHashes[host]!, this.chunkHashes[chunk]!)
-  }
+  // ---- ownership (the split among the origin fetchers, kept incrementally) ---------------------
 
   /** whether a host can be one of its component's origin fetchers (works on the index, lacks some of it) */
   private fetcherCandidate (h: Host, comp: number): boolean {
@@ -404,7 +399,7 @@ export class Fleet implements FleetView {
     this.fetchers[comp] = [...set].map(k => this.hostIndex(k))
   }
 
-  /** Every chunk's owner in a component: rendezvous among its fetchers that lack the chunk. */
+  /** Every chunk's owner in a component: dealt by position among its fetchers that lack the chunk. */
   private assignOwners (comp: number): void {
     const owners = this.ownerOf[comp]!
     const fetchers = this.fetchers[comp]!
@@ -414,13 +409,12 @@ export class Fleet implements FleetView {
       const o = owners[c]!
       const here = o >= 0 && this.hosts[o]!.alive && this.component[this.hosts[o]!.segment] === comp
       if (here && (this.holderCount[c]! > 0 || this.claimed[c] === 1)) continue
-      let best = -1
-      let bestW = -1
-      for (const f of fetchers) {
-        if (this.have[c * this.H + f] === 1) continue
-        const w = this.weight(f, c)
-        if (w > bestW || (w === bestW && f < best)) { bestW = w; best = f }
-      }
+      // policy.ts positionOwner: dealt round robin by position among the fetchers lacking it,
+      // in rank order (the chunk's index in the update is its position)
+      const cands = this.ownerScratch
+      cands.length = 0
+      for (const f of fetchers) if (this.have[c * this.H + f] !== 1) cands.push(f)
+      const best = positionOwner(cands, c) ?? -1
       owners[c] = best
       if (best === o) continue
       // the fetch of an owner that left this component died with it (claims are per chunk; an
@@ -472,11 +466,16 @@ export class Fleet implements FleetView {
     if (this.fetchers[comp]!.includes(h.index) || before.length !== this.fetchers[comp]!.length) this.assignOwners(comp)
   }
 
-  /** A fetcher left or finished: the next in rank takes its place, and its chunks are re-split. */
+  /**
+   * A fetcher left or finished: the next in rank takes its place, and its chunks are re-split.
+   * A host that left the fetchers earlier may still own the chunks it had started fetching: they
+   * are re-split too.
+   */
   private withdrawOwnership (h: Host): void {
     const comp = this.component[h.segment]!
-    if (!this.fetchers[comp]!.includes(h.index)) return
-    this.rebuildFetchers(comp)
+    const fetcher = this.fetchers[comp]!.includes(h.index)
+    if (!fetcher && !this.ownerOf[comp]!.includes(h.index)) return
+    if (fetcher) this.rebuildFetchers(comp)
     this.assignOwners(comp)
   }
 
@@ -539,6 +538,17 @@ export class Fleet implements FleetView {
         this.partitioned = e.kind === 'partition'
         // cut (or restore) the links between segments; transfers across them fail
         for (const l of this.segCore) { if (e.kind === 'partition') l.fail(); else l.restore() }
+        // the connections across the cut close (what a peer said it holds or fetches goes with
+        // them), and come back with the link, as on the real host
+        const now = this.nowMs()
+        for (const h of this.hosts) {
+          if (!h.alive || h.malice !== 0) continue
+          if (e.kind === 'partition') {
+            for (const p of h.policy.peers()) if (!this.reachable(h.index, this.hostIndex(p))) h.policy.removePeer(p, now)
+          } else {
+            for (const n of h.neighbors) if (this.hosts[n]!.alive) h.policy.addPeer(this.hosts[n]!.key, now)
+          }
+        }
         this.resetOwners()
         // every host re-plans what it waits for (owners changed)
         for (const h of this.hosts) {

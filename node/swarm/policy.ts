@@ -9,10 +9,13 @@
  * **Origin coordination.** Hosts working on the same index tell each other which of its chunks
  * they lack (`noteWants`, from `prepare(index, missing)` on each host). The index's *origin
  * fetchers* are the `originFetchers` workers with the highest rendezvous weight for the index;
- * for every chunk, the host that must fetch it from the origin (its *owner*) is chosen by
- * rendezvous hashing (highest random weight) among the fetchers that lack it, so every host
- * with the same view picks the same owner without talking, and the fleet fetches each chunk
- * from the origin about once. Owners fetch their chunks a few at a time in index order, so the
+ * the host that must fetch a chunk from the origin (its *owner*) is dealt round robin by the
+ * chunk's position in the index among the fetchers that lack it, in that rank order
+ * (`positionOwner`; rendezvous hashing among them for a chunk whose position is not known), so
+ * every host with the same view picks the same owner without talking, the fleet fetches each
+ * chunk from the origin about once, and every fetcher owns an even share spread over the whole
+ * index (owners drawn by hashing own from 1 to twice their share: the last of the largest shares
+ * kept the origin's tail waiting). Owners fetch their chunks a few at a time in index order, so the
  * origin sends a steady stream of chunks whatever the fleet's size (with every host owning a
  * share, thousands of fetches would share the origin's link and all finish at the end). The
  * others wait for the owner (or for any peer that announced it is fetching the chunk) and take
@@ -104,9 +107,12 @@ export interface SwarmPolicyInit {
   /**
    * Inbound requests served at once in total (upload slots); more are answered BUSY. Few slots
    * make each upload finish fast, so a new chunk's receivers become holders (and uploaders)
-   * sooner; about half the requests a host keeps in flight itself measured best in the simulator
-   * (3,000 hosts, 16 MiB: p99 1.51x ideal with 6 slots and 12 requests, 1.59x with 8 and 16, more
-   * with 16 slots). @default 6 (at 64 KiB chunks; see setChunkSize)
+   * sooner; as many slots as the requests a host keeps in flight itself (chunkSizeDefaults
+   * peerPrefetch) measured best in the simulator once origin owners were dealt by position
+   * (16 MiB, p99 over ideal: 1,000 hosts 1.35x with 6 slots and 6 requests, 1.44x with 6 and 12,
+   * 1.38x with 8 and 8, 1.42x with 4 and 4; 2,000 hosts 1.37x with 6 and 6, 1.42x with 6 and 12,
+   * 1.44x with 8 and 8), and with twice as many requests as slots half of them come back BUSY.
+   * @default 6 (at 64 KiB chunks; see setChunkSize)
    */
   maxInbound?: number
   /**
@@ -144,9 +150,15 @@ export interface PeerReputation {
   bytesReceived: number
 }
 
-/** What a host knows of one peer (its load, pauses, claims and reputation). */
-export interface PeerState {
+/**
+ * What a host knows of one peer (its load, pauses, claims and reputation). Flat, with the
+ * reputation's counters in it rather than in an object of their own, and its hash a signed
+ * 32-bit integer (a small integer to V8, not a boxed number): plan() reads every holder's state,
+ * and a simulated fleet has hundreds of thousands of them, so each one is a memory access.
+ */
+export interface PeerState extends Omit<PeerReputation, 'peer'> {
   key: PeerKey
+  /** hashKey(key) | 0 (only ever used through bitwise operations) */
   hash: number
   connected: boolean
   inFlight: number
@@ -160,7 +172,6 @@ export interface PeerState {
   haves: Set<ChunkKey>
   /** chunk → time the peer announced it is fetching it */
   fetching: Map<ChunkKey, number>
-  rep: PeerReputation
 }
 
 interface IndexState {
@@ -168,8 +179,16 @@ interface IndexState {
   wanters: Map<ChunkKey, Set<PeerKey>>
   /** hosts working on this index */
   workers: Set<PeerKey>
-  /** the origin fetchers, as of a membership stamp */
+  /** the origin fetchers (in rank order), as of a membership stamp */
   fetchers?: { stamp: string, set: Set<PeerKey> }
+  /** a chunk's position in the index (see setChunkOrder) */
+  positionOf?: (chunk: ChunkKey) => number | undefined
+}
+
+function reputationOf (s: PeerState): PeerReputation {
+  const rep: PeerReputation = { peer: s.key, strikes: s.strikes, bannedUntil: s.bannedUntil, goodChunks: s.goodChunks, badChunks: s.badChunks, falseClaims: s.falseClaims, bytesReceived: s.bytesReceived }
+  if (s.banReason != null) rep.banReason = s.banReason
+  return rep
 }
 
 // a peer's haves and fetching start as these shared empty ones, replaced on the first write (a
@@ -241,6 +260,16 @@ export function rendezvousOwner (candidates: Iterable<PeerKey>, chunk: ChunkKey,
 }
 
 /**
+ * The owner of the chunk at `position` in its index among `candidates`, the origin fetchers that
+ * lack it in rank order (see `originFetchers`): dealt round robin, so each fetcher owns every
+ * n-th chunk. Every host with the same view gets the same answer.
+ */
+export function positionOwner<T> (candidates: readonly T[], position: number): T | undefined {
+  if (candidates.length === 0) return undefined
+  return candidates[position % candidates.length]
+}
+
+/**
  * The hosts among `candidates` that fetch `index`'s chunks from the origin: the `count` with the
  * highest rendezvous weight for the index (the same set on every host with the same view).
  */
@@ -279,8 +308,9 @@ const CALIBRATED_CHUNK_SIZE = 64 * 1024
  * longer (in proportion, so a wait costs about as many chunk times), and a host keeps fewer
  * uploads, fewer requests and the fleet fewer origin fetchers in flight (by the square root:
  * fewer transfers sharing a link finish each chunk sooner, so it is relayed sooner, while enough
- * stay in flight to keep the links busy). A 4 MiB chunk gets 128 ms, 4 upload slots, 4 peer
- * requests and 8 origin fetchers.
+ * stay in flight to keep the links busy). A 64 KiB chunk gets 2 ms, 6 upload slots, 6 peer
+ * requests and 32 origin fetchers; a 4 MiB chunk 128 ms, 4 upload slots, 4 peer requests and 8
+ * origin fetchers.
  */
 export function chunkSizeDefaults (avg: number): { maxInbound: number, busyRetry: number, originFetchers: number, peerPrefetch: number } {
   const scale = Math.max(1, avg / CALIBRATED_CHUNK_SIZE)
@@ -290,7 +320,7 @@ export function chunkSizeDefaults (avg: number): { maxInbound: number, busyRetry
     maxInbound: clamp(6 / root, 4, 6),
     busyRetry: 2 * scale,
     originFetchers: clamp(32 / root, 8, 32),
-    peerPrefetch: clamp(12 / root, 4, 12)
+    peerPrefetch: clamp(6 / root, 4, 6)
   }
 }
 
@@ -404,6 +434,15 @@ export class SwarmPolicy {
       if (set == null) st.wanters.set(c, set = new Set())
       set.add(host)
     }
+  }
+
+  /**
+   * How to find a chunk's position in `index` (its first place in the chunk list): owners are
+   * then dealt round robin by position (`positionOwner`) instead of by hashing. Every host on the
+   * index must say it, or none: the owner of a chunk must be the same on every host.
+   */
+  setChunkOrder (index: IndexKey, positionOf: (chunk: ChunkKey) => number | undefined): void {
+    this.indexState(index).positionOf = positionOf
   }
 
   /** `host` stopped working on `index` (finished, or gave up): it no longer owns any of its chunks. */
@@ -541,16 +580,24 @@ export class SwarmPolicy {
   }
 
   /**
-   * The host that should fetch `chunk` from the origin: rendezvous among the index's origin
-   * fetchers that lack it (among every eligible host lacking it when none of them does).
+   * The host that should fetch `chunk` from the origin: among the index's origin fetchers that
+   * lack it, dealt by the chunk's position (`positionOwner`), or by rendezvous hashing when the
+   * position is not known; rendezvous among every eligible host lacking it when none of the
+   * fetchers does.
    */
   ownerOf (index: IndexKey, chunk: ChunkKey, now: number): PeerKey | undefined {
-    const set = this.indexes.get(index)?.wanters.get(chunk)
-    if (set == null) return undefined
-    const fetchers = this.originFetchersOf(index, now)
+    const st = this.indexes.get(index)
+    const set = st?.wanters.get(chunk)
+    if (st == null || set == null) return undefined
     const candidates: PeerKey[] = []
-    for (const p of set) if (fetchers.has(p)) candidates.push(p)
-    if (candidates.length === 0) for (const p of set) if (this.eligible(p, now)) candidates.push(p)
+    // the fetchers' set is in rank order, and so are the candidates taken from it
+    for (const p of this.originFetchersOf(index, now)) if (set.has(p)) candidates.push(p)
+    if (candidates.length > 0) {
+      const position = st.positionOf?.(chunk)
+      if (position != null) return positionOwner(candidates, position)
+    } else {
+      for (const p of set) if (this.eligible(p, now)) candidates.push(p)
+    }
     return rendezvousOwner(candidates, chunk, p => this.hashOf(p))
   }
 
@@ -635,11 +682,11 @@ export class SwarmPolicy {
     const s = this.state(peer)
     s.inFlight = Math.max(0, s.inFlight - 1)
     s.lastProgress = Math.max(s.lastProgress, now)
-    s.rep.goodChunks++
-    s.rep.bytesReceived += bytes
+    s.goodChunks++
+    s.bytesReceived += bytes
     s.busyStreak = 0
     // good service slowly pays off strikes
-    if (s.rep.strikes > 0 && s.rep.goodChunks % 64 === 0) s.rep.strikes--
+    if (s.strikes > 0 && s.goodChunks % 64 === 0) s.strikes--
     if (!this.bannedAt(s, now) && s.connected) this.served(peer, chunk, now)
   }
 
@@ -674,12 +721,12 @@ export class SwarmPolicy {
     if (reason !== 'busy') this.dropHave(s, chunk)
     switch (reason) {
       case 'invalid':
-        s.rep.badChunks++
+        s.badChunks++
         this.ban(peer, now, `served chunk ${chunk.slice(0, 12)}… that failed verification`)
         break
       case 'missing':
         if (claimed) {
-          s.rep.falseClaims++
+          s.falseClaims++
           this.strike(s, now, `claimed chunk ${chunk.slice(0, 12)}… it lacks`)
         }
         break
@@ -725,9 +772,9 @@ export class SwarmPolicy {
   ban (peer: PeerKey, now: number, reason: string): void {
     const s = this.state(peer)
     this.membership++
-    s.rep.bannedUntil = now + this.banDuration
-    s.rep.banReason = reason
-    s.rep.strikes = 0
+    s.bannedUntil = now + this.banDuration
+    s.banReason = reason
+    s.strikes = 0
     this.forgetClaims(s)
   }
 
@@ -737,11 +784,11 @@ export class SwarmPolicy {
   }
 
   reputation (peer: PeerKey): PeerReputation {
-    return { ...this.state(peer).rep }
+    return reputationOf(this.state(peer))
   }
 
   reputations (): PeerReputation[] {
-    return [...this.peerStates.values()].map(s => ({ ...s.rep }))
+    return [...this.peerStates.values()].map(reputationOf)
   }
 
   // ---- internals ----------------------------------------------------------------------------
@@ -754,7 +801,7 @@ export class SwarmPolicy {
     if (s == null) {
       s = {
         key: peer,
-        hash: hashKey(peer),
+        hash: hashKey(peer) | 0,
         connected: false,
         inFlight: 0,
         inbound: 0,
@@ -763,7 +810,13 @@ export class SwarmPolicy {
         busyStreak: 0,
         haves: NO_HAVES,
         fetching: NO_FETCHING,
-        rep: { peer, strikes: 0, bannedUntil: 0, goodChunks: 0, badChunks: 0, falseClaims: 0, bytesReceived: 0 }
+        strikes: 0,
+        bannedUntil: 0,
+        banReason: undefined,
+        goodChunks: 0,
+        badChunks: 0,
+        falseClaims: 0,
+        bytesReceived: 0
       }
       this.peerStates.set(peer, s)
     }
@@ -782,7 +835,7 @@ export class SwarmPolicy {
   }
 
   private bannedAt (s: PeerState, now: number): boolean {
-    return s.rep.bannedUntil > now
+    return s.bannedUntil > now
   }
 
   /** self, or a connected non-banned peer */
@@ -793,8 +846,8 @@ export class SwarmPolicy {
   }
 
   private strike (s: PeerState, now: number, reason: string): void {
-    s.rep.strikes++
-    if (s.rep.strikes >= this.maxStrikes) this.ban(s.key, now, `${s.rep.strikes} strikes, last: ${reason}`)
+    s.strikes++
+    if (s.strikes >= this.maxStrikes) this.ban(s.key, now, `${s.strikes} strikes, last: ${reason}`)
   }
 
   private dropHave (s: PeerState, chunk: ChunkKey): void {

@@ -84,6 +84,8 @@ export class SwarmSource implements ChunkSource {
   private announcedWaiters: Array<() => void> = []
   private onHave?: (peer: string, chunks: string[]) => void
   private readonly sizes = new Map<string, number>()
+  /** a chunk's first position in the index (the policy deals origin owners by it) */
+  private readonly positions = new Map<string, number>()
   private readonly prefetchAbort = new AbortController()
   private readonly lastOrigin = new Map<string, string>()
   private prefetching?: Promise<void>
@@ -103,7 +105,13 @@ export class SwarmSource implements ChunkSource {
     this.peerPrefetch = init.cache != null ? (init.peerPrefetch ?? chunkSizeDefaults(init.index.chunkSizeAvg).peerPrefetch) : 0
     // every prefetch lane's requests listen on it
     setMaxListeners(Infinity, this.prefetchAbort.signal)
-    for (const c of init.index.chunks) this.sizes.set(c.id.toString(), c.size)
+    let position = 0
+    for (const c of init.index.chunks) {
+      const k = c.id.toString()
+      this.sizes.set(k, c.size)
+      if (!this.positions.has(k)) this.positions.set(k, position)
+      position++
+    }
     this.log = defaultLogger().forComponent('caswarm:swarm:source')
   }
 
@@ -119,6 +127,8 @@ export class SwarmSource implements ChunkSource {
       this.key = Buffer.from(await indexKeyOf(this.index.chunks.map(c => c.id))).toString('hex')
       // upload slots, BUSY pauses and origin fetchers follow the chunk size (policy.ts chunkSizeDefaults)
       this.host.policy.setChunkSize(this.index.chunkSizeAvg)
+      // origin owners are dealt by position in the index, the same on every host
+      this.host.policy.setChunkOrder(this.key, k => this.positions.get(k))
       const seen = new Set<string>()
       const wanted: ChunkId[] = []
       for (const id of missing ?? this.index.chunks.map(c => c.id)) {

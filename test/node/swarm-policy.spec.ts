@@ -2,7 +2,7 @@ import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { SwarmPolicy, chunkSizeDefaults, nextRandom, pickRecent, rendezvousOwner } from '../../node/swarm/policy.ts'
+import { SwarmPolicy, chunkSizeDefaults, nextRandom, pickRecent, positionOwner, rendezvousOwner } from '../../node/swarm/policy.ts'
 
 const chunkKey = (n: number): string => createHash('sha256').update(`chunk ${n}`).digest('hex')
 const chunks = Array.from({ length: 400 }, (_, i) => chunkKey(i))
@@ -198,6 +198,53 @@ describe('swarm policy', () => {
     assert.ok(!after.has(fetchers[0]!) && after.has(fetchers[1]!) && after.has(fetchers[2]!))
   })
 
+  it('with the index\'s chunk order, owners are dealt round robin by position: the same on every host, an even share each', () => {
+    const names = Array.from({ length: 12 }, (_, i) => `h${i}`)
+    const position = new Map(chunks.map((c, i) => [c, i]))
+    const m = new Map<string, SwarmPolicy>()
+    for (const n of names) {
+      const p = new SwarmPolicy({ self: n, originFetchers: 7 })
+      for (const o of names) if (o !== n) p.addPeer(o, 0)
+      p.setChunkOrder(IDX, c => position.get(c))
+      for (const o of names) p.noteWants(IDX, o, chunks, 0)
+      m.set(n, p)
+    }
+    const ranked = [...m.get('h0')!.originFetchersOf(IDX, 0)]
+    assert.equal(ranked.length, 7)
+    const counts = new Map<string, number>()
+    chunks.forEach((c, i) => {
+      const owners = new Set(names.map(n => m.get(n)!.ownerOf(IDX, c, 0)))
+      assert.equal(owners.size, 1, `hosts disagree on the owner of chunk ${i}`)
+      const owner = [...owners][0]!
+      // in rank order: chunk i goes to the (i mod 7)-th fetcher
+      assert.equal(owner, ranked[i % 7])
+      counts.set(owner, (counts.get(owner) ?? 0) + 1)
+    })
+    // 400 chunks over 7 fetchers: 57 or 58 each (hashing gave some fetchers twice the share of others)
+    assert.deepEqual([...new Set(counts.values())].sort(), [57, 58])
+    const byHash = new Map<string, number>()
+    for (const c of chunks) { const o = rendezvousOwner(ranked, c)!; byHash.set(o, (byHash.get(o) ?? 0) + 1) }
+    assert.ok(Math.max(...byHash.values()) - Math.min(...byHash.values()) > 1, 'rendezvous hashing is uneven (what dealing by position fixes)')
+    // a fetcher that holds the chunk is skipped: the next one in rank takes it
+    const p = m.get('h0')!
+    const c0 = chunks[0]!
+    p.noteHave(IDX, ranked[0]!, c0, 0)
+    assert.equal(p.ownerOf(IDX, c0, 0), ranked[1])
+    assert.equal(positionOwner(['x', 'y', 'z'], 7), 'y')
+    assert.equal(positionOwner([], 3), undefined)
+  })
+
+  it('a host whose owner role moved to it waits for the peer already fetching the chunk, not the origin', () => {
+    const p = new SwarmPolicy({ self: 'a' })
+    p.addPeer('b', 0)
+    p.setChunkOrder(IDX, c => chunks.indexOf(c))
+    p.noteWants(IDX, 'a', chunks, 0)
+    const c = chunks[5]!
+    // only a lacks it, so a owns it; but b said it is fetching it (it owned it under another view)
+    p.noteFetching('b', c, 10)
+    assert.deepEqual(p.plan(IDX, c, 20), { action: 'wait', peer: 'b', until: 30_010, reason: 'fetching' })
+  })
+
   it('a BUSY peer is left alone for busyRetry, longer while it stays busy, and is not struck', () => {
     const p = new SwarmPolicy({ self: 'a', busyRetry: 10 })
     p.addPeer('b', 0)
@@ -230,7 +277,7 @@ describe('swarm policy', () => {
     const p = new SwarmPolicy({ self: 'a' })
     const d = { maxInbound: p.maxInbound, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }
     // casync's 64 KiB: the constructor's defaults
-    assert.deepEqual(chunkSizeDefaults(64 * 1024), { ...d, peerPrefetch: 12 })
+    assert.deepEqual(chunkSizeDefaults(64 * 1024), { ...d, peerPrefetch: 6 })
     p.setChunkSize(64 * 1024)
     assert.deepEqual({ maxInbound: p.maxInbound, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }, d)
     // 4 MiB chunks take 64 times as long to move: a BUSY peer is left alone 64 times as long,

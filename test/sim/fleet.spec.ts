@@ -89,6 +89,28 @@ describe('sim fleet', () => {
     assert.ok(perChunk > 2 && perChunk < 11, `${perChunk.toFixed(2)} events per delivered chunk`)
   })
 
+  it('deals the origin fetches evenly over the fetchers (hashing gave the busiest twice the average, and the origin a long tail)', () => {
+    const config = defaultConfig()
+    config.hosts = 150
+    config.update.bytes = 16 << 20
+    const result = new Fleet(config).run()
+    const perHost = result.hosts.map(h => h.originChunks).filter(n => n > 0)
+    const chunks = result.chunkSizes.length
+    assert.equal(perHost.reduce((a, b) => a + b, 0), chunks)
+    // 32 fetchers: 7 or 8 chunks each, a few more where the fetcher set changed while hosts joined
+    assert.ok(Math.max(...perHost) <= 1.5 * Math.ceil(chunks / 32), `origin fetches per host: ${perHost.sort((a, b) => b - a).join(',')}`)
+  })
+
+  it('a partition closes the connections across it: each side re-splits its owners and nobody waits for the other side', () => {
+    // seed 1 at 100 hosts: with the other side's FETCHING claims kept, a host that became owner
+    // waited for a peer it could no longer reach until ownerTimeout (origin 2.9x, p99 59x ideal)
+    const { report } = runScenario(scenarios.partition!, { hosts: 100, updateBytes: 4 << 20, seed: 1 })
+    assert.equal(report.completedHosts, 100)
+    assert.equal(report.originFetches.timeout, 0)
+    assert.ok(report.originRatio <= 2, `originRatio=${report.originRatio}`)
+    assert.ok(report.p99OverIdeal < 4, `p99=${report.p99OverIdeal}x ideal`)
+  })
+
   it('renders the report as an SVG with both panels', () => {
     const { report } = runScenario(scenarios.rollout!, small)
     const svg = renderPlot(report)
