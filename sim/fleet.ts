@@ -31,11 +31,8 @@ interface Pending {
   waiting: boolean
   /** while waiting: when to plan again (seconds) */
   until: number
-  /**
-   * when its timer fires (Infinity: none). A wait that ends later keeps an earlier timer, which
-   * sets itself again when it fires, so re-planned waits do not leave stale events behind.
-   */
-  timerAt: number
+  /** its wait's timer (an event handle; -1: none), cancelled when the wait ends before it fires */
+  timer: number
   /** a wake-up (an announcement of the chunk, a change of owner) is scheduled */
   wakeQueued: boolean
   /** fetched ahead of the window because this host owns it */
@@ -692,7 +689,7 @@ export class Fleet implements FleetView {
   }
 
   private startPending (h: Host, c: number, ahead: boolean): void {
-    const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, until: 0, timerAt: Infinity, wakeQueued: false, ahead }
+    const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, until: 0, timer: -1, wakeQueued: false, ahead }
     this.pendingOf[c * this.H + h.index] = p
     h.nPending++
     this.pend[c * this.H + h.index] = 1
@@ -737,6 +734,7 @@ export class Fleet implements FleetView {
       p.waiting = false
       this.waiting[p.chunk * this.H + h.index] = 0
       if (!p.ahead) h.nWait--
+      if (p.timer >= 0) { this.sim.cancel(p.timer); p.timer = -1 }
     }
     const now = this.nowMs()
     const key = this.chunkKeys[p.chunk]!
@@ -757,10 +755,7 @@ export class Fleet implements FleetView {
         if (!p.ahead) h.nWait++
         const at = Math.max(plan.until / 1000, this.sim.now + 1e-6)
         p.until = at
-        if (at < p.timerAt) {
-          p.timerAt = at
-          this.sim.at(at, this.onTimer, p)
-        }
+        p.timer = this.sim.at(at, this.onTimer, p)
         break
       }
       case 'origin':
@@ -779,17 +774,10 @@ export class Fleet implements FleetView {
     return h.alive && h.epoch === p.epoch && this.pendingOf[p.chunk * this.H + h.index] === p
   }
 
-  /** A waiting chunk's timer (see Pending.timerAt). */
+  /** A waiting chunk's timer: its wait is over. */
   private readonly onTimer = (p: Pending): void => {
-    if (this.sim.now !== p.timerAt) return // superseded by an earlier timer
-    p.timerAt = Infinity
-    if (!p.waiting || !this.live(p)) return
-    if (this.sim.now < p.until) {
-      p.timerAt = p.until
-      this.sim.at(p.until, this.onTimer, p)
-      return
-    }
-    this.replan(p.host, p)
+    p.timer = -1
+    if (p.waiting && this.live(p)) this.replan(p.host, p)
   }
 
   /** Something a waiting chunk's plan depends on changed: plan it again `delay` s from now. */

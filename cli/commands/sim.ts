@@ -2,9 +2,9 @@
 // running the swarm's own policy code over a simulated network) and report what it cost.
 import { writeFile, rename } from 'node:fs/promises'
 import type { Command } from 'commander'
-import { InvalidArgumentError, InterruptedError } from '../../protocol/errors.ts'
+import { InvalidArgumentError } from '../../protocol/errors.ts'
 import { renderPlot } from '../../sim/plot.ts'
-import { runScenario } from '../../sim/run.ts'
+import { runScenarioInThread } from '../../sim/run.ts'
 import { scenarios } from '../../sim/scenarios/index.ts'
 import { printJson, type CommandContext } from '../context.ts'
 
@@ -78,15 +78,14 @@ Examples:
       }
       const scenario = scenarios[opts.scenario]
       if (scenario == null) throw new InvalidArgumentError(`unknown scenario ${JSON.stringify(opts.scenario)} (one of: ${Object.keys(scenarios).join(', ')})`)
-      const { report, headlines } = runScenario(scenario, {
+      const { report, headlines } = await runScenarioInThread(scenario.name, {
         hosts: integer('hosts', opts.hosts, 2),
         seed: integer('seed', opts.seed, 0),
         malicious: fraction('malicious', opts.malicious),
         churn: fraction('churn', opts.churn),
         updateBytes: size(opts.size),
-        chunkSize: size(opts.chunkSize, 'chunk-size'),
-        onProgress: () => { if (ctx.signal.aborted) throw new InterruptedError() }
-      })
+        chunkSize: size(opts.chunkSize, 'chunk-size')
+      }, ctx.signal)
       if (opts.plot != null) {
         const tmp = `${opts.plot}.tmp-${process.pid}`
         await writeFile(tmp, renderPlot(report))

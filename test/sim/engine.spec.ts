@@ -18,6 +18,33 @@ describe('sim engine', () => {
     assert.deepEqual(order, expected)
   })
 
+  it('cancels a queued event (it never runs, the others keep their order); a handle whose event ran or was cancelled does nothing', () => {
+    const q = new EventQueue()
+    const ran: number[] = []
+    const rng = new Random(4)
+    const handles: number[] = []
+    for (let i = 0; i < 300; i++) handles.push(q.push(Math.floor(rng.next() * 40), (x: number) => { ran.push(x) }, i))
+    const cancelled = new Set<number>()
+    for (let i = 0; i < 300; i += 3) { assert.equal(q.cancel(handles[i]!), true); cancelled.add(i) }
+    assert.equal(q.cancel(handles[0]!), false, 'twice')
+    assert.equal(q.size, 200)
+    const times = new Map<number, number>()
+    // replay with the same times to know the expected order
+    const rng2 = new Random(4)
+    for (let i = 0; i < 300; i++) times.set(i, Math.floor(rng2.next() * 40))
+    for (let e = q.pop(); e != null; e = q.pop()) e.handler(e.arg)
+    const expected = [...times].filter(([i]) => !cancelled.has(i)).sort((a, b) => a[1] - b[1] || a[0] - b[0]).map(([i]) => i)
+    assert.deepEqual(ran, expected)
+    // a slot is reused after its event ran: the old handle must not cancel the new event
+    const h1 = q.push(1, () => {})
+    q.pop()
+    let fired = false
+    q.push(2, () => { fired = true })
+    assert.equal(q.cancel(h1), false)
+    q.pop()!.handler(undefined)
+    assert.equal(fired, true)
+  })
+
   it('shares a link fairly: two equal transfers finish together at twice the time of one', () => {
     const sim = new Simulation()
     const link = new Link(sim, 'l', 1000) // 1000 bytes/s

@@ -8,7 +8,7 @@ import { defaultConfig } from '../../sim/config.ts'
 import { Fleet } from '../../sim/fleet.ts'
 import { buildReport, type SimReport } from '../../sim/report.ts'
 import { renderPlot } from '../../sim/plot.ts'
-import { runScenario } from '../../sim/run.ts'
+import { runScenario, runScenarioInThread } from '../../sim/run.ts'
 import { scenarios } from '../../sim/scenarios/index.ts'
 
 const small = { hosts: 40, updateBytes: 2 << 20 }
@@ -109,6 +109,18 @@ describe('sim fleet', () => {
     assert.equal(report.originFetches.timeout, 0)
     assert.ok(report.originRatio <= 2, `originRatio=${report.originRatio}`)
     assert.ok(report.p99OverIdeal < 4, `p99=${report.p99OverIdeal}x ideal`)
+  })
+
+  it('runs in a worker thread (caswarm sim does, for its larger young generation) with the same report; an abort ends the thread', async () => {
+    const here = runScenario(scenarios.churn!, { ...small, seed: 5 })
+    const there = await runScenarioInThread('churn', { ...small, seed: 5 })
+    assert.deepEqual(withoutWall(there.report), withoutWall(here.report))
+    assert.deepEqual(there.headlines, here.headlines)
+    const ac = new AbortController()
+    const run = runScenarioInThread('rollout', { hosts: 3000, updateBytes: 64 << 20 }, ac.signal)
+    setTimeout(() => { ac.abort() }, 200)
+    await assert.rejects(run, { code: 'ERR_INTERRUPTED' })
+    await assert.rejects(runScenarioInThread('no-such-scenario', small), /unknown scenario/)
   })
 
   it('renders the report as an SVG with both panels', () => {
