@@ -60,23 +60,23 @@ export class Link {
   private virtual = 0
   private last = 0
   private heap: Job[] = []
-  private version = 0
-  /** when the pending timer fires (Infinity: none pending) */
+  /** the pending timer (an event handle; -1: none) and when it fires */
+  private timer = -1
   private timerAt = Infinity
-  private readonly onTimer: (v: number) => void
+  private readonly onTimer: () => void
 
   constructor (sim: Simulation, name: string, capacity: number) {
     this.sim = sim
     this.name = name
     this.capacity = capacity
-    this.onTimer = (v: number) => {
-      if (v !== this.version) return
+    this.onTimer = () => {
+      this.timer = -1
       this.timerAt = Infinity
       this.advance()
       while (this.heap.length > 0 && this.heap[0]!.dead) this.popJob()
       const head = this.heap[0]
       if (head == null || this.active === 0) return
-      // the timer was set for an earlier finish (a transfer joined since): set it again
+      // rounding: the head may still lack a hair of service; finish it then
       const remaining = head.tag - this.virtual
       if (remaining > 1e-9 * head.tag && remaining * this.active / this.capacity > 1e-12) this.reschedule()
       else this.complete()
@@ -117,8 +117,7 @@ export class Link {
     const jobs = this.heap
     this.heap = []
     this.active = 0
-    this.version++
-    this.timerAt = Infinity
+    this.cancelTimer()
     for (const job of jobs) {
       if (job.dead) continue
       job.dead = true
@@ -140,23 +139,28 @@ export class Link {
   }
 
   /**
-   * Sets the timer for the first job's finish. A pending timer that fires no later is kept: it
-   * checks then, and sets itself again if the finish moved (a transfer joining the link only
-   * delays the others), so a busy link costs about one timer event per finished job.
+   * Sets the timer for the first job's finish, cancelling one set for another time (a transfer
+   * that joins delays the others' finish, one that leaves hastens it): the timer that fires is
+   * the one that finishes a job, and the work happens while the link is in the cache.
    */
   private reschedule (): void {
     while (this.heap.length > 0 && this.heap[0]!.dead) this.popJob()
     if (this.active === 0 || this.heap.length === 0) {
-      this.version++
-      this.timerAt = Infinity
+      this.cancelTimer()
       return
     }
     const remaining = Math.max(0, this.heap[0]!.tag - this.virtual)
     const at = this.sim.now + remaining * this.active / this.capacity
-    if (this.timerAt <= at) return
-    this.version++
+    if (this.timerAt === at) return
+    this.cancelTimer()
     this.timerAt = at
-    this.sim.at(at, this.onTimer, this.version)
+    this.timer = this.sim.at(at, this.onTimer)
+  }
+
+  private cancelTimer (): void {
+    if (this.timer >= 0) this.sim.cancel(this.timer)
+    this.timer = -1
+    this.timerAt = Infinity
   }
 
   private complete (): void {
