@@ -29,8 +29,6 @@ interface Pending {
   /** bumped on every plan; stale replies compare it */
   gen: number
   waiting: boolean
-  /** while waiting: when to plan again (seconds) */
-  until: number
   /** its wait's timer (an event handle; -1: none), cancelled when the wait ends before it fires */
   timer: number
   /** a wake-up (an announcement of the chunk, a change of owner) is scheduled */
@@ -689,7 +687,7 @@ export class Fleet implements FleetView {
   }
 
   private startPending (h: Host, c: number, ahead: boolean): void {
-    const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, until: 0, timer: -1, wakeQueued: false, ahead }
+    const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, timer: -1, wakeQueued: false, ahead }
     this.pendingOf[c * this.H + h.index] = p
     h.nPending++
     this.pend[c * this.H + h.index] = 1
@@ -754,7 +752,6 @@ export class Fleet implements FleetView {
         this.waiting[p.chunk * this.H + h.index] = 1
         if (!p.ahead) h.nWait++
         const at = Math.max(plan.until / 1000, this.sim.now + 1e-6)
-        p.until = at
         p.timer = this.sim.at(at, this.onTimer, p)
         break
       }
