@@ -252,8 +252,8 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
 
     const index1 = decodeIndex(readFileSync(p('v1-c.caibx')))
     const index2 = decodeIndex(readFileSync(p('v2-c.caibx')))
-    const inV1 = new Set(index1.chunks.map(c => c.id.toString()))
-    const fromV1 = index2.chunks.filter(c => inV1.has(c.id.toString())).length
+    const inV1 = new Set([...index1.chunks].map(c => c.id.toString()))
+    const fromV1 = [...index2.chunks].filter(c => inV1.has(c.id.toString())).length
     for (const [label, before] of [['seed and store on disk', () => { evict(); dontNeed([p('v1.img')]) }], ['cached', () => {}]] as const) {
       log(`blob: extract v2 with v1 as seed, and without (${label})`)
       const tag = label.replace(/ /g, '-')

@@ -112,7 +112,7 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
     const t0 = performance.now()
     let next = 0
     await Promise.all(Array.from({ length: 16 }, async () => {
-      while (next < index.chunks.length) { const c = index.chunks[next++]!; await store.get(c.id, { size: c.size }) }
+      while (next < index.chunks.length) { const c = index.chunks.at(next++); await store.get(c.id, { size: c.size }) }
     }))
     const storeSeconds = (performance.now() - t0) / 1000
     await store.close()
@@ -167,8 +167,8 @@ export async function benchHttp (options: HttpBenchOptions = {}): Promise<HttpBe
     const asked = nginx.requests().slice(before)
     const i1 = decodeIndex(readFileSync(join(root, 'v1.caibx')))
     const i2 = decodeIndex(readFileSync(join(root, 'v2.caibx')))
-    const inSeed = new Set(i1.chunks.map(c => c.id.toString()))
-    const lacking = [...new Set(i2.chunks.map(c => c.id.toString()).filter(id => !inSeed.has(id)))].sort()
+    const inSeed = new Set([...i1.chunks].map(c => c.id.toString()))
+    const lacking = [...new Set([...i2.chunks].map(c => c.id.toString()).filter(id => !inSeed.has(id)))].sort()
     const got = asked.filter(l => l.includes('.cacnk')).map(l => /([0-9a-f]{64})\.cacnk/.exec(l)?.[1] ?? l).sort()
     const seeded = {
       chunksLacking: lacking.length,

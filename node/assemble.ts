@@ -2,7 +2,7 @@
 // copy (seeds, then the cache, then the stores in order). A missing chunk moves on to the next
 // source; so does a chunk that fails verification (the bad source is counted and logged).
 // Chunks fetched from a store are put into the cache at once, so peers can be served them.
-import { isZero, ownBuffer } from '../protocol/bytes.ts'
+import { isZero, ownBuffer, standalone } from '../protocol/bytes.ts'
 import { ChunkId, digestFromFlags, type DigestAlgorithm } from '../protocol/chunk-id.ts'
 import { ChunkInvalidError, ChunkMissingError, InvalidFormatError } from '../protocol/errors.ts'
 import type { Index, IndexChunk } from '../protocol/index-file.ts'
@@ -193,7 +193,7 @@ export class ChunkFetcher {
   async placeBatch (chunks: IndexChunk[], out: OutputTarget, signal = this.options.signal): Promise<Array<Error | null>> {
     const prefix = this.fastPrefix()
     const items = await Promise.all(chunks.map(async c => ({
-      id: c.id.bytes,
+      id: standalone(c.id.bytes),
       size: c.size,
       outOffset: c.start,
       from: await Promise.all(this.candidates.slice(0, prefix).map(async cand => await this.fastSource(cand, c)))
@@ -223,7 +223,7 @@ export class ChunkFetcher {
   async assembleBatch (chunks: IndexChunk[], signal = this.options.signal): Promise<Uint8Array> {
     const prefix = this.localPrefix()
     const items = await Promise.all(chunks.map(async c => ({
-      id: c.id.bytes,
+      id: standalone(c.id.bytes),
       size: c.size,
       from: await Promise.all(this.candidates.slice(0, prefix).map(async cand => await this.fastSource(cand, c) as LocalPlaceSource | null))
     })))
@@ -274,7 +274,7 @@ export class ChunkFetcher {
       if (out != null) {
         const from = await this.fastSource(cand, c)
         if (from != null) {
-          const reply = await sharedPool().run({ op: 'place', id: c.id.bytes, size: c.size, digest: this.digest, outFd: out.handle.fd, outDirectFd: out.directFd, outOffset: c.start, from, sparse: out.sparse != null })
+          const reply = await sharedPool().run({ op: 'place', id: standalone(c.id.bytes), size: c.size, digest: this.digest, outFd: out.handle.fd, outDirectFd: out.directFd, outOffset: c.start, from, sparse: out.sparse != null })
           this.absorb(reply.httpStats)
           if (reply.status === 'error') {
             log.error('%s failed for %s - %s', cand.name, c.id.toString(), reply.detail)
@@ -409,20 +409,22 @@ export async function * assembleStream (index: Index, options: AssembleOptions):
   // local stores' chunk files are asked for ahead of the window (read ahead by the kernel)
   const local = fetcher.localStores()
   let advised = 0
+  const chunks = index.chunks
   const fill = (): void => {
-    while (window.length < limit && next < index.chunks.length) {
+    while (window.length < limit && next < chunks.length) {
       let end = next + 1
       if (batched) {
-        let bytes = index.chunks[next]!.size
-        while (end < index.chunks.length && end - next < BATCH_CHUNKS && bytes + index.chunks[end]!.size <= BATCH_BYTES) bytes += index.chunks[end++]!.size
+        let bytes = chunks.size(next)
+        while (end < chunks.length && end - next < BATCH_CHUNKS && bytes + chunks.size(end) <= BATCH_BYTES) bytes += chunks.size(end++)
       }
-      if (local.length > 0 && advised < Math.min(index.chunks.length, end + PREFETCH)) {
-        const upto = Math.min(index.chunks.length, Math.max(advised, end) + PREFETCH)
+      if (local.length > 0 && advised < Math.min(chunks.length, end + PREFETCH)) {
+        const upto = Math.min(chunks.length, Math.max(advised, end) + PREFETCH)
         const files: string[] = []
-        for (; advised < upto; advised++) for (const store of local) files.push(store.chunkFile(index.chunks[advised]!.id))
+        for (; advised < upto; advised++) for (const store of local) files.push(store.chunkFile(chunks.id(advised)))
         willNeed(files)
       }
-      const data = batched ? fetcher.assembleBatch(index.chunks.slice(next, end)) : fetcher.fetch(index.chunks[next]!)
+      // (chunk objects are made for the window only: the index keeps none)
+      const data = batched ? fetcher.assembleBatch(chunks.slice(next, end)) : fetcher.fetch(chunks.at(next))
       data.catch(() => {}) // observed when its turn comes
       window.push({ chunks: end - next, data })
       next = end

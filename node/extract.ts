@@ -6,7 +6,9 @@
 import { closeSync } from 'node:fs'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
+import { standalone } from '../protocol/bytes.ts'
 import { type ChunkId, digestFromFlags } from '../protocol/chunk-id.ts'
+import type { ChunkTable } from '../protocol/chunk-table.ts'
 import { ChunkMissingError } from '../protocol/errors.ts'
 import { streamSize, type Index, type IndexChunk } from '../protocol/index-file.ts'
 import { ChunkFetcher, count, emptyStats, MissingChunksError, type AssembleOptions, type ExtractStats } from './assemble.ts'
@@ -88,45 +90,53 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     options.onSeedsReady?.(seeds)
     const fetcher = new ChunkFetcher(index, { ...options, seeds, stats })
 
-    // chunks already written in this run, by ID, so repeated chunks are copied from the output
-    const written = new Map<string, IndexChunk>()
+    // Per-chunk state is kept in arrays by index position (a few bytes a chunk); chunk objects
+    // are made for the chunks in flight only. A chunk ID's first position in the index
+    // (chunks.find) stands for every position holding it.
+    const chunks = index.chunks
+    const n = chunks.length
+    const firstOf = (i: number): number => chunks.find(chunks.idBytes(i))
+    // chunks already written in this run, so repeated chunks are copied from the output: at an
+    // ID's first position, a position whose copy is written, plus one (0: none yet)
+    const writtenAt = new Int32Array(n)
+    const markWritten = (i: number): void => { const f = firstOf(i); if (writtenAt[f] === 0) writtenAt[f] = i + 1 }
     const missing: ChunkId[] = []
     let missingCount = 0
     let done = 0
 
     // what the seeds wrote while they were indexed
-    const placedBySeed = new Set<number>()
+    const placedBySeed = new Uint8Array(n)
     for (const seed of indexed) {
-      for (const i of seed.written) {
-        if (placedBySeed.has(i)) continue
-        placedBySeed.add(i)
-        const c = index.chunks[i]!
-        count(stats, seed.name, c.size)
-        written.set(c.id.toString(), c)
-        done += c.size
+      if (seed.written.size === 0) continue
+      for (let i = 0; i < n; i++) {
+        if (!seed.written.has(i) || placedBySeed[i] === 1) continue
+        placedBySeed[i] = 1
+        count(stats, seed.name, chunks.size(i))
+        markWritten(i)
+        done += chunks.size(i)
         stats.chunks++
       }
     }
     stats.bytes = done
     options.onProgress?.(done)
-    const chunksLeft = placedBySeed.size === 0 ? index.chunks : index.chunks.filter((_, i) => !placedBySeed.has(i))
 
     // a fresh file reads as zeros until written: chunks of zeros are verified but not written
     const zeros = new Set<string>()
     const out = { handle, directFd, name: target, sparse: reuse ? undefined : { zeros } }
     const pool = sharedPool()
-    const one = async (c: IndexChunk): Promise<void> => {
+    const one = async (i: number): Promise<void> => {
       options.signal?.throwIfAborted()
+      const c = chunks.at(i)
       if (reuse) {
         // bytes already right at this offset (a resumed partial file, or a block device)
-        const reply = await pool.run({ op: 'check', id: c.id.bytes, size: c.size, digest, fd: handle.fd, offset: c.start })
+        const reply = await pool.run({ op: 'check', id: standalone(c.id.bytes), size: c.size, digest, fd: handle.fd, offset: c.start })
         if (reply.match === true) { count(stats, 'in-place', c.size); return }
       }
-      const twin = written.get(c.id.toString())
-      if (twin != null && !reuse && zeros.has(c.id.toString())) { count(stats, 'repeat', c.size); return } // zeros already there
-      if (twin != null) {
+      const twin = writtenAt[firstOf(i)]! - 1
+      if (twin >= 0 && !reuse && zeros.has(c.id.toString())) { count(stats, 'repeat', c.size); return } // zeros already there
+      if (twin >= 0) {
         // a repeated chunk: copy it from where this run already wrote it (verified again)
-        const reply = await pool.run({ op: 'place', id: c.id.bytes, size: c.size, digest, outFd: handle.fd, outDirectFd: directFd, outOffset: c.start, from: { kind: 'file', fd: handle.fd, offset: twin.start } })
+        const reply = await pool.run({ op: 'place', id: standalone(c.id.bytes), size: c.size, digest, outFd: handle.fd, outDirectFd: directFd, outOffset: c.start, from: { kind: 'file', fd: handle.fd, offset: chunks.start(twin) } })
         if (reply.status === 'ok') { count(stats, 'repeat', c.size); return }
       }
       try {
@@ -135,59 +145,62 @@ export async function extractBlob (index: Index, output: string, options: Extrac
         missed(c, err)
         return
       }
-      written.set(c.id.toString(), c)
+      markWritten(i)
     }
-
-    // Without a partial file to reuse, runs of chunks whose first sources a worker can read
-    // directly (seed files, local stores) go to the worker in batches: one round trip each.
-    const batched = !reuse && fetcher.fastPrefix() > 0
-    const tasks: Array<{ chunks: IndexChunk[], run: () => Promise<void> }> = []
     const missed = (c: IndexChunk, err: any): void => {
       if (err.code !== ChunkMissingError.code) throw err
       missingCount++
       if (missing.length < 10) missing.push(c.id)
     }
-    if (batched) {
-      const BATCH = 32
-      for (let i = 0; i < chunksLeft.length; i += BATCH) {
-        const all = chunksLeft.slice(i, i + BATCH)
-        tasks.push({
-          chunks: all,
-          run: async () => {
-            const fresh: IndexChunk[] = []
-            const repeats: IndexChunk[] = []
-            const seen = new Set<string>()
-            for (const c of all) {
-              const key = c.id.toString()
-              if (written.has(key) || seen.has(key)) repeats.push(c)
-              else { seen.add(key); fresh.push(c) }
-            }
-            const errors = await fetcher.placeBatch(fresh, out)
-            fresh.forEach((c, k) => {
-              const err = errors[k]
-              if (err != null) missed(c, err)
-              else written.set(c.id.toString(), c)
-            })
-            for (const c of repeats) await one(c)
-          }
+
+    // Without a partial file to reuse, runs of chunks whose first sources a worker can read
+    // directly (seed files, local stores) go to the worker in batches: one round trip each.
+    const batched = !reuse && fetcher.fastPrefix() > 0
+    const batch = (positions: number[]): Task => ({
+      positions,
+      run: async () => {
+        const fresh: IndexChunk[] = []
+        const freshAt: number[] = []
+        const repeats: number[] = []
+        const seen = new Set<number>()
+        for (const i of positions) {
+          const first = firstOf(i)
+          if (writtenAt[first] !== 0 || seen.has(first)) repeats.push(i)
+          else { seen.add(first); fresh.push(chunks.at(i)); freshAt.push(i) }
+        }
+        const errors = await fetcher.placeBatch(fresh, out)
+        fresh.forEach((c, k) => {
+          const err = errors[k]
+          if (err != null) missed(c, err)
+          else markWritten(freshAt[k]!)
         })
+        for (const i of repeats) await one(i)
       }
-    } else {
-      for (const c of chunksLeft) tasks.push({ chunks: [c], run: async () => { await one(c) } })
+    })
+    // tasks are made as the window moves on, not all before it starts
+    const tasks = function * (): Generator<Task> {
+      let positions: number[] = []
+      for (let i = 0; i < n; i++) {
+        if (placedBySeed[i] === 1) continue
+        if (!batched) { yield { positions: [i], run: async () => { await one(i) } }; continue }
+        positions.push(i)
+        if (positions.length === BATCH) { yield batch(positions); positions = [] }
+      }
+      if (positions.length > 0) yield batch(positions)
     }
 
     const limit = batched ? Math.max(2, sharedPool().size * 2) : (options.concurrency ?? 16)
     const running = new Set<Promise<void>>()
     let failure: unknown
-    for (const task of tasks) {
+    for (const task of tasks()) {
       if (failure != null) break
       const p = task.run().then(() => {
         // start writing the batch to disk now rather than all of it at the final fsync (only its
         // own ranges: between chunks scattered over the file, seeds wrote the rest)
-        if (!inPlace) for (const [from, to] of spans(task.chunks)) writeBehind(handle.fd, from, to - from)
-        for (const c of task.chunks) done += c.size
+        if (!inPlace) for (const [from, to] of spans(chunks, task.positions)) writeBehind(handle.fd, from, to - from)
+        for (const i of task.positions) done += chunks.size(i)
         stats.bytes = done
-        stats.chunks += task.chunks.length
+        stats.chunks += task.positions.length
         options.onProgress?.(done)
       }, (err) => { failure ??= err })
       running.add(p)
@@ -223,13 +236,19 @@ async function drainWrites (): Promise<void> {
   if (first != null) throw first
 }
 
-/** The byte ranges chunks in index order cover, back-to-back chunks merged. */
-function spans (chunks: IndexChunk[]): Array<[number, number]> {
+/** chunks a batch of extractBlob's places with one worker round trip */
+const BATCH = 32
+
+/** Chunks to place (index positions, in order), and how. */
+interface Task { positions: number[], run: () => Promise<void> }
+
+/** The byte ranges the chunks at `positions` (in index order) cover, back-to-back chunks merged. */
+function spans (chunks: ChunkTable, positions: number[]): Array<[number, number]> {
   const out: Array<[number, number]> = []
-  for (const c of chunks) {
+  for (const i of positions) {
     const last = out[out.length - 1]
-    if (last != null && last[1] === c.start) last[1] = c.start + c.size
-    else out.push([c.start, c.start + c.size])
+    if (last != null && last[1] === chunks.start(i)) last[1] = chunks.end(i)
+    else out.push([chunks.start(i), chunks.end(i)])
   }
   return out
 }

@@ -8,7 +8,8 @@ import { createStreamDigest, digestFlag, ChunkId, type DigestAlgorithm, DEFAULT_
 import { chunk, chunkSizes, type ChunkSizes } from '../protocol/chunker.ts'
 import { type Compression, DEFAULT_COMPRESSION } from '../protocol/compression.ts'
 import { CA_FORMAT_EXCLUDE_FILE, CA_FORMAT_EXCLUDE_NODUMP, CHUNK_SUFFIX } from '../protocol/constants.ts'
-import type { Index, IndexChunk } from '../protocol/index-file.ts'
+import { ChunkTable } from '../protocol/chunk-table.ts'
+import type { Index } from '../protocol/index-file.ts'
 import { blockDeviceSize } from './block-device.ts'
 import { useNativeChunker } from './native-chunker.ts'
 import type { ChunkStore } from './store/chunk-store.ts'
@@ -68,17 +69,19 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
   const batchLimit = Math.max(2, pool.size * 2)
   const storePath = store instanceof LocalStore ? store.path : undefined
   const streamDigest = createStreamDigest(digest)
-  const chunks: IndexChunk[] = []
+  // sizes are added as the chunker cuts, IDs as the workers hash
+  const chunks = new ChunkTable()
   const stats: MakeStats = { bytes: 0, chunks: 0, newChunks: 0, storedBytes: 0, seconds: 0 }
   const inFlight = new Set<Promise<void>>()
   let failure: unknown
+  // (by hex ID: this one is per distinct chunk sent to a remote store)
   const remotePuts = new Map<string, Promise<void>>()
 
-  const submit = (index: number, start: number, data: Uint8Array): void => {
+  const submit = (index: number, data: Uint8Array): void => {
     const p = pool.run({ op: 'store', data: ownBuffer(data), digest, compression, extension: CHUNK_SUFFIX })
       .then(async (reply) => {
         const id = new ChunkId(new Uint8Array(reply.id!))
-        chunks[index] = { id, start, size: data.byteLength }
+        chunks.setId(index, id.bytes)
         // a store elsewhere (e.g. HTTP upload): the worker compressed, we ask and send once per ID
         const key = id.toString()
         if (remotePuts.has(key)) return await remotePuts.get(key)
@@ -100,19 +103,16 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
 
   // a local store: chunks go to the workers in batches (one message for up to BATCH_BYTES), each
   // chunk copied once, into the batch's buffer
-  // (the chunks of a batch are back to back in the stream: the first one's start places them all)
-  let batch = { first: 0, start: 0, sizes: [] as number[], buf: new Uint8Array(0), used: 0 }
+  let batch = { first: 0, sizes: [] as number[], buf: new Uint8Array(0), used: 0 }
   const submitBatch = (): void => {
     if (batch.sizes.length === 0) return
     const { first, sizes: lengths, buf } = batch
-    let start = batch.start
-    batch = { first: first + lengths.length, start: 0, sizes: [], buf: new Uint8Array(0), used: 0 }
+    batch = { first: first + lengths.length, sizes: [], buf: new Uint8Array(0), used: 0 }
     // the whole buffer goes (transferred, not copied); the sizes say how much of it is used
     const p = pool.run({ op: 'store-batch', data: buf.buffer as ArrayBuffer, sizes: Int32Array.from(lengths), digest, compression, storePath: storePath!, extension: CHUNK_SUFFIX })
       .then((reply) => {
         for (let i = 0; i < lengths.length; i++) {
-          chunks[first + i] = { id: new ChunkId(reply.ids!.slice(i * 32, i * 32 + 32)), start, size: lengths[i]! }
-          start += lengths[i]!
+          chunks.setId(first + i, reply.ids!, i * 32)
           const stored = reply.storedSizes![i]!
           if (stored >= 0) { stats.newChunks++; stats.storedBytes += stored }
         }
@@ -122,21 +122,20 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
     void p.finally(() => inFlight.delete(p))
   }
 
-  let n = 0
   for await (const c of chunk(source, sizes)) {
     if (failure != null) break
     options.signal?.throwIfAborted()
     streamDigest.update(c.data)
     if (storePath != null) {
       if (batch.used + c.size > batch.buf.byteLength && batch.sizes.length > 0) submitBatch()
-      if (batch.buf.byteLength === 0) { batch.buf = new Uint8Array(Math.max(BATCH_BYTES, c.size)); batch.start = c.start }
+      if (batch.buf.byteLength === 0) batch.buf = new Uint8Array(Math.max(BATCH_BYTES, c.size))
       batch.buf.set(c.data, batch.used)
       batch.used += c.size
       batch.sizes.push(c.size)
-      n++
+      chunks.push(c.size)
     } else {
       // the data must outlive the chunker's buffer for stores that need plain bytes
-      submit(n++, c.start, copyBytes(c.data))
+      submit(chunks.push(c.size), copyBytes(c.data))
     }
     stats.bytes = c.start + c.size
     options.onProgress?.(stats.bytes)
@@ -154,7 +153,7 @@ export async function makeIndex (source: AsyncIterable<Uint8Array> | Iterable<Ui
       chunkSizeMin: sizes.min,
       chunkSizeAvg: sizes.avg,
       chunkSizeMax: sizes.max,
-      chunks
+      chunks: chunks.trim()
     },
     streamDigest: streamDigest.digest(),
     stats
@@ -219,12 +218,16 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
   digestDone.catch(() => {})
 
   const stats: MakeStats = { bytes: 0, chunks: 0, newChunks: 0, storedBytes: 0, seconds: 0 }
-  const counted = new Set<string>()
+  // sizes are added as the cuts are stitched, IDs as the workers hash
+  const chunks = new ChunkTable()
+  // per position, the stored size of a chunk this run wrote (-1: it was there); counted at the
+  // end, once per ID (a chunk in two ranges may be written by both workers)
+  let stored: Int32Array = new Int32Array(0)
   // set when the make fails or is aborted: the workers drop the ranges they have not finished
   const cancel = new Int32Array(new SharedArrayBuffer(4))
   const onAbort = (): void => { Atomics.store(cancel, 0, 1) }
   options.signal?.addEventListener('abort', onAbort)
-  const batches: Array<Promise<{ start: number, ends: Float64Array, ids: Uint8Array }>> = []
+  const batches: Array<Promise<void>> = []
   let pending: number[] = []
   let batchStart = 0
   let lastEnd = 0
@@ -232,19 +235,15 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
     if (pending.length === 0) return
     const ends = Float64Array.from(pending)
     const start = batchStart
+    const first = chunks.length - ends.length
     const p = pool.run({ op: 'store-range', fd, start, ends, digest, compression, storePath: store.path, extension: store.extension, cancel }).then((reply) => {
-      // a chunk in two ranges may be written by both workers: count it once
-      reply.storedSizes!.forEach((n, i) => {
-        if (n < 0) return
-        const key = Buffer.from(reply.ids!.buffer, reply.ids!.byteOffset + i * 32, 32).toString('hex')
-        if (counted.has(key)) return
-        counted.add(key)
-        stats.newChunks++
-        stats.storedBytes += n
-      })
+      if (stored.length < chunks.length) stored = grown(stored, chunks.length)
+      for (let i = 0; i < ends.length; i++) {
+        chunks.setId(first + i, reply.ids!, i * 32)
+        stored[first + i] = reply.storedSizes![i]!
+      }
       stats.bytes += ends[ends.length - 1]! - start
       options.onProgress?.(stats.bytes)
-      return { start, ends, ids: reply.ids! }
     })
     p.catch(() => {})
     batches.push(p)
@@ -252,12 +251,12 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
     pending = []
   }
   const emit = (end: number): void => {
+    chunks.push(end - lastEnd)
     pending.push(end)
     lastEnd = end
     if (end - batchStart >= (8 << 20) || pending.length >= 256) flush()
   }
 
-  const chunks: IndexChunk[] = []
   try {
     let current = await jobs[0]!
     for (let k = 0; k < starts.length; k++) {
@@ -279,14 +278,7 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
     flush()
     if (lastEnd !== size) throw Object.assign(new Error(`${file}: chunked ${lastEnd} of ${size} bytes (did it change while it was read?)`), { code: 'EIO' })
 
-    for (const b of batches) {
-      const { start, ends, ids } = await b
-      let from = start
-      for (let i = 0; i < ends.length; i++) {
-        chunks.push({ id: new ChunkId(copyBytes(ids, i * 32, i * 32 + 32)), start: from, size: ends[i]! - from })
-        from = ends[i]!
-      }
-    }
+    for (const b of batches) await b
     await digestDone
   } catch (err) {
     // stop the workers' remaining ranges and let the ones under way finish, so nothing is still
@@ -297,11 +289,32 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
   } finally {
     options.signal?.removeEventListener('abort', onAbort)
   }
+  countStored(chunks, stored, stats)
   stats.chunks = chunks.length
   stats.seconds = (performance.now() - started) / 1000
   return {
-    index: { featureFlags: options.featureFlags ?? blobFeatureFlags(digest), chunkSizeMin: sizes.min, chunkSizeAvg: sizes.avg, chunkSizeMax: sizes.max, chunks },
+    index: { featureFlags: options.featureFlags ?? blobFeatureFlags(digest), chunkSizeMin: sizes.min, chunkSizeAvg: sizes.avg, chunkSizeMax: sizes.max, chunks: chunks.trim() },
     streamDigest: streamDigest.digest(),
     stats
+  }
+}
+
+/** `array` copied into one of at least `length` elements (doubling), the rest -1. */
+function grown (array: Int32Array, length: number): Int32Array {
+  const out = new Int32Array(Math.max(length, array.length * 2, 1024)).fill(-1)
+  out.set(array)
+  return out
+}
+
+/** Counts the chunks this run stored (`stored[i]` >= 0), once per ID. */
+function countStored (chunks: ChunkTable, stored: Int32Array, stats: MakeStats): void {
+  const counted = new Uint8Array(chunks.length)
+  for (let i = 0; i < chunks.length; i++) {
+    if (!(stored[i]! >= 0)) continue
+    const first = chunks.find(chunks.idBytes(i))
+    if (counted[first] === 1) continue
+    counted[first] = 1
+    stats.newChunks++
+    stats.storedBytes += stored[i]!
   }
 }

@@ -5,14 +5,13 @@
 // because the seed may have changed since it was indexed.
 import * as fs from 'node:fs/promises'
 import { ChunkId, type DigestAlgorithm, digestFromFlags } from '../protocol/chunk-id.ts'
+import { ChunkTable } from '../protocol/chunk-table.ts'
 import { blockDeviceSize } from './block-device.ts'
 import type { Index } from '../protocol/index-file.ts'
 import { defaultLogger } from './logger.ts'
-import { sharedPool, type WorkerPool, type WorkerReply } from './workers/pool.ts'
+import { sharedPool, type WorkerPool } from './workers/pool.ts'
 
 const log = defaultLogger().forComponent('caswarm:seed')
-
-export interface SeedChunkLocation { offset: number, size: number }
 
 /** What extraction asks of any seed (file, block device, directory). */
 export interface Seed {
@@ -42,22 +41,100 @@ export interface SeedIndexOptions {
   onProgress?: (bytes: number) => void
 }
 
+/**
+ * A set of index positions, a byte each in shared memory (a Set of numbers costs ~20 bytes an
+ * entry): worker threads set `flags` (Atomics), and recount() brings `size` up to date.
+ */
+export class PositionSet implements Iterable<number> {
+  readonly flags: Uint8Array
+  size = 0
+
+  constructor (length: number) { this.flags = new Uint8Array(new SharedArrayBuffer(length)) }
+
+  has (i: number): boolean { return this.flags[i] === 1 }
+
+  recount (): void {
+    let n = 0
+    for (let i = 0; i < this.flags.length; i++) n += this.flags[i]!
+    this.size = n
+  }
+
+  * [Symbol.iterator] (): Iterator<number> {
+    for (let i = 0; i < this.flags.length; i++) if (this.flags[i] === 1) yield i
+  }
+}
+
+/**
+ * Where a seed holds chunks of the index being extracted: an offset in the seed per index
+ * position, kept at an ID's first position (ChunkTable.find), which stands for every position
+ * holding it; 8 bytes a chunk of the index (a Map by hex ID took ~150 bytes a chunk found). In
+ * shared memory: the workers that index a seed file fill it in (pool.ts SeedFound), and
+ * recount() brings `size` up to date.
+ */
+export class SeedChunks {
+  readonly table: ChunkTable
+  /** -1n: not held */
+  readonly offsets: BigInt64Array
+  /** distinct chunks held */
+  size = 0
+
+  constructor (table: ChunkTable) {
+    this.table = table
+    this.offsets = new BigInt64Array(new SharedArrayBuffer(table.length * 8)).fill(-1n)
+  }
+
+  /** Records that the seed holds the chunk at first position `first`, of `size` bytes, at `offset` (the first place found is kept). */
+  add (first: number, offset: number, size: number): void {
+    // a chunk whose bytes hash to an ID the index gives another size could never be used
+    if (this.offsets[first] !== -1n || size !== this.table.size(first)) return
+    this.offsets[first] = BigInt(offset)
+    this.size++
+  }
+
+  /** Whether the seed holds the chunk at first position `first`. */
+  holds (first: number): boolean { return this.offsets[first]! >= 0n }
+
+  /** Where the seed holds the chunk `id` of `size` bytes, or -1. */
+  offsetOf (id: ChunkId, size?: number): number {
+    const first = this.table.find(id)
+    if (first < 0 || (size != null && size !== this.table.size(first))) return -1
+    return Number(this.offsets[first]!)
+  }
+
+  has (id: ChunkId): boolean { return this.offsetOf(id) >= 0 }
+
+  delete (id: ChunkId): void {
+    const first = this.table.find(id)
+    if (first < 0 || this.offsets[first]! < 0n) return
+    this.offsets[first] = -1n
+    this.size--
+  }
+
+  recount (): void {
+    let n = 0
+    for (let i = 0; i < this.offsets.length; i++) if (this.offsets[i]! >= 0n) n++
+    this.size = n
+  }
+}
+
 /** A file or block device indexed as a seed. */
 export class FileSeed implements Seed {
   readonly name: string
   readonly path: string
   readonly digest: DigestAlgorithm
-  /** chunk ID hex → where it is in the seed */
-  readonly chunks = new Map<string, SeedChunkLocation>()
+  /** where the seed holds the target's chunks */
+  readonly chunks: SeedChunks
   private handle?: Promise<fs.FileHandle>
   bytesIndexed = 0
-  /** index positions already written to the output while indexing (with SeedIndexOptions.outFd) */
-  readonly written = new Set<number>()
+  /** index positions already written to the output while indexing (with SeedIndexOptions.outFd; set by the workers) */
+  readonly written: PositionSet
 
-  constructor (file: string, digest: DigestAlgorithm, name = `seed:${file}`) {
+  constructor (file: string, digest: DigestAlgorithm, name = `seed:${file}`, target: ChunkTable = new ChunkTable()) {
     this.path = file
     this.digest = digest
     this.name = name
+    this.chunks = new SeedChunks(target)
+    this.written = new PositionSet(target.length)
   }
 
   /**
@@ -70,18 +147,20 @@ export class FileSeed implements Seed {
    *    whole seed (ranges in parallel, each chunker running on past its end until it has fallen
    *    into step with the next range's), so a chunk that moved is found wherever it is.
    * Only a chunk or two at the edge of a stretch can be missed; those come from the stores.
+   * The workers share the index's chunk table (shared memory: no copy of it per request).
    */
   static async index (file: string, target: Index, options: SeedIndexOptions = {}, name?: string): Promise<FileSeed> {
     options.signal?.throwIfAborted()
     const digest = digestFromFlags(target.featureFlags)
-    const seed = new FileSeed(file, digest, name)
+    const chunks = target.chunks
+    const seed = new FileSeed(file, digest, name, chunks)
     const pool = options.pool ?? sharedPool()
-    const n = target.chunks.length
-    const wanted = new Uint8Array(n * 32)
-    target.chunks.forEach((c, i) => { wanted.set(c.id.bytes, i * 32) })
-    const sizes = Int32Array.from(new Set(target.chunks.map(c => c.size)))
-    const starts = Float64Array.from(target.chunks, c => c.start)
-    const out = options.outFd != null ? { fd: options.outFd, directFd: options.outDirectFd, starts, sparse: options.sparse } : undefined
+    const n = chunks.length
+    const table = chunks.share()
+    const distinct = new Set<number>()
+    for (let i = 0; i < n; i++) distinct.add(chunks.size(i))
+    const sizes = Int32Array.from(distinct)
+    const out = options.outFd != null ? { fd: options.outFd, directFd: options.outDirectFd, sparse: options.sparse, written: seed.written.flags } : undefined
     const params = { min: target.chunkSizeMin, avg: target.chunkSizeAvg, max: target.chunkSizeMax }
     seed.handle = fs.open(file, 'r')
     const handle = await seed.handle.catch((err: any) => {
@@ -89,15 +168,9 @@ export class FileSeed implements Seed {
     })
     const st = await handle.stat()
     const size = st.isBlockDevice() ? await blockDeviceSize(file) : st.size
-    const absorb = (reply: WorkerReply): void => {
-      options.signal?.throwIfAborted()
-      for (const i of reply.written ?? []) seed.written.add(i)
-      const found = reply.found ?? []
-      for (let i = 0; i < found.length; i += 3) {
-        const hex = target.chunks[found[i + 2]!]!.id.toString()
-        if (!seed.chunks.has(hex)) seed.chunks.set(hex, { offset: found[i]!, size: found[i + 1]! })
-      }
-    }
+    // what the workers find is noted in shared memory (seed.chunks, seed.written): each reply
+    // only says how far they got
+    const absorb = (): void => { options.signal?.throwIfAborted() }
     let done = 0
     const progress = (bytes: number): void => { done += bytes; options.onProgress?.(Math.min(size, done)) }
     const settle = async (jobs: Array<Promise<void>>): Promise<void> => {
@@ -117,17 +190,16 @@ export class FileSeed implements Seed {
     options.signal?.addEventListener('abort', onAbort)
     const covered: number[] = []
     let probeScanned = 0
-    const total = n > 0 ? target.chunks[n - 1]!.start + target.chunks[n - 1]!.size : 0
+    const total = chunks.streamSize
     const slices = size > 0 && n > 0 ? pool.size : 0
-    const chunkSizes = Int32Array.from(target.chunks, c => c.size)
     const probes: Array<Promise<void>> = []
     for (let k = 0, first = 0; k < slices; k++) {
       let end = first
       const until = total * (k + 1) / slices
-      while (end < n && (k === slices - 1 || starts[end]! < until)) end++
+      while (end < n && (k === slices - 1 || chunks.start(end) < until)) end++
       if (end > first) {
-        probes.push(pool.run({ op: 'seed-probe', fd: handle.fd, seedSize: size, first, end, delta: 0, window: 2 * params.max, ...params, digest, wanted, sizes, starts, chunkSizes, out, cancel }).then((reply) => {
-          absorb(reply)
+        probes.push(pool.run({ op: 'seed-probe', fd: handle.fd, seedSize: size, first, end, delta: 0, window: 2 * params.max, ...params, digest, table, found: seed.chunks.offsets, sizes, out, cancel }).then((reply) => {
+          absorb()
           covered.push(...(reply.covered ?? []))
           probeScanned += reply.scanned ?? 0
           progress(size / slices / 2)
@@ -141,8 +213,12 @@ export class FileSeed implements Seed {
       options.signal?.removeEventListener('abort', onAbort)
     }
 
+    seed.written.recount()
+    seed.chunks.recount()
+
     // 2. what the probes did not look at, if any wanted chunk is still to be found
-    const lacking = target.chunks.some((c, i) => !seed.written.has(i) && !seed.chunks.has(c.id.toString()))
+    let lacking = false
+    for (let i = 0; i < n && !lacking; i++) lacking = !seed.written.has(i) && !seed.chunks.holds(chunks.find(chunks.idBytes(i)))
     const gaps = lacking ? uncovered(covered, size, params.min, params.max) : []
     const gapBytes = gaps.reduce((sum, [a, b]) => sum + b - a, 0)
     const rangeSize = Math.max(16 << 20, Math.ceil(gapBytes / (pool.size * 4)))
@@ -152,13 +228,15 @@ export class FileSeed implements Seed {
       for (let start = from; start < to; start += rangeSize) {
         const end = Math.min(to, start + rangeSize)
         // (a gap's first range starts in step; the chunker runs on past each range's end to a cut)
-        scans.push(pool.run({ op: 'seed', fd: handle.fd, start, end, overlap: end < to ? overlap : 0, ...params, digest, wanted, sizes, out }).then((reply) => {
-          absorb(reply)
+        scans.push(pool.run({ op: 'seed', fd: handle.fd, start, end, overlap: end < to ? overlap : 0, ...params, digest, table, found: seed.chunks.offsets, sizes, out }).then((reply) => {
+          absorb()
           progress((end - start) * (size / 2) / Math.max(1, gapBytes))
         }))
       }
     }
     await settle(scans)
+    seed.written.recount()
+    seed.chunks.recount()
     if (size > 0) options.onProgress?.(size)
     seed.bytesIndexed = size
     log('%s: %d bytes, %d wanted chunks found; %d bytes chunked around missed probes, %d in stretches no probe reached', seed.name, size, seed.chunks.size, probeScanned, gapBytes)
@@ -166,7 +244,7 @@ export class FileSeed implements Seed {
   }
 
   has (id: ChunkId): boolean {
-    return this.chunks.has(id.toString())
+    return this.chunks.has(id)
   }
 
   /** The seed file, opened once however many callers ask at the same time. */
@@ -177,24 +255,24 @@ export class FileSeed implements Seed {
 
   /** Where the seed holds a chunk, and an open descriptor to read it by (for worker threads). */
   async locate (id: ChunkId, size: number): Promise<{ fd: number, offset: number } | null> {
-    const loc = this.chunks.get(id.toString())
-    if (loc == null || loc.size !== size) return null
-    return { fd: (await this.open()).fd, offset: loc.offset }
+    const offset = this.chunks.offsetOf(id, size)
+    if (offset < 0) return null
+    return { fd: (await this.open()).fd, offset }
   }
 
   /** Forget a chunk the seed turned out not to hold (it changed since it was indexed). */
   forget (id: ChunkId): void {
-    this.chunks.delete(id.toString())
+    this.chunks.delete(id)
   }
 
   async read (id: ChunkId, size: number): Promise<Uint8Array | null> {
-    const loc = this.chunks.get(id.toString())
-    if (loc == null || loc.size !== size) return null
+    const offset = this.chunks.offsetOf(id, size)
+    if (offset < 0) return null
     const buf = new Uint8Array(size)
-    const { bytesRead } = await (await this.open()).read(buf, 0, size, loc.offset)
+    const { bytesRead } = await (await this.open()).read(buf, 0, size, offset)
     if (bytesRead !== size || !ChunkId.digest(buf, this.digest).equals(id)) {
-      log('%s changed under us at offset %d; not using it for %s', this.name, loc.offset, id.toString())
-      this.chunks.delete(id.toString())
+      log('%s changed under us at offset %d; not using it for %s', this.name, offset, id.toString())
+      this.chunks.delete(id)
       return null
     }
     return buf

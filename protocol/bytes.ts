@@ -11,6 +11,15 @@ export function ownBuffer (data: Uint8Array): ArrayBuffer {
   return copyBytes(data).buffer
 }
 
+/**
+ * `data` itself when it spans the whole of an unshared ArrayBuffer, else a copy: what to post to
+ * a worker thread, since a structured clone copies a view's whole buffer (a chunk ID that is a
+ * view into an index's table would take the table with it).
+ */
+export function standalone (data: Uint8Array): Uint8Array {
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer ? data : copyBytes(data)
+}
+
 const ZEROS = Buffer.alloc(1 << 16)
 
 /** Whether every byte is 0 (compared 64 KiB at a time against a buffer of zeros). */

@@ -3,6 +3,7 @@
 // tail. Both suffixes share the layout; the suffix decides what the described stream is.
 import { copyBytes } from './bytes.ts'
 import { ChunkId } from './chunk-id.ts'
+import { ChunkTable } from './chunk-table.ts'
 import {
   CA_FORMAT_FEATURE_FLAGS_MAX, CA_FORMAT_INDEX, CA_FORMAT_TABLE, CA_FORMAT_TABLE_TAIL_MARKER,
   CHUNK_ID_SIZE, CHUNK_SIZE_LIMIT_MAX, CHUNK_SIZE_LIMIT_MIN, INDEX_HEADER_SIZE, TABLE_HEADER_SIZE,
@@ -25,13 +26,18 @@ export interface IndexChunk {
 }
 
 export interface Index extends IndexHeader {
-  chunks: IndexChunk[]
+  /** compact: chunk objects are made on demand (protocol/chunk-table.ts) */
+  chunks: ChunkTable
+}
+
+/** What encodeIndex() takes: a decoded index, or a header and its chunks as objects. */
+export interface IndexLike extends IndexHeader {
+  chunks: ChunkTable | readonly IndexChunk[]
 }
 
 /** the length of the stream an index describes */
 export function streamSize (index: Index): number {
-  const last = index.chunks[index.chunks.length - 1]
-  return last == null ? 0 : last.start + last.size
+  return index.chunks.streamSize
 }
 
 const TABLE_SIZE_UNKNOWN = 0xffffffffffffffffn
@@ -66,17 +72,17 @@ export function encodeIndexTail (chunkCount: number): Uint8Array {
   return out
 }
 
-export function encodeIndex (index: Index): Uint8Array {
-  const n = index.chunks.length
+export function encodeIndex (index: IndexLike): Uint8Array {
+  // (ChunkTable.from checks that object chunks are back to back)
+  const chunks = index.chunks instanceof ChunkTable ? index.chunks : ChunkTable.from(index.chunks)
+  const n = chunks.length
   const out = new Uint8Array(INDEX_HEADER_SIZE + TABLE_HEADER_SIZE + TABLE_ITEM_SIZE * n + TABLE_TAIL_SIZE)
   out.set(encodeIndexHeader(index), 0)
+  const v = new DataView(out.buffer)
   let at = INDEX_HEADER_SIZE + TABLE_HEADER_SIZE
-  let expected = 0
-  for (const c of index.chunks) {
-    if (c.start !== expected) throw new InvalidFormatError(`index chunks are not contiguous at offset ${c.start}`)
-    encodeIndexItem(c, out, at)
-    at += TABLE_ITEM_SIZE
-    expected = c.start + c.size
+  for (let i = 0; i < n; i++, at += TABLE_ITEM_SIZE) {
+    v.setBigUint64(at, BigInt(chunks.end(i)), true)
+    out.set(chunks.idBytes(i), at + 8)
   }
   out.set(encodeIndexTail(n), at)
   return out
@@ -115,12 +121,26 @@ export function decodeIndexHeader (bytes: Uint8Array): IndexHeader {
   return header
 }
 
+const U32 = 2 ** 32
+
+export interface IndexDecoderInit {
+  /**
+   * the index file's size, when known: once the header checks out, room for exactly its chunks
+   * is set aside (otherwise the table grows by doubling as they come)
+   */
+  size?: number
+}
+
 /**
- * Streaming decoder: feed bytes with push(), read chunks as they complete, and call end() to
- * check the tail. Every offset in an error is a byte offset in the index file.
+ * Streaming decoder: feed bytes with append() (the chunks go into `chunks`, a compact table) or
+ * push() (the chunks come back as objects and are not kept), and call end() to check the tail.
+ * Every offset in an error is a byte offset in the index file.
  */
 export class IndexDecoder {
   header?: IndexHeader
+  /** the chunks append() decoded */
+  readonly chunks = new ChunkTable()
+  private readonly sizeHint?: number
   private pending = new Uint8Array(0)
   /** file offset of pending[0] */
   private fileOffset = 0
@@ -128,8 +148,24 @@ export class IndexDecoder {
   private count = 0
   private tailSeen = false
 
-  /** Appends bytes; returns the chunks completed by them. */
+  constructor (init: IndexDecoderInit = {}) {
+    this.sizeHint = init.size
+  }
+
+  /** Appends bytes; the chunks they complete are added to `chunks`. */
+  append (data: Uint8Array): void {
+    this.decode(data, (buf, at, start, size) => { this.chunks.push(size, buf, at) })
+  }
+
+  /** Appends bytes; returns the chunks completed by them, as objects (`chunks` does not keep them). */
   push (data: Uint8Array): IndexChunk[] {
+    const out: IndexChunk[] = []
+    this.decode(data, (buf, at, start, size) => { out.push({ id: new ChunkId(copyBytes(buf, at, at + CHUNK_ID_SIZE)), start, size }) })
+    return out
+  }
+
+  /** Decodes the items `data` completes; `emit` gets each one's ID (buf[at…at + 32)), start and size. */
+  private decode (data: Uint8Array, emit: (buf: Uint8Array, at: number, start: number, size: number) => void): void {
     if (this.tailSeen && data.byteLength > 0) throw new InvalidFormatError('data after the index tail', this.fileOffset)
     let buf: Uint8Array
     if (this.pending.byteLength === 0) buf = data
@@ -140,16 +176,19 @@ export class IndexDecoder {
     }
     let at = 0
     if (this.header == null) {
-      if (buf.byteLength < INDEX_HEADER_SIZE + TABLE_HEADER_SIZE) { this.pending = copyBytes(buf); return [] }
+      if (buf.byteLength < INDEX_HEADER_SIZE + TABLE_HEADER_SIZE) { this.pending = copyBytes(buf); return }
       this.header = decodeIndexHeader(buf)
       at = INDEX_HEADER_SIZE + TABLE_HEADER_SIZE
+      if (this.sizeHint != null) this.chunks.reserve(Math.floor((this.sizeHint - at - TABLE_TAIL_SIZE) / TABLE_ITEM_SIZE))
     }
-    const out: IndexChunk[] = []
+    const max = this.header.chunkSizeMax
     const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     while (buf.byteLength - at >= TABLE_ITEM_SIZE) {
       const offset = this.fileOffset + at
-      const end = v.getBigUint64(at, true)
-      if (end === 0n) {
+      // the end offset as two 32-bit halves: a BigInt per item costs more than the rest of the item
+      const lo = v.getUint32(at, true)
+      const hi = v.getUint32(at + 4, true)
+      if (lo === 0 && hi === 0) {
         // the tail begins with two zero words; an item's end offset is never 0
         if (buf.byteLength - at < TABLE_TAIL_SIZE) break
         this.checkTail(v, at, offset)
@@ -158,20 +197,18 @@ export class IndexDecoder {
         this.tailSeen = true
         break
       }
-      if (end > BigInt(Number.MAX_SAFE_INTEGER)) throw new InvalidFormatError(`chunk end offset ${end} is too large`, offset)
-      const endNum = Number(end)
-      if (endNum <= this.streamOffset) throw new InvalidFormatError(`chunk end offsets are not increasing (${endNum} after ${this.streamOffset})`, offset)
-      const size = endNum - this.streamOffset
-      if (size > this.header.chunkSizeMax) throw new InvalidFormatError(`chunk of ${size} bytes exceeds the index's max chunk size ${this.header.chunkSizeMax}`, offset)
-      const id = new ChunkId(copyBytes(buf, at + 8, at + 8 + CHUNK_ID_SIZE))
-      out.push({ id, start: this.streamOffset, size })
-      this.streamOffset = endNum
+      if (hi >= 2 ** 21) throw new InvalidFormatError(`chunk end offset ${v.getBigUint64(at, true)} is too large`, offset)
+      const end = hi * U32 + lo
+      if (end <= this.streamOffset) throw new InvalidFormatError(`chunk end offsets are not increasing (${end} after ${this.streamOffset})`, offset)
+      const size = end - this.streamOffset
+      if (size > max) throw new InvalidFormatError(`chunk of ${size} bytes exceeds the index's max chunk size ${max}`, offset)
+      emit(buf, at + 8, this.streamOffset, size)
+      this.streamOffset = end
       this.count++
       at += TABLE_ITEM_SIZE
     }
     this.pending = at === buf.byteLength ? new Uint8Array(0) : copyBytes(buf, at)
     this.fileOffset += at
-    return out
   }
 
   private checkTail (v: DataView, at: number, offset: number): void {
@@ -190,13 +227,18 @@ export class IndexDecoder {
     if (this.header == null) throw new InvalidFormatError(`truncated index: ${this.pending.byteLength} bytes, no complete header`, this.pending.byteLength)
     if (!this.tailSeen) throw new InvalidFormatError(`truncated index: ends after ${this.count} chunks without a tail`, this.fileOffset + this.pending.byteLength)
   }
+
+  /** The decoded index (after end()), its table trimmed to its chunks. */
+  index (): Index {
+    this.end()
+    return { ...this.header!, chunks: this.chunks.trim() }
+  }
 }
 
 export function decodeIndex (bytes: Uint8Array): Index {
-  const decoder = new IndexDecoder()
-  const chunks = decoder.push(bytes)
-  decoder.end()
-  return { ...decoder.header!, chunks }
+  const decoder = new IndexDecoder({ size: bytes.byteLength })
+  decoder.append(bytes)
+  return decoder.index()
 }
 
 export async function * decodeIndexStream (source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<IndexChunk> {

@@ -1,7 +1,7 @@
 // Turning a stored (compressed) chunk into plain verified bytes. Every source goes through here,
 // so no chunk reaches an output or a store without its digest checked. When a worker pool is
 // registered (the CLI does), the work runs on the pool's threads.
-import { ownBuffer } from '../../protocol/bytes.ts'
+import { ownBuffer, standalone } from '../../protocol/bytes.ts'
 import { ChunkId, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
 import { decompress } from '../../protocol/compression.ts'
 import { ChunkInvalidError } from '../../protocol/errors.ts'
@@ -33,7 +33,7 @@ export async function decodeChunk (id: ChunkId, stored: Uint8Array, digest: Dige
     const reply = await pool.run({
       op: 'decode',
       data: ownBuffer(stored),
-      id: id.bytes,
+      id: standalone(id.bytes),
       digest,
       compressed: options.compressed !== false,
       size: options.size,

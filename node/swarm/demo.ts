@@ -80,8 +80,9 @@ export async function runSwarmDemo (options: SwarmDemoOptions): Promise<boolean>
       fromOrigin += o; fromPeers += p; fromSeeds += s
       log(`     host ${i}: ${mb(s).padStart(9)} from its seed/cache  ${mb(o).padStart(9)} from the origin  ${mb(p).padStart(9)} from peers  ${r.exact ? 'exact' : 'WRONG OUTPUT'}`)
     }
-    const old = new Set((await readIndex(path.join(options.dir, 'image-v1.caibx'))).chunks.map(c => c.id.toString()))
-    const missing = new Set(index.chunks.map(c => c.id.toString()).filter(c => !old.has(c))).size
+    const old = (await readIndex(path.join(options.dir, 'image-v1.caibx'))).chunks
+    let missing = 0
+    for (let i = 0; i < index.chunks.length; i++) if (index.chunks.find(index.chunks.idBytes(i)) === i && old.find(index.chunks.idBytes(i)) < 0) missing++
     log(`   fleet: ${mb(fromOrigin)} from the origin, ${mb(fromPeers)} from peers, ${mb(fromSeeds)} from local seeds; ${originChunkRequests} origin chunk requests for the ${missing} chunks the fleet lacked`)
     return results.every(r => r.exact)
   } finally {

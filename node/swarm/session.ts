@@ -53,7 +53,12 @@ export async function openExtractSwarm (init: ExtractSwarmInit): Promise<Extract
     host,
     source,
     seedsReady: (seeds) => {
-      const missing: ChunkId[] = init.index.chunks.filter(c => !seeds.some(s => s.has(c.id))).map(c => c.id)
+      const chunks = init.index.chunks
+      const missing: ChunkId[] = []
+      for (let i = 0; i < chunks.length; i++) {
+        const id = chunks.id(i)
+        if (!seeds.some(s => s.has(id))) missing.push(id)
+      }
       source.prepare(missing).catch(() => {})
     },
     finish: (stats) => { source.mergeStats(stats) },

@@ -47,6 +47,11 @@ export interface SwarmSourceInit {
   peerPrefetch?: number
 }
 
+/** Every chunk ID of the index, made as they are asked for. */
+function * allIds (index: Index): Generator<ChunkId> {
+  for (let i = 0; i < index.chunks.length; i++) yield index.chunks.id(i)
+}
+
 export interface SwarmSourceStats {
   /** per source: 'peer:ID' or an origin's name */
   sources: Record<string, { chunks: number, bytes: number }>
@@ -83,9 +88,6 @@ export class SwarmSource implements ChunkSource {
   private rand = 0
   private announcedWaiters: Array<() => void> = []
   private onHave?: (peer: string, chunks: string[]) => void
-  private readonly sizes = new Map<string, number>()
-  /** a chunk's first position in the index (the policy deals origin owners by it) */
-  private readonly positions = new Map<string, number>()
   private readonly prefetchAbort = new AbortController()
   private readonly lastOrigin = new Map<string, string>()
   private prefetching?: Promise<void>
@@ -105,17 +107,24 @@ export class SwarmSource implements ChunkSource {
     this.peerPrefetch = init.cache != null ? (init.peerPrefetch ?? chunkSizeDefaults(init.index.chunkSizeAvg).peerPrefetch) : 0
     // every prefetch lane's requests listen on it
     setMaxListeners(Infinity, this.prefetchAbort.signal)
-    let position = 0
-    for (const c of init.index.chunks) {
-      const k = c.id.toString()
-      this.sizes.set(k, c.size)
-      if (!this.positions.has(k)) this.positions.set(k, position)
-      position++
-    }
     this.log = defaultLogger().forComponent('caswarm:swarm:source')
   }
 
   toString (): string { return 'swarm' }
+
+  /**
+   * A chunk's first position in the index, by hex ID (the policy deals origin owners by it).
+   * Looked up in the index's table each time rather than kept in maps by hex ID (~150 bytes a chunk).
+   */
+  private positionOf (k: string): number | undefined {
+    const i = this.index.chunks.find(Buffer.from(k, 'hex'))
+    return i < 0 ? undefined : i
+  }
+
+  private sizeOf (k: string): number | undefined {
+    const i = this.positionOf(k)
+    return i == null ? undefined : this.index.chunks.size(i)
+  }
 
   /**
    * Declares the chunks this host will need from the network (those not in seeds; the cache is
@@ -124,14 +133,14 @@ export class SwarmSource implements ChunkSource {
    */
   async prepare (missing?: ChunkId[], options: AbortOptions = {}): Promise<void> {
     this.ready ??= (async () => {
-      this.key = Buffer.from(await indexKeyOf(this.index.chunks.map(c => c.id))).toString('hex')
+      this.key = Buffer.from(await indexKeyOf(this.index.chunks)).toString('hex')
       // upload slots, BUSY pauses and origin fetchers follow the chunk size (policy.ts chunkSizeDefaults)
       this.host.policy.setChunkSize(this.index.chunkSizeAvg)
       // origin owners are dealt by position in the index, the same on every host
-      this.host.policy.setChunkOrder(this.key, k => this.positions.get(k))
+      this.host.policy.setChunkOrder(this.key, k => this.positionOf(k))
       const seen = new Set<string>()
       const wanted: ChunkId[] = []
-      for (const id of missing ?? this.index.chunks.map(c => c.id)) {
+      for (const id of missing ?? allIds(this.index)) {
         const k = id.toString()
         if (seen.has(k)) continue
         seen.add(k)
@@ -177,7 +186,7 @@ export class SwarmSource implements ChunkSource {
         const now = Date.now()
         if (this.inFlight.has(k) || policy.ownerOf(this.key, k, now) !== policy.self) continue
         if (policy.holdersOf(k, now).length > 0 || policy.fetchersOf(k, now).length > 0) continue
-        const p = this.fromOrigin(id, { signal, size: this.sizes.get(k) }).finally(() => this.inFlight.delete(k))
+        const p = this.fromOrigin(id, { signal, size: this.sizeOf(k) }).finally(() => this.inFlight.delete(k))
         this.inFlight.set(k, p)
         try {
           await p
@@ -237,7 +246,7 @@ export class SwarmSource implements ChunkSource {
         this.queued.delete(k)
         if (!this.wanted.has(k) || this.inFlight.has(k)) continue
         const id = this.ids.get(k)!
-        const p = this.obtain(id, { signal, size: this.sizes.get(k) }, true).finally(() => this.inFlight.delete(k))
+        const p = this.obtain(id, { signal, size: this.sizeOf(k) }, true).finally(() => this.inFlight.delete(k))
         this.inFlight.set(k, p)
         try {
           await p
@@ -369,7 +378,7 @@ export class SwarmSource implements ChunkSource {
     if (cached != null) {
       for (const k of this.prefetched.keys()) {
         cached.chunks--
-        cached.bytes -= this.sizes.get(k) ?? 0
+        cached.bytes -= this.sizeOf(k) ?? 0
       }
       if (cached.chunks <= 0) delete stats.sources[cacheName!]
     }

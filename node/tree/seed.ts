@@ -7,10 +7,12 @@ import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { ChunkId, digestFromFlags, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
+import { ChunkId, digestBytes, digestFromFlags, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
+import { ChunkTable } from '../../protocol/chunk-table.ts'
 import { chunk } from '../../protocol/chunker.ts'
 import type { Index } from '../../protocol/index-file.ts'
 import { defaultLogger } from '../logger.ts'
+import { SeedChunks } from '../seed.ts'
 import { encodeTree } from './reader.ts'
 
 const log = defaultLogger().forComponent('caswarm:seed:tree')
@@ -27,16 +29,17 @@ export class DirectorySeed {
   readonly name: string
   readonly dir: string
   readonly digest: DigestAlgorithm
-  /** chunk ID hex → where its bytes sit in the snapshot file */
-  readonly chunks = new Map<string, { offset: number, size: number }>()
+  /** where the target's chunks sit in the snapshot file */
+  readonly chunks: SeedChunks
   /** catar bytes the directory produced */
   bytesIndexed = 0
   private fd?: number
 
-  constructor (dir: string, digest: DigestAlgorithm, name = `seed:${dir}`) {
+  constructor (dir: string, digest: DigestAlgorithm, name = `seed:${dir}`, target: ChunkTable = new ChunkTable()) {
     this.dir = dir
     this.digest = digest
     this.name = name
+    this.chunks = new SeedChunks(target)
   }
 
   /**
@@ -44,9 +47,9 @@ export class DirectorySeed {
    * (it vanished, permissions) gives an empty seed rather than failing the extraction.
    */
   static async index (dir: string, target: Index, options: DirectorySeedOptions = {}, name?: string): Promise<DirectorySeed> {
-    const seed = new DirectorySeed(dir, digestFromFlags(target.featureFlags), name)
-    const wanted = new Set(target.chunks.map(c => c.id.toString()))
-    const sizes = new Set(target.chunks.map(c => c.size))
+    const seed = new DirectorySeed(dir, digestFromFlags(target.featureFlags), name, target.chunks)
+    const sizes = new Set<number>()
+    for (let i = 0; i < target.chunks.length; i++) sizes.add(target.chunks.size(i))
     const file = path.join(options.tmpDir ?? tmpdir(), `.caswarm-seed-${randomBytes(6).toString('hex')}`)
     seed.fd = fs.openSync(file, 'wx+', 0o600)
     fs.unlinkSync(file)
@@ -57,11 +60,11 @@ export class DirectorySeed {
         seed.bytesIndexed = c.start + c.size
         options.onProgress?.(seed.bytesIndexed)
         if (!sizes.has(c.size)) continue
-        const hex = ChunkId.digest(c.data, seed.digest).toString()
-        if (!wanted.has(hex) || seed.chunks.has(hex)) continue
+        const first = target.chunks.find(digestBytes(c.data, seed.digest))
+        if (first < 0 || seed.chunks.holds(first) || target.chunks.size(first) !== c.size) continue
         let off = 0
         while (off < c.size) off += fs.writeSync(seed.fd, c.data, off, c.size - off, at + off)
-        seed.chunks.set(hex, { offset: at, size: c.size })
+        seed.chunks.add(first, at, c.size)
         at += c.size
       }
     } catch (err: any) {
@@ -73,16 +76,16 @@ export class DirectorySeed {
   }
 
   has (id: ChunkId): boolean {
-    return this.chunks.has(id.toString())
+    return this.chunks.has(id)
   }
 
   async read (id: ChunkId, size: number): Promise<Uint8Array | null> {
-    const loc = this.chunks.get(id.toString())
-    if (loc == null || loc.size !== size || this.fd == null) return null
+    const offset = this.chunks.offsetOf(id, size)
+    if (offset < 0 || this.fd == null) return null
     const buf = new Uint8Array(size)
-    const n = fs.readSync(this.fd, buf, 0, size, loc.offset)
+    const n = fs.readSync(this.fd, buf, 0, size, offset)
     if (n !== size || !ChunkId.digest(buf, this.digest).equals(id)) {
-      this.chunks.delete(id.toString())
+      this.chunks.delete(id)
       return null
     }
     return buf

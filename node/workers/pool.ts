@@ -3,6 +3,7 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import type { DigestAlgorithm } from '../../protocol/chunk-id.ts'
+import type { SharedChunkTable } from '../../protocol/chunk-table.ts'
 import type { Compression } from '../../protocol/compression.ts'
 import { ChunkInvalidError, InvalidFormatError } from '../../protocol/errors.ts'
 import { ChunkId } from '../../protocol/chunk-id.ts'
@@ -19,16 +20,18 @@ export type WorkerRequest =
   /**
    * index part of a seed: chunk fd's bytes from `start` with the index's parameters, going on past
    * `end` by `overlap` bytes so the next range's chunker has resynchronised; hash chunks whose size
-   * is in `sizes` and report those whose ID is in `wanted` (32-byte IDs back to back)
+   * is in `sizes` and note those whose ID is in the index's chunk `table` in `found` (both shared
+   * memory: see SeedFound)
    */
-  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, out?: { fd: number, directFd?: number, starts: Float64Array, sparse?: boolean } }
+  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, table: SharedChunkTable, found: BigInt64Array, sizes: Int32Array, out?: SeedOutput }
   /**
-   * probe index positions [first, end) against a seed of `seedSize` bytes at the offsets they
-   * would have in an older version (node/workers/seed-scan.ts), starting `delta` bytes off and
-   * scanning `window` bytes around a miss; `starts` and `chunkSizes` cover the whole index; stops
-   * early once `cancel[0]` (shared memory) is set
+   * probe index positions [first, end) of the chunk `table` (shared memory) against a seed of
+   * `seedSize` bytes at the offsets they would have in an older version
+   * (node/workers/seed-scan.ts), starting `delta` bytes off and scanning `window` bytes around a
+   * miss; notes the chunks found in `found` (see SeedFound); stops early once `cancel[0]` (shared
+   * memory) is set
    */
-  | { op: 'seed-probe', seq: number, fd: number, seedSize: number, first: number, end: number, delta: number, window: number, min: number, avg: number, max: number, digest: DigestAlgorithm, wanted: Uint8Array, sizes: Int32Array, starts: Float64Array, chunkSizes: Int32Array, out?: { fd: number, directFd?: number, starts: Float64Array, sparse?: boolean }, cancel?: Int32Array }
+  | { op: 'seed-probe', seq: number, fd: number, seedSize: number, first: number, end: number, delta: number, window: number, min: number, avg: number, max: number, digest: DigestAlgorithm, table: SharedChunkTable, found: BigInt64Array, sizes: Int32Array, out?: SeedOutput, cancel?: Int32Array }
   /** chunk fd from `start` (any offset) until a cut at or past `until`, or the end: the cuts' end offsets */
   | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
   /**
@@ -53,6 +56,19 @@ export type WorkerRequest =
   | { op: 'http-close', seq: number, url: string }
   /** whether outFd already holds the chunk at `offset` */
   | { op: 'check', seq: number, id: Uint8Array, size: number, digest: DigestAlgorithm, fd: number, offset: number }
+
+/**
+ * SeedFound: where a seed holds the index's chunks, in shared memory: per index position (an ID's
+ * first, ChunkTable.find), the seed offset of a verified copy, -1n until one is found; the first
+ * worker to find a chunk sets it (Atomics.compareExchange), so no reply lists what was found
+ */
+
+/**
+ * where seed operations write the chunks they find, at the index's offsets; `written` (shared
+ * memory, a byte per index position) is set by the worker that writes a position, so each is
+ * written once and the caller learns which without a list in every reply
+ */
+export interface SeedOutput { fd: number, directFd?: number, sparse?: boolean, written: Uint8Array }
 
 export type LocalPlaceSource =
   | { kind: 'store', path: string, extension: string }
@@ -81,11 +97,8 @@ export interface WorkerReply {
   detail?: string
   /** check: the bytes are already right */
   match?: boolean
-  /** seed, seed-probe: wanted chunks found, as [offset, size, index into wanted] triples; bytes chunked */
-  found?: number[]
+  /** seed, seed-probe: bytes chunked */
   scanned?: number
-  /** seed with `out`: the index positions whose chunk was written to the output from the verified bytes */
-  written?: number[]
   /** seed-probe: the seed intervals examined, [start, end) pairs */
   covered?: number[]
   /** place-batch: per item, the index of the source that supplied it (-1: none), and per source what went wrong */

@@ -12,68 +12,46 @@ import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
 import { isZero } from '../../protocol/bytes.ts'
 import type { DigestAlgorithm } from '../../protocol/chunk-id.ts'
-import type { WorkerReply, WorkerRequest } from './pool.ts'
+import { ChunkTable } from '../../protocol/chunk-table.ts'
+import type { SeedOutput, WorkerRequest } from './pool.ts'
 import { chunkFile } from './chunk-file.ts'
 import { writeBehind, writeOut } from '../native-io.ts'
-
-interface Wanted {
-  bytes: Uint8Array
-  /** chunk hex → every index position holding it (repeated chunks are written everywhere) */
-  map: Map<string, number[]>
-  /** index position → the same list */
-  positions: number[][]
-}
-
-let wantedCache: Wanted | undefined
-
-/** The wanted IDs, mapped once per worker (each request brings its own copy of the same bytes). */
-function wantedOf (wanted: Uint8Array): Wanted {
-  const cached = wantedCache
-  if (cached != null && (cached.bytes === wanted || Buffer.from(cached.bytes.buffer, cached.bytes.byteOffset, cached.bytes.byteLength).equals(wanted))) return cached
-  const map = new Map<string, number[]>()
-  const positions: number[][] = []
-  for (let i = 0; i * 32 < wanted.byteLength; i++) {
-    const hex = Buffer.from(wanted.buffer, wanted.byteOffset + i * 32, 32).toString('hex')
-    let at = map.get(hex)
-    if (at == null) { at = []; map.set(hex, at) }
-    at.push(i)
-    positions.push(at)
-  }
-  wantedCache = { bytes: wanted, map, positions }
-  return wantedCache
-}
-
-interface Output { fd: number, directFd?: number, starts: Float64Array, sparse?: boolean }
 
 /** the most output bytes Findings gathers before it writes them */
 const RUN_MAX = 2 << 20
 let runScratch: Buffer | undefined
 
 /**
- * What a seed operation found, and wrote: the reply's `found` triples and `written` positions.
- * Chunks that lie back to back in the output are gathered and written in one go (end() writes
- * what is left): large writes are the ones that go around the page cache (native-io writeOut).
+ * What a seed operation found, and wrote: noted in the shared `found` offsets and the output's
+ * shared `written` flags. Chunks that lie back to back in the output are gathered and written in
+ * one go (end() writes what is left): large writes are the ones that go around the page cache
+ * (native-io writeOut).
  */
 class Findings {
-  readonly found: number[] = []
-  readonly written: number[] = []
-  private readonly placed = new Set<number>()
-  private readonly out: Output | undefined
+  private readonly table: ChunkTable
+  private readonly found: BigInt64Array
+  private readonly out: SeedOutput | undefined
   private runStart = 0
   private runLength = 0
 
-  constructor (out: Output | undefined) { this.out = out }
+  constructor (table: ChunkTable, found: BigInt64Array, out: SeedOutput | undefined) {
+    this.table = table
+    this.found = found
+    this.out = out
+  }
 
-  /** Verified bytes of a wanted chunk at `offset` in the seed, for index positions `at`. */
-  use (offset: number, data: Uint8Array, at: number[]): void {
-    this.found.push(offset, data.byteLength, at[0]!)
+  /** Verified bytes of a wanted chunk at `offset` in the seed, whose first index position is `first`. */
+  use (offset: number, data: Uint8Array, first: number): void {
+    // bytes that hash to an ID the index gives another size can never be used
+    if (data.byteLength !== this.table.size(first)) return
+    // the first copy found is kept (another worker may find one elsewhere in the seed)
+    if (this.found[first] === -1n) Atomics.compareExchange(this.found, first, -1n, BigInt(offset))
     if (this.out == null) return
     const zero = this.out.sparse === true && isZero(data) // zeros are there already
-    for (const i of at) {
-      if (this.placed.has(i)) continue
-      this.placed.add(i)
-      if (!zero) this.write(data, this.out.starts[i]!)
-      this.written.push(i)
+    for (let i = first; i >= 0; i = this.table.nextSame(i)) {
+      // each position is written by one worker only (another may have found the chunk too)
+      if (Atomics.compareExchange(this.out.written, i, 0, 1) !== 0) continue
+      if (!zero) this.write(data, this.table.start(i))
     }
   }
 
@@ -97,25 +75,21 @@ function digestOf (data: Uint8Array, digest: DigestAlgorithm): Buffer {
   return createHash(digest === 'sha256' ? 'sha256' : 'sha512-256').update(data).digest()
 }
 
-function hexDigest (data: Uint8Array, digest: DigestAlgorithm): string {
-  return digestOf(data, digest).toString('hex')
-}
-
 /** bytes of output a probing worker writes before it starts them to disk */
 const FLUSH_EVERY = 32 << 20
 
 /** Chunks one range of a seed file and reports the wanted chunks found in it. */
-export function scanSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): Pick<WorkerReply, 'found' | 'scanned' | 'written'> {
-  const wanted = wantedOf(req.wanted).map
+export function scanSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): { scanned: number } {
+  const table = ChunkTable.fromShared(req.table)
   const sizes = new Set(req.sizes)
-  const findings = new Findings(req.out)
+  const findings = new Findings(table, req.found, req.out)
   const end = chunkFile(req.fd, req.start, req.end + req.overlap, req, (offset, data) => {
     if (!sizes.has(data.byteLength)) return
-    const at = wanted.get(hexDigest(data, req.digest))
-    if (at != null) findings.use(offset, data, at)
+    const first = table.find(digestOf(data, req.digest))
+    if (first >= 0) findings.use(offset, data, first)
   })
   findings.end()
-  return { found: findings.found, scanned: end - req.start, written: findings.written }
+  return { scanned: end - req.start }
 }
 
 /** A window of the seed file read ahead, for probes that mostly walk forward. */
@@ -157,10 +131,10 @@ class SeedReader {
  * the chunks found and written, the seed intervals it examined (`covered`, [start, end) pairs;
  * the rest of the seed was neither probed nor scanned), and the bytes it chunked (`scanned`).
  */
-export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }>): Pick<WorkerReply, 'found' | 'written' | 'covered' | 'scanned'> {
-  const { map: wanted, positions } = wantedOf(req.wanted)
+export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }>): { covered: number[], scanned: number } {
+  const table = ChunkTable.fromShared(req.table)
   const sizes = new Set(req.sizes)
-  const findings = new Findings(req.out)
+  const findings = new Findings(table, req.found, req.out)
   const reader = new SeedReader(req.fd, req.seedSize, 4 << 20)
   const covered: number[] = []
   const cover = (from: number, to: number): void => {
@@ -173,9 +147,8 @@ export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }
       covered.push(from, to)
     }
   }
-  const idOf = (i: number): Buffer => Buffer.from(req.wanted.buffer, req.wanted.byteOffset + i * 32, 32)
   // the output this slice wrote goes to disk as the probes go (not all at the final fsync)
-  let flushedTo = req.first < req.end ? req.starts[req.first]! : 0
+  let flushedTo = req.first < req.end ? table.start(req.first) : 0
   const flush = (upTo: number, force = false): void => {
     if (req.out != null && upTo > flushedTo && (force || upTo - flushedTo >= FLUSH_EVERY)) {
       findings.end()
@@ -196,12 +169,12 @@ export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }
     if ((i & 63) === 0 && req.cancel != null && Atomics.load(req.cancel, 0) !== 0) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
     // (a position already written, a repeated chunk, is probed all the same: a hit there keeps
     // the distance current and marks that stretch of the seed examined)
-    flush(req.starts[i]!)
-    const size = req.chunkSizes[i]!
-    const q = req.starts[i]! + delta
+    flush(table.start(i))
+    const size = table.size(i)
+    const q = table.start(i) + delta
     const data = reader.get(q, size)
-    if (data != null && digestOf(data, req.digest).equals(idOf(i))) {
-      findings.use(q, data, positions[i]!)
+    if (data != null && digestOf(data, req.digest).equals(table.idBytes(i))) {
+      findings.use(q, data, table.find(table.idBytes(i)))
       cover(q, q + size)
       lastEnd = q + size
       continue
@@ -218,15 +191,15 @@ export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }
     let bestOffset = 0
     const stopped = chunkFile(req.fd, from, limit, req, (offset, bytes) => {
       if (!sizes.has(bytes.byteLength)) return false
-      const at = wanted.get(hexDigest(bytes, req.digest))
-      if (at == null) return false
-      findings.use(offset, bytes, at)
+      const first = table.find(digestOf(bytes, req.digest))
+      if (first < 0) return false
+      findings.use(offset, bytes, first)
       // the next position at or after i that holds this chunk, if it is about as far ahead in the
       // index as the scan has come in the seed (a repeated chunk, zeros say, is also wanted far
       // ahead: taking that would skip the positions between)
       const reach = offset + bytes.byteLength - from + 2 * window
-      for (const j of at) {
-        if (j >= i && j < req.end && req.starts[j]! - req.starts[i]! <= reach && (best < 0 || j < best)) { best = j; bestOffset = offset }
+      for (let j = first; j >= 0 && j < req.end; j = table.nextSame(j)) {
+        if (j >= i && table.start(j) - table.start(i) <= reach && (best < 0 || j < best)) { best = j; bestOffset = offset }
       }
       return best >= 0
     })
@@ -237,14 +210,14 @@ export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }
     scanTo = stopped
     scanInStep = inStep
     if (best >= 0) {
-      delta = bestOffset - req.starts[best]!
-      lastEnd = bestOffset + req.chunkSizes[best]!
+      delta = bestOffset - table.start(best)
+      lastEnd = bestOffset + table.size(best)
       // the positions between i and best are not where the seed has them: the stores (or the
       // second pass) supply them
       i = best
     }
   }
   findings.end()
-  if (req.end > req.first) flush(req.starts[req.end - 1]! + req.chunkSizes[req.end - 1]!, true)
-  return { found: findings.found, written: findings.written, covered, scanned }
+  if (req.end > req.first) flush(table.end(req.end - 1), true)
+  return { covered, scanned }
 }

@@ -122,7 +122,7 @@ describe('caswarm make / extract (CLI)', () => {
   it('a corrupted chunk in --store is taken from --extra-store and counted as invalid', () => {
     mkdirSync(p('bad'))
     ok(caswarm('make', '--chunk-size=16384', `--store=${p('bad', 'default.castr')}`, p('bad', 'v1.caibx'), p('v1.img')))
-    const c = decodeIndex(readFileSync(p('bad', 'v1.caibx'))).chunks[2]!
+    const c = decodeIndex(readFileSync(p('bad', 'v1.caibx'))).chunks.at(2)
     const file = p('bad', 'default.castr', chunkPath(c.id))
     chmodSync(file, 0o644)
     const bytes = readFileSync(file)

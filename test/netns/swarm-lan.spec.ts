@@ -40,8 +40,8 @@ describe('swarm on a LAN of network namespaces (nginx origin, mDNS)', { skip }, 
     const i1 = (await makeIndex(createReadStream(join(tmp.path, 'v1.img')), store)).index
     const i2 = (await makeIndex(createReadStream(join(tmp.path, 'v2.img')), store)).index
     await writeIndexFile(join(tmp.path, 'v2.caibx'), i2)
-    const old = new Set(i1.chunks.map(c => c.id.toString()))
-    missing = new Set(i2.chunks.map(c => c.id.toString()).filter(c => !old.has(c))).size
+    const old = new Set([...i1.chunks].map(c => c.id.toString()))
+    missing = new Set([...i2.chunks].map(c => c.id.toString()).filter(c => !old.has(c))).size
   })
 
   after(() => {

@@ -65,7 +65,7 @@ describe('block devices', { skip: loopAvailable() }, () => {
     const store = new LocalStore(path.join(tmp.path, 'store2.castr'))
     const fromDevice = await makeIndex(createReadStream(device), store)
     const fromFile = await makeIndex(createReadStream(file), store)
-    assert.deepEqual(fromDevice.index.chunks.map(c => c.id.toString()), fromFile.index.chunks.map(c => c.id.toString()))
+    assert.deepEqual([...fromDevice.index.chunks].map(c => c.id.toString()), [...fromFile.index.chunks].map(c => c.id.toString()))
     assert.equal(fromDevice.streamDigest, fromFile.streamDigest)
   })
 })

@@ -4,11 +4,13 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import * as path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parseChunkSize } from '../../protocol/chunker.ts'
-import type { Index } from '../../protocol/index-file.ts'
+import { encodeIndex, type Index } from '../../protocol/index-file.ts'
 import { assembleStream } from '../../node/assemble.ts'
 import { extractBlob, partialPath } from '../../node/extract.ts'
+import { readIndex } from '../../node/index-io.ts'
 import { makeIndex } from '../../node/make.ts'
 import { LocalStore } from '../../node/store/local-store.ts'
+import { sharedPool } from '../../node/workers/pool.ts'
 import { pieces, pseudoRandom, specRandom } from '../helpers/fixtures.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
 
@@ -42,7 +44,7 @@ describe('extractBlob', () => {
   before(async () => {
     index1 = (await makeIndex(stream(v1, 1 << 16), storeOf(full), { chunkSize: sizes })).index
     index2 = (await makeIndex(stream(v2, 1 << 16), storeOf(full), { chunkSize: sizes })).index
-    const inV1 = new Set(index1.chunks.map(c => c.id.toString()))
+    const inV1 = new Set([...index1.chunks].map(c => c.id.toString()))
     await makeIndex(stream(v2, 1 << 16), storeOf(lean), { chunkSize: sizes })
     for (const c of index2.chunks) if (inV1.has(c.id.toString())) rmSync(storeOf(lean).chunkFile(c.id), { force: true })
   })
@@ -67,8 +69,8 @@ describe('extractBlob', () => {
     const fromSeed = stats.sources[`seed:${out('v1.img')}`]
     const fromStore = stats.sources[`local:${lean}`]
     assert.ok(fromSeed != null && fromSeed.chunks > index2.chunks.length / 2, JSON.stringify(stats.sources))
-    const inV1 = new Set(index1.chunks.map(c => c.id.toString()))
-    const notInV1 = index2.chunks.filter(c => !inV1.has(c.id.toString())).length
+    const inV1 = new Set([...index1.chunks].map(c => c.id.toString()))
+    const notInV1 = [...index2.chunks].filter(c => !inV1.has(c.id.toString())).length
     assert.equal(fromStore?.chunks, notInV1)
     assert.equal(fromSeed.chunks + notInV1 + (stats.sources.repeat?.chunks ?? 0), index2.chunks.length)
   })
@@ -88,7 +90,7 @@ describe('extractBlob', () => {
     const stats = await extractBlob(index2, out('d.img'), { sources: [storeOf(full)] })
     assert.ok(readFileSync(out('d.img')).equals(v2))
     const inPlace = stats.sources['in-place']?.chunks ?? 0
-    const right = index2.chunks.filter(c => c.start + c.size <= 2_500_000 && (c.start + c.size <= 1_000_000 || c.start >= 1_300_000)).length
+    const right = [...index2.chunks].filter(c => c.start + c.size <= 2_500_000 && (c.start + c.size <= 1_000_000 || c.start >= 1_300_000)).length
     assert.equal(inPlace, right, JSON.stringify(stats.sources))
     assert.ok((stats.sources[`local:${full}`]?.chunks ?? 0) >= index2.chunks.length - right - (stats.sources.repeat?.chunks ?? 0))
     assert.equal(existsSync(partialPath(out('d.img'))), false)
@@ -97,10 +99,10 @@ describe('extractBlob', () => {
   it('a bad chunk in the first store is taken from the next, and counted', async () => {
     const bad = path.join(t.path, 'bad.castr')
     await makeIndex(stream(v2, 1 << 16), storeOf(bad), { chunkSize: sizes })
-    const victim = index2.chunks[3]!
+    const victim = index2.chunks.at(3)
     const file = storeOf(bad).chunkFile(victim.id)
     rmSync(file)
-    writeFileSync(file, readFileSync(storeOf(bad).chunkFile(index2.chunks[4]!.id)))
+    writeFileSync(file, readFileSync(storeOf(bad).chunkFile(index2.chunks.at(4).id)))
     const stats = await extractBlob(index2, out('e.img'), { sources: [storeOf(bad), storeOf(full)], seedOutput: false })
     assert.ok(readFileSync(out('e.img')).equals(v2))
     assert.equal(stats.invalid[`local:${bad}`], 1)
@@ -110,8 +112,8 @@ describe('extractBlob', () => {
   it('missing chunks: fails with their count and the sources asked; the existing output is untouched', async () => {
     const existing = Buffer.from('precious old contents')
     writeFileSync(out('f.img'), existing)
-    const inV1 = new Set(index1.chunks.map(c => c.id.toString()))
-    const missing = index2.chunks.filter(c => inV1.has(c.id.toString())).length
+    const inV1 = new Set([...index1.chunks].map(c => c.id.toString()))
+    const missing = [...index2.chunks].filter(c => inV1.has(c.id.toString())).length
     await assert.rejects(extractBlob(index2, out('f.img'), { sources: [storeOf(lean)] }), (err: any) => {
       assert.equal(err.code, 'ERR_CHUNK_MISSING')
       assert.match(err.message, new RegExp(`^${missing} chunks missing`))
@@ -128,7 +130,7 @@ describe('extractBlob', () => {
     zeros.write('head', 0)
     const store = path.join(t.path, 'zeros.castr')
     const { index } = await makeIndex(stream(zeros, 1 << 16), storeOf(store))
-    assert.ok(new Set(index.chunks.map(c => c.id.toString())).size < 4)
+    assert.ok(new Set([...index.chunks].map(c => c.id.toString())).size < 4)
     const stats = await extractBlob(index, out('z.img'), { sources: [storeOf(store)], concurrency: 1 })
     assert.ok((stats.sources.repeat?.chunks ?? 0) > 0, JSON.stringify(stats.sources))
     assert.ok(readFileSync(out('z.img')).equals(zeros))
@@ -168,6 +170,47 @@ describe('extractBlob', () => {
     assert.ok((stats.sources[`cache:local:${path.join(t.path, 'cache.castr')}`]?.chunks ?? 0) > 0, JSON.stringify(stats.sources))
   })
 
+  it('readIndex reads into a compact table; a truncated file is refused with its name and the offset where it ends', async () => {
+    const file = out('v2.caibx')
+    writeFileSync(file, encodeIndex(index2))
+    const back = await readIndex(file)
+    assert.deepEqual(back, index2)
+    const cut = 64 + 40 * 5 + 17
+    writeFileSync(file, encodeIndex(index2).subarray(0, cut))
+    await assert.rejects(readIndex(file), (err: any) => err.code === 'ERR_INVALID_FORMAT' && err.offset === cut && err.message.includes(file) && err.message.includes(`at byte ${cut}`))
+  })
+
+  it('what goes to the worker threads is no bigger than it looks: chunk IDs have buffers of their own, the index table is shared', async () => {
+    const pool = sharedPool()
+    const posted: Array<{ op: string, path: string, view: ArrayBufferView }> = []
+    const views = (x: unknown, at: string, op: string, seen = new Set<unknown>()): void => {
+      if (x == null || typeof x !== 'object' || seen.has(x)) return
+      seen.add(x)
+      if (ArrayBuffer.isView(x)) { posted.push({ op, path: at, view: x }); return }
+      for (const [k, v] of Object.entries(x)) views(v, `${at}.${k}`, op, seen)
+    }
+    const run = pool.run
+    pool.run = async (job) => { views(job, 'job', job.op); return await run.call(pool, job) }
+    try {
+      writeFileSync(out('w-seed.img'), v1)
+      await extractBlob(index2, out('w1.img'), { sources: [storeOf(lean)], seedPaths: [out('w-seed.img')] })
+      writeFileSync(partialPath(out('w2.img')), v2.subarray(0, 1_000_000)) // resumed: 'check' and 'place' one at a time
+      await extractBlob(index2, out('w2.img'), { sources: [storeOf(full)] })
+      for await (const _ of assembleStream(index1, { sources: [storeOf(full)] }));
+    } finally {
+      pool.run = run
+    }
+    assert.ok(readFileSync(out('w1.img')).equals(v2) && readFileSync(out('w2.img')).equals(v2))
+    const ops = new Set(posted.map(p => p.op))
+    for (const op of ['seed-probe', 'place-batch', 'check', 'place', 'assemble-batch']) assert.ok(ops.has(op), `no ${op} job seen: ${[...ops].join(', ')}`)
+    for (const { op, path: at, view } of posted) {
+      if (/\.id$/.test(at)) assert.equal(view.buffer.byteLength, 32, `${op} ${at}: an ID with a buffer of ${view.buffer.byteLength} bytes`)
+      // a structured clone copies a view's whole ArrayBuffer; shared memory is not copied
+      if (!(view.buffer instanceof SharedArrayBuffer)) assert.equal(view.byteLength, view.buffer.byteLength, `${op} ${at}: a view of ${view.byteLength} bytes into ${view.buffer.byteLength}`)
+    }
+    assert.ok(posted.some(p => p.op === 'seed-probe' && p.path === 'job.table.ids' && p.view.buffer instanceof SharedArrayBuffer))
+  })
+
   it('assembleStream yields the stream in order', async () => {
     const parts: Uint8Array[] = []
     for await (const p of assembleStream(index1, { sources: [storeOf(full)], concurrency: 4 })) parts.push(p)
@@ -178,9 +221,9 @@ describe('extractBlob', () => {
   it('assembleStream from local stores comes in runs of chunks; a bad copy and a missing one come from the next store', async () => {
     const bad = path.join(t.path, 'bad2.castr')
     await makeIndex(stream(v2, 1 << 16), storeOf(bad), { chunkSize: sizes })
-    const victim = index2.chunks[5]!
-    writeFileSync(storeOf(bad).chunkFile(victim.id), readFileSync(storeOf(bad).chunkFile(index2.chunks[6]!.id)))
-    rmSync(storeOf(bad).chunkFile(index2.chunks[40]!.id))
+    const victim = index2.chunks.at(5)
+    writeFileSync(storeOf(bad).chunkFile(victim.id), readFileSync(storeOf(bad).chunkFile(index2.chunks.at(6).id)))
+    rmSync(storeOf(bad).chunkFile(index2.chunks.at(40).id))
     const stats = { bytes: 0, chunks: 0, seconds: 0, sources: {}, invalid: {} } as import('../../node/assemble.ts').ExtractStats
     const parts: Uint8Array[] = []
     for await (const p of assembleStream(index2, { sources: [storeOf(bad), storeOf(full)], stats })) parts.push(p)

@@ -57,7 +57,7 @@ describe('caswarm serve', () => {
   after(async () => { await server.close(); tmp.cleanup() })
 
   it('GET and HEAD chunks at the static paths, and indexes from --index-dir', async () => {
-    const c = index.chunks[0]!
+    const c = index.chunks.at(0)
     const file = readFileSync(join(storeDir, chunkPath(c.id)))
     for (const url of [`${base}default.castr/${chunkPath(c.id)}`, `${base}${chunkPath(c.id)}`]) {
       const r = await fetch(url)
@@ -148,8 +148,8 @@ describe('caswarm serve', () => {
     const r2 = await cli(['make', '--no-progress', `--store=${storeUrl}`, `${base}v/v2.caibx`, v2], env)
     assert.equal(r2.code, 0, r2.stderr)
     const i2 = decodeIndex(readFileSync(join(srv, 'v', 'v2.caibx')))
-    const had = new Set(i1.chunks.map(c => c.id.toString()))
-    const fresh = new Set(i2.chunks.map(c => c.id.toString()).filter(id => !had.has(id)))
+    const had = new Set([...i1.chunks].map(c => c.id.toString()))
+    const fresh = new Set([...i2.chunks].map(c => c.id.toString()).filter(id => !had.has(id)))
     assert.ok(fresh.size >= 1 && fresh.size < i2.chunks.length / 2)
     const puts = log.filter(e => e.method === 'PUT' && e.kind === 'chunk').map(e => /([0-9a-f]{64})\.cacnk$/.exec(e.path)![1]!)
     assert.deepEqual(puts.sort(), [...fresh].sort())

@@ -101,9 +101,9 @@ describe('HTTP chunk store', () => {
     server.fault = () => 'ok'
     const store = new HttpStore(storeUrl)
     try {
-      const parts = await Promise.all(index.chunks.map(async c => await store.get(c.id, { size: c.size })))
+      const parts = await Promise.all([...index.chunks].map(async c => await store.get(c.id, { size: c.size })))
       assert.deepEqual(Buffer.concat(parts), data)
-      const fileBytes = index.chunks.reduce((n, c) => n + readFileSync(join(storeDir, chunkPath(c.id))).byteLength, 0)
+      const fileBytes = [...index.chunks].reduce((n, c) => n + readFileSync(join(storeDir, chunkPath(c.id))).byteLength, 0)
       const s = store.stats
       assert.equal(s.requests, index.chunks.length)
       assert.equal(s.chunks, index.chunks.length)
@@ -111,12 +111,12 @@ describe('HTTP chunk store', () => {
       assert.equal(s.plainBytes, data.byteLength)
       assert.equal(s.retries, 0)
       assert.equal(store.toString(), storeUrl)
-      assert.equal(await store.has(index.chunks[0]!.id), true)
+      assert.equal(await store.has(index.chunks.at(0).id), true)
     } finally { await store.close() }
   })
 
   it('a body without Content-Length is read whole; one larger than maxChunkFile is refused, with or without it', async () => {
-    const c = index.chunks.reduce((a, b) => (a.size > b.size ? a : b))
+    const c = [...index.chunks].reduce((a, b) => (a.size > b.size ? a : b))
     const fileSize = readFileSync(join(storeDir, chunkPath(c.id))).byteLength
     server.fault = () => 'chunked'
     const store = new HttpStore(storeUrl)
@@ -138,7 +138,7 @@ describe('HTTP chunk store', () => {
   })
 
   it('a 503 with Retry-After is retried after the time the server asked for, not the backoff', async () => {
-    const c = index.chunks[0]!
+    const c = index.chunks.at(0)
     const first = server.log.length // the number the next request gets
     server.fault = (_req, n) => (n === first ? '503-retry-after' : 'ok')
     const store = new HttpStore(storeUrl, fast) // backoff of 5-20 ms
@@ -154,7 +154,7 @@ describe('HTTP chunk store', () => {
   it('raw chunks: getCompressed returns the stored file, verified', async () => {
     const store = new HttpStore(storeUrl)
     try {
-      const c = index.chunks[1]!
+      const c = index.chunks.at(1)
       assert.deepEqual(Buffer.from(await store.getCompressed(c.id, { size: c.size })), readFileSync(join(storeDir, chunkPath(c.id))))
     } finally { await store.close() }
   })
@@ -163,7 +163,7 @@ describe('HTTP chunk store', () => {
     server.fault = () => '404'
     const store = new HttpStore(storeUrl, fast)
     try {
-      const c = index.chunks[0]!
+      const c = index.chunks.at(0)
       await assert.rejects(store.get(c.id), (err: any) => err.code === 'ERR_CHUNK_MISSING' && err.message.includes(`${storeUrl}/${chunkPath(c.id)}`))
       assert.equal(store.stats.requests, 1)
       server.fault = () => 'ok'
@@ -183,7 +183,7 @@ describe('HTTP chunk store', () => {
     }
     const store = new HttpStore(storeUrl, fast)
     try {
-      const parts = await Promise.all(index.chunks.map(async c => await store.get(c.id, { size: c.size })))
+      const parts = await Promise.all([...index.chunks].map(async c => await store.get(c.id, { size: c.size })))
       assert.deepEqual(Buffer.concat(parts), data)
       assert.equal(store.stats.retries, index.chunks.length)
       assert.equal(store.stats.requests, 2 * index.chunks.length)
@@ -194,7 +194,7 @@ describe('HTTP chunk store', () => {
     server.fault = () => '500'
     const store = new HttpStore(storeUrl, { ...fast, retries: 2 })
     try {
-      const c = index.chunks[0]!
+      const c = index.chunks.at(0)
       await assert.rejects(store.get(c.id), (err: any) => err.code === 'ERR_ORIGIN' && err.statusCode === 500 &&
         err.message.includes(`${storeUrl}/${chunkPath(c.id)}`) && err.message.includes('3 attempts'))
       assert.equal(store.stats.requests, 3)
@@ -206,7 +206,7 @@ describe('HTTP chunk store', () => {
     server.fault = () => 'corrupt'
     const store = new HttpStore(storeUrl, fast)
     try {
-      const c = index.chunks[2]!
+      const c = index.chunks.at(2)
       await assert.rejects(store.get(c.id, { size: c.size }), (err: any) => err.code === 'ERR_CHUNK_INVALID' && err.message.includes(storeUrl))
       assert.equal(store.stats.requests, 2)
       assert.equal(store.stats.invalid, 2)
@@ -217,9 +217,9 @@ describe('HTTP chunk store', () => {
     const store = new HttpStore(storeUrl, { ...fast, timeout: 150, retries: 1 })
     try {
       server.fault = () => 'stall-body'
-      await assert.rejects(store.get(index.chunks[0]!.id), (err: any) => err.code === 'UND_ERR_BODY_TIMEOUT' && err.message.includes(storeUrl))
+      await assert.rejects(store.get(index.chunks.at(0).id), (err: any) => err.code === 'UND_ERR_BODY_TIMEOUT' && err.message.includes(storeUrl))
       server.fault = () => 'stall-headers'
-      await assert.rejects(store.get(index.chunks[1]!.id), (err: any) => err.code === 'UND_ERR_HEADERS_TIMEOUT' && err.message.includes(storeUrl))
+      await assert.rejects(store.get(index.chunks.at(1).id), (err: any) => err.code === 'UND_ERR_HEADERS_TIMEOUT' && err.message.includes(storeUrl))
     } finally { await store.close() }
   })
 
@@ -228,7 +228,7 @@ describe('HTTP chunk store', () => {
     const store = new HttpStore(storeUrl, fast)
     try {
       const controller = new AbortController()
-      const p = store.get(index.chunks[0]!.id, { signal: controller.signal })
+      const p = store.get(index.chunks.at(0).id, { signal: controller.signal })
       setTimeout(() => { controller.abort(new Error('stop now')) }, 50)
       await assert.rejects(p, /stop now/)
     } finally { await store.close() }
@@ -240,7 +240,7 @@ describe('HTTP chunk store', () => {
     const good = new HttpStore(storeUrl, fast)
     const group = new FailoverGroup([dead, good])
     try {
-      const c = index.chunks[0]!
+      const c = index.chunks.at(0)
       assert.equal(group.toString(), `http://127.0.0.1:9/default.castr|${storeUrl}`)
       assert.equal(Buffer.compare(Buffer.from(await group.get(c.id, { size: c.size })), data.subarray(c.start, c.start + c.size)), 0)
       assert.equal(group.current, good)
@@ -269,15 +269,15 @@ describe('HTTP chunk store', () => {
     assert.deepEqual(encodeIndex(remote), encodeIndex(index))
     server.fault = () => 'ok'
     await assert.rejects(readIndex(`${base}nope.caibx`), (err: any) => err.code === 'ENOENT' && err.message.includes(`${base}nope.caibx`))
-    await assert.rejects(readIndex(`${base}default.castr/${chunkPath(index.chunks[0]!.id)}`), (err: any) => err.code === 'ERR_INVALID_FORMAT' && err.message.includes(base))
+    await assert.rejects(readIndex(`${base}default.castr/${chunkPath(index.chunks.at(0).id)}`), (err: any) => err.code === 'ERR_INVALID_FORMAT' && err.message.includes(base))
   })
 
   it('CLI extract from a corrupt origin: exit 5, no output file; from a flaky one: the right bytes', async () => {
     const out = join(tmp.path, 'out.bin')
-    server.fault = (req) => req.url!.endsWith('.cacnk') && req.url!.includes(`/${index.chunks[3]!.id.toString()}`) ? 'corrupt' : 'ok'
+    server.fault = (req) => req.url!.endsWith('.cacnk') && req.url!.includes(`/${index.chunks.at(3).id.toString()}`) ? 'corrupt' : 'ok'
     const bad = await cli(['extract', '--no-progress', `${base}blob.caibx`, out])
     assert.equal(bad.code, 5, bad.stderr)
-    assert.match(bad.stderr, new RegExp(index.chunks[3]!.id.toString()))
+    assert.match(bad.stderr, new RegExp(index.chunks.at(3).id.toString()))
     assert.equal(existsSync(out), false)
     assert.deepEqual(readdirSync(tmp.path).filter(f => f.startsWith('out.bin')), [])
     let n = 0

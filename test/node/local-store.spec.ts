@@ -106,11 +106,11 @@ describe('LocalStore specifics', () => {
     it(`reads the casync-made ${store}`, async () => {
       const s = new LocalStore(path.join(FIXTURES, store), { digest })
       const idx = decodeIndex(readFileSync(path.join(FIXTURES, index)))
-      const parts = await Promise.all(idx.chunks.map(async c => await s.get(c.id, { size: c.size })))
+      const parts = await Promise.all([...idx.chunks].map(async c => await s.get(c.id, { size: c.size })))
       assert.deepEqual(Buffer.concat(parts), readFileSync(path.join(FIXTURES, 'blob1')))
       // the wrong digest fails verification instead of passing silently
       const wrong = new LocalStore(path.join(FIXTURES, store), { digest: digest === 'sha256' ? 'sha512-256' : 'sha256' })
-      await assert.rejects(wrong.get(idx.chunks[0]!.id), { code: 'ERR_CHUNK_INVALID' })
+      await assert.rejects(wrong.get(idx.chunks.at(0).id), { code: 'ERR_CHUNK_INVALID' })
     })
   }
 })

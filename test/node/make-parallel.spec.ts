@@ -33,7 +33,7 @@ describe('makeIndexFromFile (parallel)', () => {
     const store = new LocalStore(path.join(t.path, 'par.castr'))
     const { index, stats } = await makeIndexFromFile(input, store)
     assert.ok(Buffer.from(encodeIndex(index)).equals(Buffer.from(encodeIndex(sequential))))
-    const distinct = new Map(index.chunks.map(c => [c.id.toString(), c]))
+    const distinct = new Map([...index.chunks].map(c => [c.id.toString(), c]))
     assert.equal(stats.newChunks, distinct.size)
     const data = readFileSync(input)
     for (const c of distinct.values()) {
@@ -48,7 +48,7 @@ describe('makeIndexFromFile (parallel)', () => {
   it('a chunk file that cannot be written fails the make with the file named', async () => {
     const root = path.join(t.path, 'blocked.castr')
     mkdirSync(root)
-    const hex = sequential.chunks[5]!.id.toString()
+    const hex = sequential.chunks.at(5).id.toString()
     writeFileSync(path.join(root, hex.slice(0, 4)), 'a file where a directory goes')
     await assert.rejects(makeIndexFromFile(input, new LocalStore(root)), (err: any) => {
       assert.match(String(err.message), new RegExp(`${hex.slice(0, 4)}/${hex}`))

@@ -80,7 +80,7 @@ describe('makeIndex', () => {
     assert.equal(index.featureFlags, blobFeatureFlags('sha256'))
     assert.deepEqual([index.chunkSizeMin, index.chunkSizeAvg, index.chunkSizeMax], [16384, 65536, 262144])
     assert.equal(streamDigest, createHash('sha256').update(data).digest('hex'))
-    assert.ok(index.chunks[0]!.id.equals(ChunkId.digest(data.subarray(0, index.chunks[0]!.size), 'sha256')))
+    assert.ok(index.chunks.at(0).id.equals(ChunkId.digest(data.subarray(0, index.chunks.at(0).size), 'sha256')))
     for (const f of storeFiles(path.join(t.path, 'b.castr'))) assert.equal(detectCompression(readFileSync(f)), 'zstd')
   })
 
@@ -91,7 +91,7 @@ describe('makeIndex', () => {
       const files = storeFiles(path.join(t.path, `${compression}.castr`))
       assert.equal(files.length, index.chunks.length)
       for (const f of files) assert.equal(detectCompression(readFileSync(f)), compression)
-      const back = await Promise.all(index.chunks.map(async c => await store.get(c.id)))
+      const back = await Promise.all([...index.chunks].map(async c => await store.get(c.id)))
       assert.deepEqual(Buffer.concat(back), BLOB1)
     })
   }
@@ -110,7 +110,7 @@ describe('makeIndex', () => {
     const { index, stats } = await makeIndex(stream(data, 1 << 16), store)
     const ref = await makeIndex(stream(data, 1 << 16), local)
     assert.deepEqual(encodeIndex(index), encodeIndex(ref.index))
-    const distinct = new Set(index.chunks.map(c => c.id.toString()))
+    const distinct = new Set([...index.chunks].map(c => c.id.toString()))
     assert.ok(distinct.size < index.chunks.length, 'the input repeats chunks')
     assert.equal(store.chunks.size, distinct.size)
     assert.equal(store.puts, distinct.size)

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { after, describe, it } from 'node:test'
 import { ChunkId } from '../../protocol/chunk-id.ts'
+import { ChunkTable } from '../../protocol/chunk-table.ts'
 import { chunk, parseChunkSize } from '../../protocol/chunker.ts'
 import type { Index, IndexChunk } from '../../protocol/index-file.ts'
 import { blobFeatureFlags } from '../../node/make.ts'
@@ -15,7 +16,7 @@ async function indexOf (data: Uint8Array, chunkSize = '16384', digest: 'sha256' 
   const sizes = parseChunkSize(chunkSize)
   const chunks: IndexChunk[] = []
   for await (const c of chunk(pieces(data, 1 << 16), sizes)) chunks.push({ id: ChunkId.digest(c.data, digest), start: c.start, size: c.size })
-  return { featureFlags: blobFeatureFlags(digest), chunkSizeMin: sizes.min, chunkSizeAvg: sizes.avg, chunkSizeMax: sizes.max, chunks }
+  return { featureFlags: blobFeatureFlags(digest), chunkSizeMin: sizes.min, chunkSizeAvg: sizes.avg, chunkSizeMax: sizes.max, chunks: ChunkTable.from(chunks) }
 }
 
 describe('FileSeed', () => {
@@ -29,10 +30,10 @@ describe('FileSeed', () => {
       const file = path.join(t.path, `v1-${digest}.img`)
       writeFileSync(file, v1)
       const target = await indexOf(v2, '16384', digest)
-      const own = new Set((await indexOf(v1, '16384', digest)).chunks.map(c => c.id.toString()))
+      const own = new Set([...(await indexOf(v1, '16384', digest)).chunks].map(c => c.id.toString()))
       const seed = await FileSeed.index(file, target)
       try {
-        const expected = target.chunks.filter(c => own.has(c.id.toString()))
+        const expected = [...target.chunks].filter(c => own.has(c.id.toString()))
         assert.ok(expected.length > target.chunks.length / 2)
         for (const c of target.chunks) assert.equal(seed.has(c.id), own.has(c.id.toString()), `chunk at ${c.start}`)
         for (const c of expected) {
@@ -64,20 +65,20 @@ describe('FileSeed', () => {
     const file = path.join(t.path, 'old.img')
     writeFileSync(file, old)
     const target = await indexOf(edited)
-    const own = new Set((await indexOf(old)).chunks.map(c => c.id.toString()))
+    const own = new Set([...(await indexOf(old)).chunks].map(c => c.id.toString()))
     const outFile = path.join(t.path, 'edited.out')
     writeFileSync(outFile, Buffer.alloc(edited.byteLength))
     const fd = (await import('node:fs')).openSync(outFile, 'r+')
     const seed = await FileSeed.index(file, target, { outFd: fd })
     try {
-      const missed = target.chunks.filter(c => own.has(c.id.toString()) && !seed.has(c.id))
+      const missed = [...target.chunks].filter(c => own.has(c.id.toString()) && !seed.has(c.id))
       assert.deepEqual(missed.map(c => c.start), [], 'chunks of the old image that were not found')
       for (const c of target.chunks) if (!own.has(c.id.toString())) assert.equal(seed.has(c.id), false)
       const written = [...seed.written]
-      assert.ok(written.length >= target.chunks.filter(c => own.has(c.id.toString())).length)
+      assert.ok(written.length >= [...target.chunks].filter(c => own.has(c.id.toString())).length)
       const result = (await import('node:fs')).readFileSync(outFile)
       for (const i of written) {
-        const c = target.chunks[i]!
+        const c = target.chunks.at(i)
         assert.ok(result.subarray(c.start, c.start + c.size).equals(edited.subarray(c.start, c.start + c.size)), `chunk ${i} written wrong`)
       }
     } finally {
@@ -99,14 +100,14 @@ describe('FileSeed', () => {
     const target = await indexOf(v1)
     const seed = await FileSeed.index(file, target)
     try {
-      const c = target.chunks[1]!
+      const c = target.chunks.at(1)
       assert.ok(seed.has(c.id))
       const changed = Buffer.from(v1)
       changed[c.start + 10]! ^= 0xff
       writeFileSync(file, changed)
       assert.equal(await seed.read(c.id, c.size), null)
-      assert.equal(await seed.read(target.chunks[0]!.id, target.chunks[0]!.size + 1), null) // wrong size
-      const other = target.chunks[3]!
+      assert.equal(await seed.read(target.chunks.at(0).id, target.chunks.at(0).size + 1), null) // wrong size
+      const other = target.chunks.at(3)
       assert.deepEqual(Buffer.from((await seed.read(other.id, other.size))!), v1.subarray(other.start, other.start + other.size))
     } finally {
       await seed.close()
@@ -122,7 +123,7 @@ describe('FileSeed', () => {
     for (const f of [empty, unrelated]) {
       const seed = await FileSeed.index(f, target)
       try {
-        assert.equal(target.chunks.filter(c => seed.has(c.id)).length, 0)
+        assert.equal([...target.chunks].filter(c => seed.has(c.id)).length, 0)
       } finally {
         await seed.close()
       }
@@ -135,7 +136,7 @@ describe('FileSeed', () => {
     const target = await indexOf(v2.subarray(0, 200_000), '64:256:1024')
     const seed = await FileSeed.index(file, target)
     try {
-      const found = target.chunks.filter(c => seed.has(c.id)).length
+      const found = [...target.chunks].filter(c => seed.has(c.id)).length
       assert.ok(found > target.chunks.length * 0.9, `${found} of ${target.chunks.length}`)
     } finally {
       await seed.close()

@@ -70,13 +70,13 @@ describe('swarm on loopback (real libp2p nodes in one process)', () => {
     const hosts = await fleet(5)
     const origin = new CountingOrigin(originStore)
     try {
-      const distinct = new Set(index.chunks.map(c => c.id.toString())).size
+      const distinct = new Set([...index.chunks].map(c => c.id.toString())).size
       const results = await Promise.all(hosts.map(async (host, i) => {
         const cache = (host as any).init.store as LocalStore
         const source = new SwarmSource({ host, index, digest: 'sha256', origins: [origin], cache, settle: 2000, minUptime: 0 })
         const stats = emptyStats()
         const out = join(tmp.path, `out-${i}`)
-        await source.prepare(index.chunks.map(c => c.id))
+        await source.prepare([...index.chunks].map(c => c.id))
         await extractBlob(index, out, { sources: [source, origin], cache, stats, concurrency: 16 })
         source.mergeStats(stats)
         await source.close()
@@ -113,7 +113,7 @@ describe('swarm on loopback (real libp2p nodes in one process)', () => {
         assert.ok((r.stats.invalid[`peer:${evil.peerId.toString()}`] ?? 0) >= 1)
         assert.equal(r.stats.sources[`peer:${evil.peerId.toString()}`], undefined)
       }
-      const distinct = new Set(index.chunks.map(c => c.id.toString())).size
+      const distinct = new Set([...index.chunks].map(c => c.id.toString())).size
       assert.ok(origin.requests <= Math.ceil(distinct * 1.2), `origin asked ${origin.requests} times for ${distinct}`)
     } finally {
       await Promise.all([...hosts, evil].map(async h => await h.stop()))

@@ -38,8 +38,8 @@ writeFileSync(join(dir, 'v2.img'), v2)
 const store = new LocalStore(join(dir, 'www', 'store'))
 const made = await makeIndex(createReadStream(join(dir, 'v2.img')), store)
 await writeIndexFile(join(dir, 'v2.caibx'), made.index)
-const distinct = new Set(made.index.chunks.map(c => c.id.toString())).size
-const uniqueBytes = [...new Map(made.index.chunks.map(c => [c.id.toString(), c.size])).values()].reduce((a, b) => a + b, 0)
+const distinct = new Set([...made.index.chunks].map(c => c.id.toString())).size
+const uniqueBytes = [...new Map([...made.index.chunks].map(c => [c.id.toString(), c.size])).values()].reduce((a, b) => a + b, 0)
 
 const lan = createLan(['origin', ...Array.from({ length: HOSTS }, (_, i) => `host${i}`)])
 try {
