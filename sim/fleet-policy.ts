@@ -61,6 +61,11 @@ export class FleetPolicy extends SwarmPolicy {
     this.host = host
   }
 
+  /** A connection was added at position `at` among the host's neighbours (the later ones move up). */
+  neighborInserted (at: number): void {
+    if (at < this.neighborStates.length) this.neighborStates.splice(at, 0, undefined)
+  }
+
   override ban (peer: PeerKey, now: number, reason: string): void {
     this.banned++
     super.ban(peer, now, reason)

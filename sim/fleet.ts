@@ -184,11 +184,17 @@ export class Fleet implements FleetView {
   private readonly ideal: number
   /** requests for announced chunks (and waits in its own order) a host keeps in flight */
   private readonly window: number
+  /** per segment, the hosts that have started on the index, in the order they started */
+  private readonly workers: number[][]
+  /** picks the workers a host dials when it has too few (onSettled) */
+  private readonly meetRng: Random
 
   constructor (config: FleetConfig) {
     this.config = config
     this.rng = new Random(config.seed)
     this.window = config.window > 0 ? config.window : chunkSizeDefaults(config.update.chunkAvg).peerPrefetch
+    this.workers = Array.from({ length: config.segments }, () => [])
+    this.meetRng = this.rng.fork(6)
     const sim = this.sim
 
     // the update: distinct chunks with casync-like sizes (clamped exponential around the average)
@@ -563,12 +569,71 @@ export class Fleet implements FleetView {
     h.startTime = this.sim.now
     h.lanesAt = this.sim.now + this.config.settle
     h.lastProgressMs = this.nowMs()
+    this.workers[h.segment]!.push(h.index)
     // its WANT (what it lacks is in the shared state: have[])
     h.policy.noteWants(INDEX, h.key, [], this.nowMs())
     this.offerOwnership(h)
     this.seedAvailable(h)
     this.pump(h)
-    if (this.config.settle > 0) this.sim.after(this.config.settle, this.onPump, { h, epoch: h.epoch })
+    this.sim.after(this.config.settle, this.onSettled, { h, epoch: h.epoch })
+  }
+
+  /**
+   * The join settle is over: the host has heard who works on the index. A real host is connected
+   * to every host on its LAN it discovered (up to 512), so it has every other worker as a peer;
+   * here, where each host has `degree` connections to hosts picked regardless of when they start,
+   * a host that finds fewer than degree/2 of them working on the index (an early wave of a
+   * staggered rollout: a tenth of its connections) dials workers it is not connected to until it
+   * has degree/2. When every host starts within the settle (the default), nothing is dialled.
+   */
+  private readonly onSettled = (x: { h: Host, epoch: number }): void => {
+    const h = x.h
+    if (h.epoch !== x.epoch || !h.alive) return
+    const want = Math.ceil(this.config.degree / 2)
+    let working = 0
+    for (const n of h.neighbors) if (this.hosts[n]!.joined && this.hosts[n]!.alive) working++
+    const pool = this.workers[h.segment]!
+    const now = this.nowMs()
+    let dialled = 0
+    for (let tries = 0; working < want && tries < 4 * want && pool.length > 1; tries++) {
+      const b = pool[this.meetRng.int(pool.length)]!
+      if (b === h.index || !this.hosts[b]!.alive || !this.reachable(h.index, b)) continue
+      if (!this.connect(h.index, b, now)) continue
+      working++
+      dialled++
+    }
+    // what the new connections hold
+    if (dialled > 0) this.seedAvailable(h)
+    this.pump(h)
+  }
+
+  /** Connects hosts a and b unless they are: both neighbour lists (kept sorted) and policies learn of it. */
+  private connect (a: number, b: number, now: number): boolean {
+    if (!this.insertNeighbor(a, b)) return false
+    this.insertNeighbor(b, a)
+    this.hosts[a]!.policy.addPeer(this.hosts[b]!.key, now)
+    this.hosts[b]!.policy.addPeer(this.hosts[a]!.key, now)
+    return true
+  }
+
+  private insertNeighbor (a: number, b: number): boolean {
+    const h = this.hosts[a]!
+    const nbrs = h.neighbors
+    let lo = 0
+    let hi = nbrs.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (nbrs[mid]! < b) lo = mid + 1
+      else hi = mid
+    }
+    if (lo < nbrs.length && nbrs[lo] === b) return false
+    const out = new Int32Array(nbrs.length + 1)
+    out.set(nbrs.subarray(0, lo))
+    out[lo] = b
+    out.set(nbrs.subarray(lo), lo + 1)
+    h.neighbors = out
+    h.policy.neighborInserted(lo)
+    return true
   }
 
   private leave (h: Host): void {
@@ -718,7 +783,7 @@ export class Fleet implements FleetView {
     const hi = h.index
     const H = this.H
     for (let c = this.C - 1; c >= 0; c--) {
-      if (this.have[c * H + hi] === 1 || this.holderCount[c] === 0) continue
+      if (this.have[c * H + hi] === 1 || this.holderCount[c] === 0 || this.queued[c * H + hi] === 1) continue
       for (const n of h.neighbors) {
         if (this.have[c * this.H + n] === 1 && this.hosts[n]!.alive) { this.queued[c * H + hi] = 1; h.avail.push(c); break }
       }
