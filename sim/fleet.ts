@@ -14,7 +14,7 @@ import { chunkSizeDefaults, hashKey, nextRandom, originFetchers, pickRecent, pos
 import { idealSeconds, type FleetConfig } from './config.ts'
 import { Simulation } from './engine.ts'
 import { FleetPolicy, type FleetView } from './fleet-policy.ts'
-import { Link, Meter, startTransfer, type Transfer } from './network.ts'
+import { cancelTransfer, Link, Meter, startTransfer, type Transfer } from './network.ts'
 import { Random } from './random.ts'
 
 const INDEX = 'update'
@@ -38,6 +38,8 @@ interface Pending {
   /** when (ms) its origin fetch started (its FETCHING announcement) */
   originSince?: number
   transfer?: Transfer
+  /** the host its current plan asked (-1: none; its origin fetch or wait) */
+  asked: number
 }
 
 interface QueuedRequest {
@@ -752,7 +754,7 @@ export class Fleet implements FleetView {
   }
 
   private startPending (h: Host, c: number, ahead: boolean): void {
-    const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, timer: -1, wakeQueued: false, ahead }
+    const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, timer: -1, wakeQueued: false, ahead, asked: -1 }
     this.pendingOf[c * this.H + h.index] = p
     h.nPending++
     this.pend[c * this.H + h.index] = 1
@@ -792,6 +794,7 @@ export class Fleet implements FleetView {
 
   private replan (h: Host, p: Pending): void {
     p.gen++
+    p.asked = -1
     p.originSince = undefined
     if (p.waiting) {
       p.waiting = false
@@ -807,6 +810,7 @@ export class Fleet implements FleetView {
         const peer = this.hosts[this.hostIndex(plan.peer)]!
         h.policy.requestStarted(plan.peer, key, now)
         const req: QueuedRequest = { from: h, server: peer, reason: 'error', chunk: p.chunk, epoch: h.epoch, gen: p.gen, cancelled: false }
+        p.asked = peer.index
         // the server decides one round trip after the request leaves, and its answer (or the
         // chunk's first byte) is at the requester then: one event per request, not three (see onRequest)
         this.sim.after(2 * this.config.latency, this.onRequest, req)
@@ -931,14 +935,41 @@ export class Fleet implements FleetView {
       this.invalidChunks++
       const wasBanned = h.policy.isBanned(server.key, now)
       h.policy.requestFailed(server.key, this.chunkKeys[req.chunk]!, 'invalid', now)
-      if (!wasBanned && h.policy.isBanned(server.key, now)) this.bans++
       this.replan(h, p)
+      if (!wasBanned && h.policy.isBanned(server.key, now)) {
+        this.bans++
+        this.dropRequestsTo(h, server)
+      }
       return
     }
     if (server.malice === 1) h.corrupted = true // only reachable with verification off
     h.fromPeers += bytes
     h.policy.requestSucceeded(server.key, this.chunkKeys[req.chunk]!, bytes, now)
     this.got(h, p)
+  }
+
+  /**
+   * `h` banned `server`: what it still awaits from it is given up at once and planned again
+   * (node/exchange aborts its streams to a peer it bans), rather than waiting for more bad copies.
+   */
+  private dropRequestsTo (h: Host, server: Host): void {
+    const H = this.H
+    const now = this.nowMs()
+    for (let c = 0; c < this.C; c++) {
+      const p = this.pendingOf[c * H + h.index]
+      if (p == null || p.asked !== server.index) continue
+      const t = p.transfer
+      if (t != null) {
+        // its transfer stops, and the server's stream to h moves on (to stale requests, dropped)
+        cancelTransfer(this.sim, t)
+        p.transfer = undefined
+        if (server.malice === 0) server.policy.inboundDone(h.key)
+        if (server.alive) this.nextOnStream(server, h.index)
+      }
+      // as node/exchange reports each request it aborts (the peer's requests in flight go down)
+      h.policy.requestFailed(server.key, this.chunkKeys[c]!, 'error', now)
+      this.replan(h, p)
+    }
   }
 
   /** The request failed at `server` (its answer reaches the requester `delay` s later). */

@@ -104,6 +104,8 @@ interface PeerChannel {
   announcing: boolean
   /** the reused stream announcements go out on */
   announceStream?: LengthPrefixedStream<Stream>
+  /** batches of requests under way: aborting one drops its stream */
+  active: Set<AbortController>
 }
 
 /** An error a peer caused (bad frame, wrong reply): the policy counts it. */
@@ -203,6 +205,9 @@ export class ChunkExchange implements Startable {
       this.counters.invalidReceived++
       this.policy.requestFailed(key, chunkKey, 'invalid', Date.now())
       this.log.error('peer %p served a bad copy of %s - %s; banned', peer, chunkKey, err.message)
+      // what else it was asked is given up at once (its callers turn to other sources), rather
+      // than waited for: more bad copies, as slow as the peer cares to make them
+      if (this.policy.isBanned(key, Date.now())) this.dropPeer(peer, new Error(`peer ${key} is banned: it served a bad copy of ${chunkKey}`))
       throw err.code === ChunkInvalidError.code ? err : new ChunkInvalidError(id, undefined, `peer ${key}: ${String(err.message)}`)
     }
     this.counters.chunksReceived++
@@ -228,7 +233,7 @@ export class ChunkExchange implements Startable {
   private channel (peer: PeerId): PeerChannel {
     const key = peer.toString()
     let ch = this.channels.get(key)
-    if (ch == null) this.channels.set(key, ch = { peer, queue: [], idle: [], busy: 0, announce: [], announcing: false })
+    if (ch == null) this.channels.set(key, ch = { peer, queue: [], idle: [], busy: 0, announce: [], announcing: false, active: new Set() })
     return ch
   }
 
@@ -272,7 +277,9 @@ export class ChunkExchange implements Startable {
 
   private async runBatch (ch: PeerChannel, batch: Pending[]): Promise<void> {
     // a sent batch is read to the end (replies come in order), whatever its callers do
-    const signal = AbortSignal.timeout(this.timeout)
+    const dropped = new AbortController()
+    const signal = AbortSignal.any([AbortSignal.timeout(this.timeout), dropped.signal])
+    ch.active.add(dropped)
     let lp: LengthPrefixedStream<Stream> | undefined
     let i = 0
     try {
@@ -297,9 +304,11 @@ export class ChunkExchange implements Startable {
         else if (reply.type === 'busy') p.reject(new PeerBusyError(p.id, `peer ${ch.peer.toString()} is busy`))
         else p.reject(new ChunkMissingError(p.id, `peer ${ch.peer.toString()} does not have chunk ${p.id.toString()}`))
       }
+      ch.active.delete(dropped)
       if (ch.idle.length < this.streamsPerPeer && this.channels.get(ch.peer.toString()) === ch) ch.idle.push(lp)
       else await lp.unwrap().close().catch(() => {})
     } catch (err: any) {
+      ch.active.delete(dropped)
       lp?.unwrap().abort(err)
       for (; i < batch.length; i++) batch[i]!.reject(err)
     }
@@ -318,6 +327,16 @@ export class ChunkExchange implements Startable {
         throw err
       }
     }
+  }
+
+  /** Aborts every request to a peer, under way or queued, and forgets its streams. */
+  private dropPeer (peer: PeerId, err: Error): void {
+    const ch = this.channels.get(peer.toString())
+    if (ch == null) return
+    this.channels.delete(peer.toString())
+    for (const batch of ch.active) batch.abort(err)
+    ch.active.clear()
+    this.dropChannel(ch, err)
   }
 
   private dropChannel (ch: PeerChannel, err: Error): void {

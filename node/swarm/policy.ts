@@ -846,6 +846,9 @@ export class SwarmPolicy {
   }
 
   private strike (s: PeerState, now: number, reason: string): void {
+    // a banned peer's requests that fail (those aborted when it was banned, for one) add
+    // nothing: its ban and the reason for it stand
+    if (this.bannedAt(s, now)) return
     s.strikes++
     if (s.strikes >= this.maxStrikes) this.ban(s.key, now, `${s.strikes} strikes, last: ${reason}`)
   }

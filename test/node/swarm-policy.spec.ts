@@ -139,6 +139,11 @@ describe('swarm policy', () => {
     p.noteHaves(IDX, 'evil', chunks, 2) // claims while banned are ignored
     assert.deepEqual(p.holdersOf(chunks[1]!, 2), [])
     assert.equal(p.reputation('evil').badChunks, 1)
+    // the requests aborted when it was banned fail too: they neither add strikes nor change the ban
+    const ban = p.reputation('evil')
+    for (let i = 1; i < 6; i++) { p.requestStarted('evil', chunks[i]!, 1); p.requestFailed('evil', chunks[i]!, 'error', 2) }
+    assert.deepEqual({ ...p.reputation('evil') }, { ...ban })
+    assert.match(p.reputation('evil').banReason ?? '', /failed verification/)
     assert.equal(p.isBanned('evil', 1001), false)
     assert.equal(p.acceptInbound('evil', 1001), true)
   })

@@ -36,11 +36,18 @@ class CountingOrigin implements RawChunkSource {
   async close (): Promise<void> {}
 }
 
-/** A host that claims every chunk and serves garbage. */
+/** A host that claims every chunk and serves garbage (each copy `delayMs` after it is asked for). */
 class GarbageStore implements RawChunkSource {
+  readonly delayMs: number
+  served = 0
+  constructor (delayMs = 0) { this.delayMs = delayMs }
   toString (): string { return 'garbage' }
   async get (): Promise<Uint8Array> { return new Uint8Array(10) }
-  async getCompressed (): Promise<Uint8Array> { return Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4]) }
+  async getCompressed (): Promise<Uint8Array> {
+    if (this.delayMs > 0) await sleep(this.delayMs)
+    this.served++
+    return Uint8Array.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4])
+  }
   async has (): Promise<boolean> { return true }
   async close (): Promise<void> {}
 }
@@ -115,6 +122,39 @@ describe('swarm on loopback (real libp2p nodes in one process)', () => {
       }
       const distinct = new Set([...index.chunks].map(c => c.id.toString())).size
       assert.ok(origin.requests <= Math.ceil(distinct * 1.2), `origin asked ${origin.requests} times for ${distinct}`)
+    } finally {
+      await Promise.all([...hosts, evil].map(async h => await h.stop()))
+    }
+  })
+
+  it('a peer banned for a bad copy loses every other request at once: a slow garbage host costs one bad copy, not a batch of them', async () => {
+    const garbage = new GarbageStore(400)
+    const evil = await SwarmHost.create({ store: garbage, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false })
+    const hosts = await fleet(2, [evil])
+    const origin = new CountingOrigin(originStore)
+    try {
+      const started = Date.now()
+      const results = await Promise.all(hosts.map(async (host, i) => {
+        const cache = (host as any).init.store as LocalStore
+        const source = new SwarmSource({ host, index, digest: 'sha256', origins: [origin], cache, settle: 2000, minUptime: 0 })
+        const stats = emptyStats()
+        const out = join(tmp.path, `slow-evil-out-${i}`)
+        await extractBlob(index, out, { sources: [source, origin], cache, stats })
+        source.mergeStats(stats)
+        await source.close()
+        return { out, stats, host }
+      }))
+      const evilKey = evil.peerId.toString()
+      const counters = hosts.map(h => (h as any).exchange?.counters ?? (h as any).services?.exchange?.counters)
+      for (const r of results) {
+        assert.ok(Buffer.from(readFileSync(r.out)).equals(data))
+        assert.equal(r.host.policy.isBanned(evilKey, Date.now()), true)
+        // one bad copy per stream it had open to the garbage host (each read its first reply),
+        // then nothing more: the rest of each batch was dropped, not read to its end
+        const invalid = r.stats.invalid[`peer:${evilKey}`] ?? 0
+        assert.ok(invalid >= 1 && invalid <= 2, `${invalid} bad copies received`)
+      }
+      console.log(`# slow garbage host: served ${garbage.served} bad copies; extracts took ${Date.now() - started} ms; exchange counters ${JSON.stringify(counters.map(c => c?.invalidReceived))}`)
     } finally {
       await Promise.all([...hosts, evil].map(async h => await h.stop()))
     }
