@@ -43,12 +43,22 @@ export function detectCompression (data: Uint8Array): Compression | null {
 let cctx: InstanceType<typeof zstd.CCtx> | undefined
 let dctx: InstanceType<typeof zstd.DCtx> | undefined
 
-function zstdCompress (data: Uint8Array): Uint8Array {
+/** zstd output space reused by compressSync(..., { reuseOutput: true }) */
+let zstdScratch: Buffer | undefined
+
+function zstdCompress (data: Uint8Array, reuseOutput = false): Uint8Array {
   if (cctx == null) {
     cctx = new zstd.CCtx()
     cctx.setParameter(zstd.CParameter.compressionLevel, ZSTD_LEVEL)
   }
-  const out = Buffer.allocUnsafe(zstd.compressBound(data.byteLength))
+  const bound = zstd.compressBound(data.byteLength)
+  let out: Buffer
+  if (reuseOutput) {
+    if (zstdScratch == null || zstdScratch.byteLength < bound) zstdScratch = Buffer.allocUnsafe(Math.max(bound, 2 * (zstdScratch?.byteLength ?? 0)))
+    out = zstdScratch
+  } else {
+    out = Buffer.allocUnsafe(bound)
+  }
   const n = cctx.compress2(out, data)
   return out.subarray(0, n)
 }
@@ -74,9 +84,19 @@ function zstdDecompress (data: Uint8Array, maxSize: number, into?: Uint8Array): 
   return out.subarray(0, produced)
 }
 
+export interface CompressOptions {
+  /**
+   * zstd: compress into one buffer reused call after call (the result is a view of it, good only
+   * until the next call on this thread). A maker writing a store's chunks one after another
+   * would otherwise leave a chunk-sized buffer behind per chunk, tens of MB of them on each
+   * thread by the time the garbage collector looks.
+   */
+  reuseOutput?: boolean
+}
+
 /** Synchronous compression for zstd and gzip (what worker threads use); xz is async only. */
-export function compressSync (data: Uint8Array, compression: Compression): Uint8Array {
-  if (compression === 'zstd') return zstdCompress(data)
+export function compressSync (data: Uint8Array, compression: Compression, options: CompressOptions = {}): Uint8Array {
+  if (compression === 'zstd') return zstdCompress(data, options.reuseOutput === true)
   if (compression === 'gzip') return zlib.gzipSync(data, { level: 6, windowBits: 15, memLevel: 8 })
   throw new InvalidFormatError(`${compression} has no synchronous compressor here`)
 }

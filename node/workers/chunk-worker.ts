@@ -201,14 +201,13 @@ let computing: Promise<void> = Promise.resolve()
 interface PreparedChunk { id: ChunkId, file: string, compressed: Uint8Array }
 
 /**
- * The compressed chunk and where it goes, or null when the store has it. `absent`: the caller
- * knows the store lacks it (its directory was just made), so the file system is not asked.
+ * Where a chunk's file goes, or null when the store has it. `absent`: the caller knows the store
+ * lacks it (its directory was just made), so the file system is not asked.
  */
-async function prepareChunk (id: ChunkId, data: Uint8Array, storePath: string, extension: string, compression: Compression, absent = false): Promise<PreparedChunk | null> {
+function newChunkFile (id: ChunkId, storePath: string, extension: string, absent: boolean): string | null {
   const file = path.join(storePath, chunkPath(id, extension))
   if (!absent && (exists(file) || exists(path.join(storePath, chunkPath(id, ''))))) return null
-  const compressed = compression === 'xz' ? await compress(data, compression) : compressSync(data, compression)
-  return { id, file, compressed }
+  return file
 }
 
 /**
@@ -267,11 +266,14 @@ const emptyDirs = new Set<string>()
 async function storeLocal (id: ChunkId, data: Uint8Array, storePath: string, extension: string, compression: Compression): Promise<number> {
   const dir = path.join(storePath, id.toString().slice(0, 4))
   if (ensureChunkDir(dir, madeDirs)) emptyDirs.add(dir)
-  const prepared = await prepareChunk(id, data, storePath, extension, compression, emptyDirs.has(dir))
-  if (prepared == null) return -1
-  writeChunkFileSync(prepared)
+  const file = newChunkFile(id, storePath, extension, emptyDirs.has(dir))
+  if (file == null) return -1
+  // zstd and gzip into this thread's reused output buffer (compressSync reuseOutput), written
+  // before anything else runs on this thread that could compress into it again; xz awaits
+  const compressed = compression === 'xz' ? await compress(data, compression) : compressSync(data, compression, { reuseOutput: true })
+  writeChunkFileSync({ id, file, compressed })
   emptyDirs.delete(dir)
-  return prepared.compressed.byteLength
+  return compressed.byteLength
 }
 
 // This worker's copies of the HTTP stores it was asked to fetch from (its own connections), and
