@@ -213,7 +213,16 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
   // whole-stream digest, read sequentially beside the workers (what casync make prints)
   const streamDigest = createStreamDigest(digest)
   const digestDone = (async () => {
-    for await (const data of createReadStream(file, { highWaterMark: 1 << 20, signal: options.signal, end: size - 1 })) streamDigest.update(data as Uint8Array)
+    // into one buffer, read after read (a stream's fresh 1 MiB buffer per read costs a mapping and
+    // its page faults each time)
+    const buf = new Uint8Array(1 << 20)
+    for (let at = 0; at < size;) {
+      options.signal?.throwIfAborted()
+      const { bytesRead } = await handle.read(buf, 0, Math.min(buf.byteLength, size - at), at)
+      if (bytesRead === 0) throw Object.assign(new Error(`${file}: ended at ${at} of ${size} bytes (did it change while it was read?)`), { code: 'EIO' })
+      streamDigest.update(buf.subarray(0, bytesRead))
+      at += bytesRead
+    }
   })()
   digestDone.catch(() => {})
 
