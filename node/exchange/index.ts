@@ -276,7 +276,8 @@ export class ChunkExchange implements Startable {
   }
 
   private async runBatch (ch: PeerChannel, batch: Pending[]): Promise<void> {
-    // a sent batch is read to the end (replies come in order), whatever its callers do
+    // a sent batch is read to the end (replies come in order), whatever its callers do, unless
+    // the peer is banned meanwhile (dropPeer aborts it)
     const dropped = new AbortController()
     const signal = AbortSignal.any([AbortSignal.timeout(this.timeout), dropped.signal])
     ch.active.add(dropped)
