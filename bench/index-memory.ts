@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encodeIndexHeader, encodeIndexTail } from '../protocol/index-file.ts'
+import { encodeIndexHeader, encodeIndexTail, writeIndexItem } from '../protocol/index-file.ts'
 import { TABLE_ITEM_SIZE } from '../protocol/constants.ts'
 import { readIndex } from '../node/index-io.ts'
 
@@ -23,14 +23,14 @@ function writeSyntheticIndex (file: string, n: number): void {
     writeSync(fd, encodeIndexHeader({ featureFlags: 0n, chunkSizeMin: 16 << 10, chunkSizeAvg: 64 << 10, chunkSizeMax: 256 << 10 }))
     const per = 1 << 15
     const buf = Buffer.alloc(per * TABLE_ITEM_SIZE)
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
     let end = 0
     for (let i = 0; i < n; i += per) {
       const m = Math.min(per, n - i)
       const ids = randomBytes(m * 32)
       for (let k = 0; k < m; k++) {
         end += (16 << 10) + ids.readUInt32LE(k * 32) % (240 << 10)
-        buf.writeBigUInt64LE(BigInt(end), k * TABLE_ITEM_SIZE)
-        ids.copy(buf, k * TABLE_ITEM_SIZE + 8, k * 32, k * 32 + 32)
+        writeIndexItem(buf, view, k * TABLE_ITEM_SIZE, end, ids.subarray(k * 32, k * 32 + 32))
       }
       writeSync(fd, buf, 0, m * TABLE_ITEM_SIZE)
     }

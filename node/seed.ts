@@ -157,9 +157,7 @@ export class FileSeed implements Seed {
     const pool = options.pool ?? sharedPool()
     const n = chunks.length
     const table = chunks.share()
-    const distinct = new Set<number>()
-    for (let i = 0; i < n; i++) distinct.add(chunks.size(i))
-    const sizes = Int32Array.from(distinct)
+    const sizes = Int32Array.from(chunks.distinctSizes())
     const out = options.outFd != null ? { fd: options.outFd, directFd: options.outDirectFd, sparse: options.sparse, written: seed.written.flags } : undefined
     const params = { min: target.chunkSizeMin, avg: target.chunkSizeAvg, max: target.chunkSizeMax }
     seed.handle = fs.open(file, 'r')

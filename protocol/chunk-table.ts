@@ -82,6 +82,13 @@ export class ChunkTable implements Iterable<IndexChunk> {
   end (i: number): number { return this.offsets[this.check(i) + 1]! }
   size (i: number): number { return this.offsets[this.check(i) + 1]! - this.offsets[i]! }
 
+  /** The distinct chunk sizes (seed scans hash only chunks of these sizes). */
+  distinctSizes (): Set<number> {
+    const sizes = new Set<number>()
+    for (let i = 0; i < this.n; i++) sizes.add(this.offsets[i + 1]! - this.offsets[i]!)
+    return sizes
+  }
+
   /** Chunk i's ID, with bytes of its own (safe to keep, or to post to a worker). */
   id (i: number): ChunkId {
     const at = this.check(i) * ID

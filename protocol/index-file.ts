@@ -57,10 +57,17 @@ export function encodeIndexHeader (header: IndexHeader): Uint8Array {
 }
 
 export function encodeIndexItem (chunk: IndexChunk, out = new Uint8Array(TABLE_ITEM_SIZE), at = 0): Uint8Array {
-  const v = new DataView(out.buffer, out.byteOffset)
-  v.setBigUint64(at, BigInt(chunk.start + chunk.size), true)
-  out.set(chunk.id.bytes, at + 8)
+  writeIndexItem(out, new DataView(out.buffer, out.byteOffset), at, chunk.start + chunk.size, chunk.id.bytes)
   return out
+}
+
+/**
+ * Writes one table item into `out` at `at`: the chunk's end offset in the stream, then its
+ * 32-byte ID (`v`: a DataView of `out`, made once by a caller writing many items).
+ */
+export function writeIndexItem (out: Uint8Array, v: DataView, at: number, end: number, id: Uint8Array): void {
+  v.setBigUint64(at, BigInt(end), true)
+  out.set(id, at + 8)
 }
 
 export function encodeIndexTail (chunkCount: number): Uint8Array {
@@ -80,10 +87,7 @@ export function encodeIndex (index: IndexLike): Uint8Array {
   out.set(encodeIndexHeader(index), 0)
   const v = new DataView(out.buffer)
   let at = INDEX_HEADER_SIZE + TABLE_HEADER_SIZE
-  for (let i = 0; i < n; i++, at += TABLE_ITEM_SIZE) {
-    v.setBigUint64(at, BigInt(chunks.end(i)), true)
-    out.set(chunks.idBytes(i), at + 8)
-  }
+  for (let i = 0; i < n; i++, at += TABLE_ITEM_SIZE) writeIndexItem(out, v, at, chunks.end(i), chunks.idBytes(i))
   out.set(encodeIndexTail(n), at)
   return out
 }

@@ -899,6 +899,12 @@ export class Fleet implements FleetView {
     if (!st.active) this.nextOnStream(server, req.from.index)
   }
 
+  /** The upload on `server`'s stream to `to` ended (served, or given up): its slot frees, and the stream moves on. */
+  private uploadDone (server: Host, to: Host): void {
+    if (server.malice === 0) server.policy.inboundDone(to.key)
+    if (server.alive) this.nextOnStream(server, to.index)
+  }
+
   private nextOnStream (server: Host, peer: number): void {
     const st = server.streams.get(peer)
     if (st == null) return
@@ -920,8 +926,7 @@ export class Fleet implements FleetView {
   private readonly onServed = (ok: boolean, t: Transfer): void => {
     const req = t.tag as QueuedRequest
     const server = req.server
-    if (server.malice === 0) server.policy.inboundDone(req.from.key)
-    if (server.alive) this.nextOnStream(server, req.from.index)
+    this.uploadDone(server, req.from)
     const h = req.from
     const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
     if (p == null) return
@@ -963,8 +968,7 @@ export class Fleet implements FleetView {
         // its transfer stops, and the server's stream to h moves on (to stale requests, dropped)
         cancelTransfer(this.sim, t)
         p.transfer = undefined
-        if (server.malice === 0) server.policy.inboundDone(h.key)
-        if (server.alive) this.nextOnStream(server, h.index)
+        this.uploadDone(server, h)
       }
       // as node/exchange reports each request it aborts (the peer's requests in flight go down)
       h.policy.requestFailed(server.key, this.chunkKeys[c]!, 'error', now)

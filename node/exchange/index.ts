@@ -104,7 +104,7 @@ interface PeerChannel {
   announcing: boolean
   /** the reused stream announcements go out on */
   announceStream?: LengthPrefixedStream<Stream>
-  /** batches of requests under way: aborting one drops its stream */
+  /** batches of requests under way: dropChannel aborts them, and their streams go */
   active: Set<AbortController>
 }
 
@@ -161,12 +161,9 @@ export class ChunkExchange implements Startable {
     this.channels.clear()
   }
 
-  /** Forget a peer's streams (it disconnected); its queued requests fail. */
+  /** Forget a peer's streams (it disconnected); its requests, queued or under way, fail. */
   peerGone (peer: PeerId): void {
-    const ch = this.channels.get(peer.toString())
-    if (ch == null) return
-    this.channels.delete(peer.toString())
-    this.dropChannel(ch, new Error(`peer ${peer.toString()} disconnected`))
+    this.dropPeer(peer, new Error(`peer ${peer.toString()} disconnected`))
   }
 
   /**
@@ -277,7 +274,7 @@ export class ChunkExchange implements Startable {
 
   private async runBatch (ch: PeerChannel, batch: Pending[]): Promise<void> {
     // a sent batch is read to the end (replies come in order), whatever its callers do, unless
-    // the peer is banned meanwhile (dropPeer aborts it)
+    // the channel is dropped meanwhile (a ban, a disconnect, stop: dropChannel aborts it)
     const dropped = new AbortController()
     const signal = AbortSignal.any([AbortSignal.timeout(this.timeout), dropped.signal])
     ch.active.add(dropped)
@@ -335,12 +332,12 @@ export class ChunkExchange implements Startable {
     const ch = this.channels.get(peer.toString())
     if (ch == null) return
     this.channels.delete(peer.toString())
-    for (const batch of ch.active) batch.abort(err)
-    ch.active.clear()
     this.dropChannel(ch, err)
   }
 
   private dropChannel (ch: PeerChannel, err: Error): void {
+    for (const batch of ch.active) batch.abort(err)
+    ch.active.clear()
     for (const lp of ch.idle) lp.unwrap().abort(err)
     ch.idle = []
     ch.announceStream?.unwrap().abort(err)

@@ -17,7 +17,7 @@ import { createLibp2p } from 'libp2p'
 import * as fs from 'node:fs/promises'
 import * as path from 'node:path'
 import type { ChunkId, DigestAlgorithm } from '../../protocol/chunk-id.ts'
-import { ChunkTable } from '../../protocol/chunk-table.ts'
+import type { ChunkTable } from '../../protocol/chunk-table.ts'
 import { InvalidArgumentError } from '../../protocol/errors.ts'
 import { splitIds, type WireMessage } from '../../protocol/wire.ts'
 import { chunkExchange, type ChunkExchange } from '../exchange/index.ts'
@@ -52,11 +52,10 @@ export interface SwarmHostInit {
 type Waiter = () => void
 
 /** The digest of an index's chunk list: how hosts name the index they work on. */
-export async function indexKeyOf (ids: ChunkId[] | ChunkTable): Promise<Uint8Array> {
+export async function indexKeyOf (chunks: ChunkTable): Promise<Uint8Array> {
   const { createHash } = await import('node:crypto')
   const h = createHash('sha256')
-  if (ids instanceof ChunkTable) for (let i = 0; i < ids.length; i++) h.update(ids.idBytes(i))
-  else for (const id of ids) h.update(id.bytes)
+  for (let i = 0; i < chunks.length; i++) h.update(chunks.idBytes(i))
   return new Uint8Array(h.digest())
 }
 

@@ -48,8 +48,7 @@ export class DirectorySeed {
    */
   static async index (dir: string, target: Index, options: DirectorySeedOptions = {}, name?: string): Promise<DirectorySeed> {
     const seed = new DirectorySeed(dir, digestFromFlags(target.featureFlags), name, target.chunks)
-    const sizes = new Set<number>()
-    for (let i = 0; i < target.chunks.length; i++) sizes.add(target.chunks.size(i))
+    const sizes = target.chunks.distinctSizes()
     const file = path.join(options.tmpDir ?? tmpdir(), `.caswarm-seed-${randomBytes(6).toString('hex')}`)
     seed.fd = fs.openSync(file, 'wx+', 0o600)
     fs.unlinkSync(file)
