@@ -64,10 +64,13 @@ export interface FleetConfig {
    */
   ownerPrefetch: number
   /**
-   * seconds from a host's start until its prefetch lanes start (node/swarm/source.ts waits for
-   * its peers' answers first, so that the owner split starts from a shared view). @default 0.02
+   * a host's prefetch lanes start once no host has joined the index for `settleQuiet` seconds,
+   * and at most `settle` seconds after it started (SwarmPolicy.prefetchStartAt, as
+   * node/swarm/source.ts: the owner split starts from a view its peers share). @default 0.02
    */
   settle: number
+  /** @default 0.004 (a fifth of the settle, as source.ts: 300 ms of 1,500) */
+  settleQuiet: number
   /** a host requests one of this many most recently announced chunks, at random (node/swarm/policy.ts pickRecent). @default PICK_AMONG (8) */
   pickAmong: number
   /**
@@ -112,6 +115,7 @@ export function defaultConfig (): FleetConfig {
     window: 0,
     ownerPrefetch: 4,
     settle: 0.02,
+    settleQuiet: 0.004,
     pickAmong: PICK_AMONG,
     shuffleBlock: 64,
     malicious: 0,

@@ -43,6 +43,8 @@ export interface FleetView {
   fetchingSince: (peer: number, chunk: number) => number
   /** last time (ms) `peer` showed progress (joined, started an origin fetch, or received a verified chunk) */
   lastProgress: (peer: number) => number
+  /** when (ms) a host last joined the index among those `host` can reach (-Infinity: none) */
+  lastJoin: (host: number) => number
 }
 
 export class FleetPolicy extends SwarmPolicy {
@@ -137,6 +139,11 @@ export class FleetPolicy extends SwarmPolicy {
       out.push(s)
     }
     return out
+  }
+
+  /** Who joined when is in the shared state (the wants it would have been told). */
+  override lastWorkerJoin (_index: IndexKey): number {
+    return this.view.lastJoin(this.host)
   }
 
   override ownerOf (_index: IndexKey, chunk: ChunkKey, now: number): PeerKey | undefined {

@@ -190,6 +190,8 @@ export class Fleet implements FleetView {
   private readonly workers: number[][]
   /** picks the workers a host dials when it has too few (onSettled) */
   private readonly meetRng: Random
+  /** per segment, when (ms) a host last started (or came back) on the index */
+  private readonly lastJoinMs: Float64Array
 
   constructor (config: FleetConfig) {
     this.config = config
@@ -197,6 +199,7 @@ export class Fleet implements FleetView {
     this.window = config.window > 0 ? config.window : chunkSizeDefaults(config.update.chunkAvg).peerPrefetch
     this.workers = Array.from({ length: config.segments }, () => [])
     this.meetRng = this.rng.fork(6)
+    this.lastJoinMs = new Float64Array(config.segments).fill(Number.NEGATIVE_INFINITY)
     const sim = this.sim
 
     // the update: distinct chunks with casync-like sizes (clamped exponential around the average)
@@ -381,6 +384,13 @@ export class Fleet implements FleetView {
   }
 
   lastProgress (peer: number): number { return this.hosts[peer]!.lastProgressMs }
+
+  lastJoin (host: number): number {
+    const comp = this.component[this.hosts[host]!.segment]
+    let last = Number.NEGATIVE_INFINITY
+    for (let s = 0; s < this.lastJoinMs.length; s++) if (this.component[s] === comp) last = Math.max(last, this.lastJoinMs[s]!)
+    return last
+  }
 
   fetchingSince (peer: number, chunk: number): number {
     const p = this.pendingOf[chunk * this.H + peer]
@@ -569,28 +579,36 @@ export class Fleet implements FleetView {
   private startHost (h: Host): void {
     h.joined = true
     h.startTime = this.sim.now
-    h.lanesAt = this.sim.now + this.config.settle
+    // the lanes start when the join settles (onSettled)
+    h.lanesAt = Number.POSITIVE_INFINITY
     h.lastProgressMs = this.nowMs()
+    this.lastJoinMs[h.segment] = this.nowMs()
     this.workers[h.segment]!.push(h.index)
     // its WANT (what it lacks is in the shared state: have[])
     h.policy.noteWants(INDEX, h.key, [], this.nowMs())
     this.offerOwnership(h)
     this.seedAvailable(h)
     this.pump(h)
-    this.sim.after(this.config.settle, this.onSettled, { h, epoch: h.epoch })
+    this.sim.after(Math.min(this.config.settleQuiet, this.config.settle), this.onSettled, { h, epoch: h.epoch })
   }
 
   /**
-   * The join settle is over: the host has heard who works on the index. A real host is connected
-   * to every host on its LAN it discovered (up to 512), so it has every other worker as a peer;
-   * here, where each host has `degree` connections to hosts picked regardless of when they start,
-   * a host that finds fewer than degree/2 of them working on the index (an early wave of a
-   * staggered rollout: a tenth of its connections) dials workers it is not connected to until it
-   * has degree/2. When every host starts within the settle (the default), nothing is dialled.
+   * The join settles once no host has joined for `settleQuiet` (at most `settle` after the start:
+   * SwarmPolicy.prefetchStartAt); then the host has heard who works on the index, and its
+   * prefetch lanes start. A real host is connected to every host on its LAN it discovered (up to
+   * 512), so it has every other worker as a peer; here, where each host has `degree` connections
+   * to hosts picked regardless of when they start, a host that finds fewer than degree/2 of them
+   * working on the index (an early wave of a staggered rollout: a tenth of its connections) dials
+   * workers it is not connected to until it has degree/2. When every host starts within the
+   * settle (the default), nothing is dialled.
    */
   private readonly onSettled = (x: { h: Host, epoch: number }): void => {
     const h = x.h
     if (h.epoch !== x.epoch || !h.alive) return
+    const at = h.policy.prefetchStartAt(INDEX, h.startTime * 1000, this.config.settleQuiet * 1000, this.config.settle * 1000) / 1000
+    // hosts are still arriving: look again when they may have stopped
+    if (at > this.sim.now + 1e-9) { this.sim.at(at, this.onSettled, x); return }
+    h.lanesAt = this.sim.now
     const want = Math.ceil(this.config.degree / 2)
     let working = 0
     for (const n of h.neighbors) if (this.hosts[n]!.joined && this.hosts[n]!.alive) working++
@@ -688,6 +706,7 @@ export class Fleet implements FleetView {
     h.avail = []
     if (h.missing === 0) return
     h.lastProgressMs = now
+    this.lastJoinMs[h.segment] = now
     h.policy.noteWants(INDEX, h.key, [], now)
     this.offerOwnership(h)
     this.seedAvailable(h)

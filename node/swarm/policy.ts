@@ -179,6 +179,8 @@ interface IndexState {
   wanters: Map<ChunkKey, Set<PeerKey>>
   /** hosts working on this index */
   workers: Set<PeerKey>
+  /** when (ms) the last of them was added (-Infinity: none yet) */
+  lastJoin: number
   /** the origin fetchers (in rank order), as of a membership stamp */
   fetchers?: { stamp: string, set: Set<PeerKey> }
   /** a chunk's position in the index (see setChunkOrder) */
@@ -426,7 +428,7 @@ export class SwarmPolicy {
       s.lastProgress = Math.max(s.lastProgress, now)
     }
     const st = this.indexState(index)
-    if (!st.workers.has(host)) this.membership++
+    if (!st.workers.has(host)) { this.membership++; st.lastJoin = Math.max(st.lastJoin, now) }
     st.workers.add(host)
     for (const c of chunks) {
       if (host !== this.self && this.peerStates.get(host)?.haves.has(c) === true) continue
@@ -559,6 +561,22 @@ export class SwarmPolicy {
     const st = this.indexes.get(index)
     if (st == null) return []
     return [...st.workers].filter(p => this.eligible(p, now)).sort()
+  }
+
+  /** When (ms) a host last joined `index` as this host sees it (-Infinity: none). */
+  lastWorkerJoin (index: IndexKey): number {
+    return this.indexes.get(index)?.lastJoin ?? Number.NEGATIVE_INFINITY
+  }
+
+  /**
+   * When (ms) this host, which joined `index` at `joinedAt`, may start fetching the chunks it owns
+   * from the origin: once no host has joined the index for `quiet` ms (the owner split is then
+   * worked out from a view its peers share: a whole wave of hosts that start together has heard
+   * of one another), and no later than `settle` ms after it joined (hosts that keep arriving do
+   * not hold the origin back for ever).
+   */
+  prefetchStartAt (index: IndexKey, joinedAt: number, quiet: number, settle: number): number {
+    return Math.min(joinedAt + settle, Math.max(joinedAt, this.lastWorkerJoin(index)) + quiet)
   }
 
   /**
@@ -826,7 +844,7 @@ export class SwarmPolicy {
 
   private indexState (index: IndexKey): IndexState {
     let st = this.indexes.get(index)
-    if (st == null) this.indexes.set(index, st = { wanters: new Map(), workers: new Set() })
+    if (st == null) this.indexes.set(index, st = { wanters: new Map(), workers: new Set(), lastJoin: Number.NEGATIVE_INFINITY })
     return st
   }
 

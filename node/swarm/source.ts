@@ -25,8 +25,18 @@ export interface SwarmSourceInit {
   origins: ChunkSource[]
   /** Written at once with every chunk obtained (what peers are served from). */
   cache?: ChunkStore
-  /** ms to wait in prepare() for peers to answer. @default 1500 */
+  /**
+   * ms to wait in prepare() for peers to answer; also the longest the origin prefetch waits for
+   * the hosts on the index to stop arriving (see `quiet`). @default 1500
+   */
   settle?: number
+  /**
+   * The origin prefetch starts once no host has joined the index for this many ms
+   * (SwarmPolicy.prefetchStartAt), at most `settle` ms after this host joined. @default a fifth
+   * of `settle` (300 ms of 1,500: a longer settle, given for slow discovery, also waits longer
+   * for hosts still being found)
+   */
+  quiet?: number
   /** prepare() waits until the host has run this long (discovery). @default 300 */
   minUptime?: number
   /**
@@ -72,6 +82,11 @@ export class SwarmSource implements ChunkSource {
   private readonly origins: ChunkSource[]
   private readonly cache?: ChunkStore
   private readonly settle: number
+  private readonly quiet: number
+  /** when (ms) this host joined the index (prepare) */
+  joinedAt = 0
+  /** when (ms) the prefetch of the chunks this host owns started (undefined: not yet) */
+  prefetchStartedAt?: number
   private readonly minUptime: number
   private readonly log: Logger
   private key = ''
@@ -102,6 +117,7 @@ export class SwarmSource implements ChunkSource {
     this.origins = init.origins
     this.cache = init.cache
     this.settle = init.settle ?? 1500
+    this.quiet = init.quiet ?? Math.round(this.settle / 5)
     this.minUptime = init.minUptime ?? 300
     this.ownerPrefetch = init.cache != null ? (init.ownerPrefetch ?? 4) : 0
     this.peerPrefetch = init.cache != null ? (init.peerPrefetch ?? chunkSizeDefaults(init.index.chunkSizeAvg).peerPrefetch) : 0
@@ -152,6 +168,7 @@ export class SwarmSource implements ChunkSource {
         const has = this.cache != null ? await Promise.all(part.map(async id => await this.cache!.has(id).catch(() => false))) : []
         part.forEach((id, j) => { if (has[j] !== true) wants.push(id) })
       }
+      this.joinedAt = Date.now()
       await this.host.join(Buffer.from(this.key, 'hex'), this.digest, wants, { settle: this.settle, minUptime: this.minUptime, signal: options.signal })
       this.log('joined index %s wanting %d chunks; %d peers', this.key.slice(0, 12), wants.length, this.host.connectedPeers().length)
       for (const id of wants) { this.wanted.add(id.toString()); this.ids.set(id.toString(), id) }
@@ -200,8 +217,16 @@ export class SwarmSource implements ChunkSource {
     const lanes: Array<Promise<void>> = []
     const open = (): void => { if (lanes.length < this.ownerPrefetch) lanes.push(lane()) }
     this.prefetching = (async () => {
-      // let the hosts' views of who wants what settle before acting on ownership
-      await sleep(this.settle, undefined, { signal }).catch(() => {})
+      // let the hosts' views of who wants what settle before acting on ownership: a wave of hosts
+      // that start together begins once they have all heard of one another
+      for (;;) {
+        const wait = policy.prefetchStartAt(this.key, this.joinedAt, this.quiet, this.settle) - Date.now()
+        if (wait <= 0 || signal.aborted) break
+        await sleep(Math.min(wait, 50), undefined, { signal }).catch(() => {})
+      }
+      if (signal.aborted) return
+      this.prefetchStartedAt = Date.now()
+      this.log('origin prefetch starts %d ms after the join', this.prefetchStartedAt - this.joinedAt)
       open()
       for (let i = 0; i < lanes.length; i++) await lanes[i]
     })()

@@ -101,6 +101,32 @@ describe('swarm policy', () => {
     assert.equal(plan.action === 'wait' && plan.reason, 'fetching')
   })
 
+  it('the origin prefetch starts once no host has joined the index for `quiet` ms, and at most `settle` ms after the join', () => {
+    const a = new SwarmPolicy({ self: 'a' })
+    assert.equal(a.lastWorkerJoin(IDX), Number.NEGATIVE_INFINITY)
+    a.noteWants(IDX, 'a', chunks, 1000)
+    // a wave that started together: everyone heard of by 1002, so the prefetch starts at 1002 + quiet
+    a.addPeer('b', 1001)
+    a.noteWants(IDX, 'b', chunks, 1001)
+    a.addPeer('c', 1002)
+    a.noteWants(IDX, 'c', chunks, 1002)
+    // a host already known saying more is not a join
+    a.noteWants(IDX, 'b', chunks.slice(0, 3), 1400)
+    assert.equal(a.lastWorkerJoin(IDX), 1002)
+    assert.equal(a.prefetchStartAt(IDX, 1000, 300, 1500), 1302)
+    // nobody else: quiet counts from the join itself
+    const lone = new SwarmPolicy({ self: 'z' })
+    lone.noteWants(IDX, 'z', chunks, 500)
+    assert.equal(lone.prefetchStartAt(IDX, 500, 300, 1500), 800)
+    // hosts that keep arriving push it back, up to the settle
+    a.addPeer('d', 1900)
+    a.noteWants(IDX, 'd', chunks, 1900)
+    assert.equal(a.prefetchStartAt(IDX, 1000, 300, 1500), 2200)
+    a.addPeer('e', 2400)
+    a.noteWants(IDX, 'e', chunks, 2400)
+    assert.equal(a.prefetchStartAt(IDX, 1000, 300, 1500), 2500)
+  })
+
   it('holders are chosen by load and per-peer in-flight limits are kept', () => {
     const p = new SwarmPolicy({ self: 'a', maxInFlightPerPeer: 2 })
     for (const peer of ['b', 'c']) {

@@ -99,6 +99,41 @@ describe('swarm on loopback (real libp2p nodes in one process)', () => {
     }
   })
 
+  it('the owner prefetch starts once the hosts on the index stop arriving, not a whole settle after the join', async () => {
+    const hosts = await fleet(3)
+    const origin = new CountingOrigin(originStore)
+    const settle = 60_000
+    const quiet = 150
+    try {
+      const distinct = new Set([...index.chunks].map(c => c.id.toString())).size
+      const results = await Promise.all(hosts.map(async (host, i) => {
+        const cache = (host as any).init.store as LocalStore
+        // the join ends as soon as every peer has answered (settle is only its deadline)
+        const source = new SwarmSource({ host, index, digest: 'sha256', origins: [origin], cache, settle, quiet, minUptime: 0 })
+        const stats = emptyStats()
+        const out = join(tmp.path, `quiet-out-${i}`)
+        await source.prepare([...index.chunks].map(c => c.id))
+        // the extraction waits a little, so that the prefetch has something to do
+        await sleep(quiet * 3)
+        await extractBlob(index, out, { sources: [source, origin], cache, stats, concurrency: 2 })
+        source.mergeStats(stats)
+        const lastJoin = host.policy.lastWorkerJoin((source as any).key)
+        await source.close()
+        return { out, source, lastJoin }
+      }))
+      for (const r of results) {
+        assert.ok(Buffer.from(readFileSync(r.out)).equals(data), `${r.out} differs`)
+        const started = r.source.prefetchStartedAt
+        assert.ok(started != null, 'the owner prefetch never started (it waited for the whole settle)')
+        assert.ok(started - r.source.joinedAt < settle / 4, `the owner prefetch started ${started - r.source.joinedAt} ms after the join`)
+        assert.ok(started >= r.lastJoin + quiet, `the owner prefetch started ${started - r.lastJoin} ms after the last host joined (quiet: ${quiet} ms)`)
+      }
+      assert.ok(origin.requests <= Math.ceil(distinct * 1.2), `origin asked ${origin.requests} times for ${distinct} distinct chunks`)
+    } finally {
+      await Promise.all(hosts.map(async h => await h.stop()))
+    }
+  })
+
   it('a host serving garbage is banned and changes nothing else', async () => {
     const evil = await SwarmHost.create({ store: new GarbageStore(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false })
     const hosts = await fleet(2, [evil])
