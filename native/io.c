@@ -6,6 +6,9 @@
 // writeBehind() starts writing a range of an output to disk without waiting (sync_file_range),
 // so the fsync before the output is renamed into place has little left to do. writeOut() writes
 // an output range, its whole 4 KiB blocks through a second descriptor opened with O_DIRECT.
+// lineOffset() tells where in its 64-byte cache line a buffer starts (JavaScript cannot see
+// addresses): the kernel's copy from the page cache is up to 6x slower on this project's AMD
+// machines when the destination sits 1-31 bytes further into its line than the source.
 #define _GNU_SOURCE
 #include <node_api.h>
 #include "throw-errno.h"
@@ -255,6 +258,23 @@ static napi_value flush_out (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* lineOffset(view): the view's first byte's address modulo 64. */
+static napi_value line_offset (napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_typedarray_type type;
+  size_t length = 0, byte_offset = 0;
+  void *data = NULL;
+  napi_value ab, out;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_typedarray_info(env, argv[0], &type, &length, &data, &ab, &byte_offset) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "lineOffset(view: Uint8Array)");
+    return NULL;
+  }
+  napi_create_uint32(env, (uint32_t)((uintptr_t)data & 63), &out);
+  return out;
+}
+
 static napi_value init (napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "writeBehind", NULL, write_behind, NULL, NULL, NULL, napi_default, NULL },
@@ -262,6 +282,7 @@ static napi_value init (napi_env env, napi_value exports) {
     { "dontNeed", NULL, dont_need, NULL, NULL, NULL, napi_default, NULL },
     { "writeOut", NULL, write_out, NULL, NULL, NULL, napi_default, NULL },
     { "flushOut", NULL, flush_out, NULL, NULL, NULL, napi_default, NULL },
+    { "lineOffset", NULL, line_offset, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -11,10 +11,11 @@ import { CA_FORMAT_EXCLUDE_FILE, CA_FORMAT_EXCLUDE_NODUMP, CHUNK_SUFFIX } from '
 import { ChunkTable } from '../protocol/chunk-table.ts'
 import type { Index } from '../protocol/index-file.ts'
 import { blockDeviceSize } from './block-device.ts'
+import { lineAlignedStart } from './native-io.ts'
 import { useNativeChunker } from './native-chunker.ts'
 import type { ChunkStore } from './store/chunk-store.ts'
 import { LocalStore } from './store/local-store.ts'
-import { sharedPool, type WorkerPool } from './workers/pool.ts'
+import { sharedPool, type Job, type WorkerPool, type WorkerReply } from './workers/pool.ts'
 
 export interface MakeOptions {
   /** @default 16 KiB : 64 KiB : 256 KiB */
@@ -203,8 +204,12 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
   const overlap = 16 * sizes.max
   const starts: number[] = []
   for (let s = 0; s < size; s += rangeSize) starts.push(s)
+  // Jobs go to the pool two per thread at a time, in the order they were made: each goes to the
+  // thread that is free when its turn comes, instead of all being dealt out at once by count (a
+  // thread dealt more bytes finished alone; 0.3-0.7 s of one idle thread at the end of 1 GiB)
+  const run = queued(pool, 2 * pool.size)
   const cutsJob = async (start: number, until: number): Promise<number[]> => {
-    const reply = await pool.run({ op: 'cuts', fd, start, until, min: sizes.min, avg: sizes.avg, max: sizes.max })
+    const reply = await run({ op: 'cuts', fd, start, until, min: sizes.min, avg: sizes.avg, max: sizes.max })
     return Array.from(reply.ends!)
   }
   const jobs = starts.map((s, k) => cutsJob(s, k + 1 < starts.length ? starts[k + 1]! + overlap : Number.POSITIVE_INFINITY))
@@ -214,8 +219,9 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
   const streamDigest = createStreamDigest(digest)
   const digestDone = (async () => {
     // into one buffer, read after read (a stream's fresh 1 MiB buffer per read costs a mapping and
-    // its page faults each time)
-    const buf = new Uint8Array(1 << 20)
+    // its page faults each time), placed where the kernel copies into it at full speed
+    const raw = new Uint8Array((1 << 20) + 64)
+    const buf = raw.subarray(lineAlignedStart(raw, 0), lineAlignedStart(raw, 0) + (1 << 20))
     for (let at = 0; at < size;) {
       options.signal?.throwIfAborted()
       const { bytesRead } = await handle.read(buf, 0, Math.min(buf.byteLength, size - at), at)
@@ -245,7 +251,7 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
     const ends = Float64Array.from(pending)
     const start = batchStart
     const first = chunks.length - ends.length
-    const p = pool.run({ op: 'store-range', fd, start, ends, digest, compression, storePath: store.path, extension: store.extension, cancel }).then((reply) => {
+    const p = run({ op: 'store-range', fd, start, ends, digest, compression, storePath: store.path, extension: store.extension, cancel }).then((reply) => {
       if (stored.length < chunks.length) stored = grown(stored, chunks.length)
       for (let i = 0; i < ends.length; i++) {
         chunks.setId(first + i, reply.ids!, i * 32)
@@ -305,6 +311,24 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
     index: { featureFlags: options.featureFlags ?? blobFeatureFlags(digest), chunkSizeMin: sizes.min, chunkSizeAvg: sizes.avg, chunkSizeMax: sizes.max, chunks: chunks.trim() },
     streamDigest: streamDigest.digest(),
     stats
+  }
+}
+
+/** pool.run with at most `limit` jobs in flight; the rest wait their turn in order. */
+function queued (pool: WorkerPool, limit: number): (job: Job) => Promise<WorkerReply> {
+  let running = 0
+  const waiting: Array<() => void> = []
+  return async (job) => {
+    // a finished job hands its place to the next in line (running stays as it is)
+    if (running >= limit) await new Promise<void>((resolve) => { waiting.push(resolve) })
+    else running++
+    try {
+      return await pool.run(job)
+    } finally {
+      const next = waiting.shift()
+      if (next != null) next()
+      else running--
+    }
   }
 }
 

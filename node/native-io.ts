@@ -16,6 +16,7 @@ interface IoAddon {
   writeBehind: (fd: number, offset: number, length: number) => number
   writeOut?: (fd: number, directFd: number, data: Uint8Array, offset: number) => void
   flushOut?: () => void
+  lineOffset?: (view: Uint8Array) => number
 }
 
 let addon: IoAddon | null | undefined
@@ -43,6 +44,20 @@ export function dontNeed (paths: string[]): number {
 /** Starts writing a range of fd's dirty pages to disk without waiting for it. */
 export function writeBehind (fd: number, offset: number, length: number): void {
   if (length > 0) load()?.writeBehind(fd, offset, length)
+}
+
+/**
+ * Where in `buf` (which has 63 bytes to spare) to put the byte at file position `position` so
+ * that reads into it run at full speed: on this project's AMD machines the kernel's copy from the
+ * page cache is up to 6x slower (0.5-0.7 against 0.11 s of system time per GiB) when the
+ * destination sits 1-31 bytes further into its 64-byte cache line than the source, which is
+ * where Node's large buffers land (16 bytes in) for reads at page-aligned positions. Returns the
+ * index in [0, 64) at which the byte for `position` should go (0 without the addon).
+ */
+export function lineAlignedStart (buf: Uint8Array, position: number): number {
+  const offset = load()?.lineOffset?.(buf)
+  if (offset == null) return 0
+  return (((position - offset) % 64) + 64) % 64
 }
 
 /** Whether the addon is there (tests). */

@@ -2,6 +2,7 @@
 // (node/workers/seed-scan.ts) read through the same loop.
 import * as fs from 'node:fs'
 import { CutFinder } from '../../protocol/chunker.ts'
+import { lineAlignedStart } from '../native-io.ts'
 
 /**
  * Chunks fd's bytes from `start` (any offset) until a cut at or past `stopAt` or the end of the
@@ -10,11 +11,13 @@ import { CutFinder } from '../../protocol/chunker.ts'
  */
 export function chunkFile (fd: number, start: number, stopAt: number, sizes: { min: number, avg: number, max: number }, each: (offset: number, data: Uint8Array) => boolean | void): number {
   const finder = new CutFinder(sizes)
-  // one buffer per thread, reused by every call (a probe slice may scan hundreds of times)
-  if (scanBuffer.byteLength < (1 << 20) + sizes.max) scanBuffer = new Uint8Array((1 << 20) + sizes.max)
-  let buf = scanBuffer
-  let have = 0 // bytes in buf, starting at file offset `base`
+  // one buffer per thread, reused by every call (a probe slice may scan hundreds of times); `buf`
+  // is the part of it that starts where the kernel copies file offset `base` at full speed
+  if (scanBuffer.byteLength < (1 << 20) + sizes.max + 64) scanBuffer = new Uint8Array((1 << 20) + sizes.max + 64)
+  const placed = (base: number): Uint8Array => scanBuffer.subarray(lineAlignedStart(scanBuffer, base), scanBuffer.byteLength - 64 + lineAlignedStart(scanBuffer, base))
   let base = start
+  let buf = placed(base)
+  let have = 0 // bytes in buf, starting at file offset `base`
   let eof = false
   while (base < stopAt) {
     if (!eof && have < buf.byteLength) {
@@ -36,11 +39,19 @@ export function chunkFile (fd: number, start: number, stopAt: number, sizes: { m
       if (have > at) each(base + at, buf.subarray(at, have))
       return base + have
     }
-    // keep the unfinished chunk at the front
-    buf.copyWithin(0, at, have)
+    // keep the unfinished chunk at the front (of the part placed for its offset)
+    const next = placed(base + at)
+    next.set(buf.subarray(at, have))
     have -= at
     base += at
-    if (have === buf.byteLength) { const bigger = new Uint8Array(buf.byteLength * 2); bigger.set(buf); buf = bigger; scanBuffer = bigger }
+    buf = next
+    if (have === buf.byteLength) {
+      const bigger = new Uint8Array(scanBuffer.byteLength * 2)
+      const from = buf.subarray(0, have)
+      scanBuffer = bigger
+      buf = placed(base)
+      buf.set(from)
+    }
   }
   return base
 }

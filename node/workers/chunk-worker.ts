@@ -11,7 +11,7 @@ import { ChunkInvalidError, ChunkMissingError } from '../../protocol/errors.ts'
 import type { LocalPlaceSource, PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
 import type { HttpStore, HttpStoreStats } from '../store/http-store.ts'
 import { useNativeChunker } from '../native-chunker.ts'
-import { flushOut, willNeed, writeOut } from '../native-io.ts'
+import { flushOut, lineAlignedStart, willNeed, writeOut } from '../native-io.ts'
 import { chunkFile } from './chunk-file.ts'
 import { probeSeedSlice, scanSeedRange } from './seed-scan.ts'
 
@@ -175,9 +175,11 @@ async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): 
   try {
     if (cancelled()) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
     const total = req.ends[req.ends.length - 1]! - req.start
-    // one buffer per worker, reused range after range
-    if (rangeScratch.byteLength < total) rangeScratch = Buffer.allocUnsafe(Math.max(total, rangeScratch.byteLength * 2))
-    const region = rangeScratch.subarray(0, total)
+    // one buffer per worker, reused range after range; the range starts where the kernel copies
+    // into it at full speed (lineAlignedStart)
+    if (rangeScratch.byteLength < total + 64) rangeScratch = Buffer.allocUnsafe(Math.max(total + 64, rangeScratch.byteLength * 2))
+    const skip = lineAlignedStart(rangeScratch, req.start)
+    const region = rangeScratch.subarray(skip, skip + total)
     let got = 0
     while (got < total) {
       const n = fs.readSync(req.fd, region, got, total - got, req.start + got)

@@ -114,7 +114,7 @@ export interface WorkerReply {
 }
 
 type DistributiveOmit<T, K extends keyof any> = T extends unknown ? Omit<T, K> : never
-type Job = DistributiveOmit<WorkerRequest, 'seq'>
+export type Job = DistributiveOmit<WorkerRequest, 'seq'>
 
 interface Slot { worker: Worker, busy: number }
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { closeSync, constants, existsSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import * as path from 'node:path'
 import { after, describe, it } from 'node:test'
-import { dontNeed, flushOut, nativeIoLoaded, openDirect, willNeed, writeBehind, writeOut } from '../../node/native-io.ts'
+import { dontNeed, flushOut, lineAlignedStart, nativeIoLoaded, openDirect, willNeed, writeBehind, writeOut } from '../../node/native-io.ts'
 import { pseudoRandom } from '../helpers/fixtures.ts'
 import { STRICT } from '../helpers/setup.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
@@ -18,6 +18,25 @@ if (!built && STRICT) throw new Error('CASWARM_CI=1 and the native addon (native
 describe('native page-cache hints', { skip: built ? false : 'native addon not built' }, () => {
   const t = tempDir()
   after(() => { t.cleanup() })
+
+  it('lineAlignedStart places a file position at the same offset in its cache line as in the file', () => {
+    const raw = new Uint8Array((1 << 20) + 64)
+    const positions = [0, 1, 16, 31, 32, 63, 64, 4096 + 17, 123_456_789]
+    const starts = positions.map(p => lineAlignedStart(raw, p))
+    for (const [i, p] of positions.entries()) {
+      const s = starts[i]!
+      assert.ok(s >= 0 && s < 64, `start ${s} for ${p}`)
+      // placed there, the view is aligned for p: it needs no further skip
+      assert.equal(lineAlignedStart(raw.subarray(s), p), 0, `position ${p}`)
+      // one byte further on, the byte for p + 1 is aligned too (offsets move together)
+      assert.equal(lineAlignedStart(raw.subarray(s + 1), p + 1), 0, `position ${p + 1}`)
+      // and a view one byte off needs 63 more
+      assert.equal(lineAlignedStart(raw.subarray(s + 1), p), 63, `position ${p}, one byte off`)
+    }
+    // positions 64 apart go to the same place; positions one apart to neighbouring places
+    assert.equal(starts[positions.indexOf(0)], starts[positions.indexOf(64)])
+    assert.equal((starts[positions.indexOf(32)]! + 31) % 64, starts[positions.indexOf(63)])
+  })
 
   it('willNeed and dontNeed advise the files that exist, skip the others, and follow no symlink', () => {
     const a = path.join(t.path, 'a')
