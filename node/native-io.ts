@@ -60,6 +60,27 @@ export function lineAlignedStart (buf: Uint8Array, position: number): number {
   return (((position - offset) % 64) + 64) % 64
 }
 
+/**
+ * `length` bytes of `raw` (which has 63 to spare) placed for reading file position `position`
+ * into them at full speed (lineAlignedStart).
+ */
+export function placedFor (raw: Uint8Array, position: number, length: number): Uint8Array {
+  const start = lineAlignedStart(raw, position)
+  return raw.subarray(start, start + length)
+}
+
+/**
+ * Whether reading file position `position` straight into `view` would take the kernel's slow
+ * copy (the view's first byte 1-31 bytes further into its cache line than the position is in
+ * its own; see lineAlignedStart). False without the addon.
+ */
+export function slowReadInto (view: Uint8Array, position: number): boolean {
+  const offset = load()?.lineOffset?.(view)
+  if (offset == null) return false
+  const ahead = (((offset - position) % 64) + 64) % 64
+  return ahead >= 1 && ahead <= 31
+}
+
 /** Whether the addon is there (tests). */
 export function nativeIoLoaded (): boolean {
   return load() != null

@@ -11,7 +11,7 @@ import { ChunkInvalidError, ChunkMissingError } from '../../protocol/errors.ts'
 import type { LocalPlaceSource, PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
 import type { HttpStore, HttpStoreStats } from '../store/http-store.ts'
 import { useNativeChunker } from '../native-chunker.ts'
-import { flushOut, lineAlignedStart, willNeed, writeOut } from '../native-io.ts'
+import { flushOut, lineAlignedStart, placedFor, slowReadInto, willNeed, writeOut } from '../native-io.ts'
 import { chunkFile } from './chunk-file.ts'
 import { probeSeedSlice, scanSeedRange } from './seed-scan.ts'
 
@@ -383,16 +383,18 @@ async function placeHttp (item: { id: Uint8Array, size: number, outOffset: numbe
 }
 
 // Scratch buffers reused by place(), which is synchronous: one chunk file in, one plain chunk out.
-let fileScratch = Buffer.allocUnsafe(1 << 18)
-let plainScratch = Buffer.allocUnsafe((1 << 18) + 1)
+// Files are read into views placed where the kernel copies at full speed (placedFor), which is
+// what the 64 spare bytes are for.
+let fileScratch = placedFor(Buffer.allocUnsafe((1 << 18) + 64), 0, 1 << 18)
+let plainScratchRaw = Buffer.allocUnsafe((1 << 18) + 1 + 64)
 
 /** A whole file read into the reused scratch buffer (a view, valid until the next call), or null if absent. */
-function readWhole (file: string): Buffer | null {
+function readWhole (file: string): Uint8Array | null {
   let fd: number
   try { fd = fs.openSync(file, 'r') } catch (err: any) { if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null; throw err }
   try {
     const size = fs.fstatSync(fd).size
-    if (fileScratch.byteLength < size + 1) fileScratch = Buffer.allocUnsafe(size + 1)
+    if (fileScratch.byteLength < size + 1) fileScratch = placedFor(Buffer.allocUnsafe(size + 1 + 64), 0, size + 1)
     let got = 0
     for (;;) {
       // read one byte more than the size, so a file that grew is still read whole
@@ -400,8 +402,8 @@ function readWhole (file: string): Buffer | null {
       if (n === 0) break
       got += n
       if (got === fileScratch.byteLength) {
-        const bigger = Buffer.allocUnsafe(fileScratch.byteLength * 2)
-        fileScratch.copy(bigger)
+        const bigger = placedFor(Buffer.allocUnsafe(fileScratch.byteLength * 2 + 64), 0, fileScratch.byteLength * 2)
+        bigger.set(fileScratch)
         fileScratch = bigger
       }
     }
@@ -422,17 +424,20 @@ type Verified = { status: 'ok', plain: Uint8Array } | { status: 'missing' | 'inv
 function verified (id: ChunkId, size: number, digest: DigestAlgorithm, from: LocalSource, into?: Uint8Array): Verified {
   let plain: Uint8Array
   let where: string
-  const room = (): Uint8Array => {
-    if (into != null && into.byteLength >= size + 1) return into
-    if (plainScratch.byteLength < size + 1) plainScratch = Buffer.allocUnsafe(size + 1)
-    return plainScratch
+  const scratch = (position: number): Uint8Array => {
+    if (plainScratchRaw.byteLength < size + 1 + 64) plainScratchRaw = Buffer.allocUnsafe(size + 1 + 64)
+    return placedFor(plainScratchRaw, position, size + 1)
   }
+  const room = (): Uint8Array => into != null && into.byteLength >= size + 1 ? into : scratch(0)
   if (from.kind === 'file') {
     where = `offset ${from.offset}`
-    const buf = room().subarray(0, size)
+    // straight into `into` unless the kernel would copy there at its slow speed (slowReadInto):
+    // then into scratch placed for the offset, and on (a user-space copy costs far less)
+    const direct = into != null && into.byteLength >= size + 1 && !slowReadInto(into, from.offset)
+    const buf = (direct ? into : scratch(from.offset)).subarray(0, size)
     const n = fs.readSync(from.fd, buf, 0, size, from.offset)
     if (n !== size) return { status: 'missing', detail: `short read at ${where}` }
-    plain = buf
+    if (!direct && into != null && into.byteLength >= size + 1) { into.set(buf); plain = into.subarray(0, size) } else plain = buf
   } else {
     where = path.join(from.path, chunkPath(id, from.extension))
     let stored = readWhole(where)

@@ -15,7 +15,7 @@ import type { DigestAlgorithm } from '../../protocol/chunk-id.ts'
 import { ChunkTable } from '../../protocol/chunk-table.ts'
 import type { SeedOutput, WorkerRequest } from './pool.ts'
 import { chunkFile } from './chunk-file.ts'
-import { writeBehind, writeOut } from '../native-io.ts'
+import { placedFor, writeBehind, writeOut } from '../native-io.ts'
 
 /** the most output bytes Findings gathers before it writes them */
 const RUN_MAX = 2 << 20
@@ -96,6 +96,8 @@ export function scanSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): { s
 class SeedReader {
   private readonly fd: number
   private readonly size: number
+  /** the window's memory (64 bytes to spare), and the part of it placed for the window's start */
+  private raw: Uint8Array
   private buf: Uint8Array
   private start = 0
   private length = 0
@@ -103,14 +105,17 @@ class SeedReader {
   constructor (fd: number, size: number, window: number) {
     this.fd = fd
     this.size = size
-    this.buf = new Uint8Array(window)
+    this.raw = new Uint8Array(window + 64)
+    this.buf = this.raw.subarray(0, window)
   }
 
   /** The seed's bytes [offset, offset + n), or null past its end. */
   get (offset: number, n: number): Uint8Array | null {
     if (offset < 0 || offset + n > this.size) return null
     if (offset < this.start || offset + n > this.start + this.length) {
-      if (n > this.buf.byteLength) this.buf = new Uint8Array(n)
+      if (n > this.buf.byteLength) this.raw = new Uint8Array(n + 64)
+      // where the kernel copies at full speed (placedFor)
+      this.buf = placedFor(this.raw, offset, this.raw.byteLength - 64)
       const want = Math.min(this.buf.byteLength, this.size - offset)
       let got = 0
       while (got < want) {
