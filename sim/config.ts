@@ -69,7 +69,11 @@ export interface FleetConfig {
    * node/swarm/source.ts: the owner split starts from a view its peers share). @default 0.02
    */
   settle: number
-  /** @default 0.004 (a fifth of the settle, as source.ts: 300 ms of 1,500) */
+  /**
+   * @default 0.004: 10 LAN round trips. Here a host's view of who works on the index is the
+   * fleet's shared state, current at once; a real host hears of others over a loaded network,
+   * and source.ts waits half its settle (750 ms).
+   */
   settleQuiet: number
   /** a host requests one of this many most recently announced chunks, at random (node/swarm/policy.ts pickRecent). @default PICK_AMONG (8) */
   pickAmong: number
