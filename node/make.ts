@@ -11,7 +11,7 @@ import { CA_FORMAT_EXCLUDE_FILE, CA_FORMAT_EXCLUDE_NODUMP, CHUNK_SUFFIX } from '
 import { ChunkTable } from '../protocol/chunk-table.ts'
 import type { Index } from '../protocol/index-file.ts'
 import { blockDeviceSize } from './block-device.ts'
-import { lineAlignedStart } from './native-io.ts'
+import { placedFor } from './native-io.ts'
 import { useNativeChunker } from './native-chunker.ts'
 import type { ChunkStore } from './store/chunk-store.ts'
 import { LocalStore } from './store/local-store.ts'
@@ -220,8 +220,7 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
   const digestDone = (async () => {
     // into one buffer, read after read (a stream's fresh 1 MiB buffer per read costs a mapping and
     // its page faults each time), placed where the kernel copies into it at full speed
-    const raw = new Uint8Array((1 << 20) + 64)
-    const buf = raw.subarray(lineAlignedStart(raw, 0), lineAlignedStart(raw, 0) + (1 << 20))
+    const buf = placedFor(new Uint8Array((1 << 20) + 64), 0, 1 << 20)
     for (let at = 0; at < size;) {
       options.signal?.throwIfAborted()
       const { bytesRead } = await handle.read(buf, 0, Math.min(buf.byteLength, size - at), at)

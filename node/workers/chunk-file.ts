@@ -2,7 +2,7 @@
 // (node/workers/seed-scan.ts) read through the same loop.
 import * as fs from 'node:fs'
 import { CutFinder } from '../../protocol/chunker.ts'
-import { lineAlignedStart } from '../native-io.ts'
+import { placedFor } from '../native-io.ts'
 
 /**
  * Chunks fd's bytes from `start` (any offset) until a cut at or past `stopAt` or the end of the
@@ -14,7 +14,7 @@ export function chunkFile (fd: number, start: number, stopAt: number, sizes: { m
   // one buffer per thread, reused by every call (a probe slice may scan hundreds of times); `buf`
   // is the part of it that starts where the kernel copies file offset `base` at full speed
   if (scanBuffer.byteLength < (1 << 20) + sizes.max + 64) scanBuffer = new Uint8Array((1 << 20) + sizes.max + 64)
-  const placed = (base: number): Uint8Array => scanBuffer.subarray(lineAlignedStart(scanBuffer, base), scanBuffer.byteLength - 64 + lineAlignedStart(scanBuffer, base))
+  const placed = (base: number): Uint8Array => placedFor(scanBuffer, base, scanBuffer.byteLength - 64)
   let base = start
   let buf = placed(base)
   let have = 0 // bytes in buf, starting at file offset `base`

@@ -11,7 +11,7 @@ import { ChunkInvalidError, ChunkMissingError } from '../../protocol/errors.ts'
 import type { LocalPlaceSource, PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
 import type { HttpStore, HttpStoreStats } from '../store/http-store.ts'
 import { useNativeChunker } from '../native-chunker.ts'
-import { flushOut, lineAlignedStart, placedFor, slowReadInto, willNeed, writeOut } from '../native-io.ts'
+import { flushOut, placedFor, slowReadInto, willNeed, writeOut } from '../native-io.ts'
 import { chunkFile } from './chunk-file.ts'
 import { probeSeedSlice, scanSeedRange } from './seed-scan.ts'
 
@@ -178,8 +178,7 @@ async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): 
     // one buffer per worker, reused range after range; the range starts where the kernel copies
     // into it at full speed (lineAlignedStart)
     if (rangeScratch.byteLength < total + 64) rangeScratch = Buffer.allocUnsafe(Math.max(total + 64, rangeScratch.byteLength * 2))
-    const skip = lineAlignedStart(rangeScratch, req.start)
-    const region = rangeScratch.subarray(skip, skip + total)
+    const region = placedFor(rangeScratch, req.start, total)
     let got = 0
     while (got < total) {
       const n = fs.readSync(req.fd, region, got, total - got, req.start + got)
