@@ -11,6 +11,7 @@ import { CA_FORMAT_EXCLUDE_FILE, CA_FORMAT_EXCLUDE_NODUMP, CHUNK_SUFFIX } from '
 import { ChunkTable } from '../protocol/chunk-table.ts'
 import type { Index } from '../protocol/index-file.ts'
 import { blockDeviceSize } from './block-device.ts'
+import { Limiter } from './limiter.ts'
 import { placedFor } from './native-io.ts'
 import { useNativeChunker } from './native-chunker.ts'
 import type { ChunkStore } from './store/chunk-store.ts'
@@ -207,7 +208,15 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
   // Jobs go to the pool two per thread at a time, in the order they were made: each goes to the
   // thread that is free when its turn comes, instead of all being dealt out at once by count (a
   // thread dealt more bytes finished alone; 0.3-0.7 s of one idle thread at the end of 1 GiB)
-  const run = queued(pool, 2 * pool.size)
+  const limiter = new Limiter(2 * pool.size)
+  const run = async (job: Job): Promise<WorkerReply> => {
+    const release = await limiter.acquire()
+    try {
+      return await pool.run(job)
+    } finally {
+      release()
+    }
+  }
   const cutsJob = async (start: number, until: number): Promise<number[]> => {
     const reply = await run({ op: 'cuts', fd, start, until, min: sizes.min, avg: sizes.avg, max: sizes.max })
     return Array.from(reply.ends!)
@@ -310,24 +319,6 @@ async function makeParallel (handle: fs.FileHandle, file: string, size: number, 
     index: { featureFlags: options.featureFlags ?? blobFeatureFlags(digest), chunkSizeMin: sizes.min, chunkSizeAvg: sizes.avg, chunkSizeMax: sizes.max, chunks: chunks.trim() },
     streamDigest: streamDigest.digest(),
     stats
-  }
-}
-
-/** pool.run with at most `limit` jobs in flight; the rest wait their turn in order. */
-function queued (pool: WorkerPool, limit: number): (job: Job) => Promise<WorkerReply> {
-  let running = 0
-  const waiting: Array<() => void> = []
-  return async (job) => {
-    // a finished job hands its place to the next in line (running stays as it is)
-    if (running >= limit) await new Promise<void>((resolve) => { waiting.push(resolve) })
-    else running++
-    try {
-      return await pool.run(job)
-    } finally {
-      const next = waiting.shift()
-      if (next != null) next()
-      else running--
-    }
   }
 }
 

@@ -75,10 +75,8 @@ export function placedFor (raw: Uint8Array, position: number, length: number): U
  * its own; see lineAlignedStart). False without the addon.
  */
 export function slowReadInto (view: Uint8Array, position: number): boolean {
-  const offset = load()?.lineOffset?.(view)
-  if (offset == null) return false
-  const ahead = (((offset - position) % 64) + 64) % 64
-  return ahead >= 1 && ahead <= 31
+  // the view is 64 - lineAlignedStart bytes further into its line than the position (mod 64)
+  return lineAlignedStart(view, position) >= 33
 }
 
 /** Whether the addon is there (tests). */

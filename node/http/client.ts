@@ -5,6 +5,7 @@ import { setMaxListeners } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher } from 'undici'
 import { loadUndici, type UndiciCore } from './undici-core.ts'
+import { Limiter } from '../limiter.ts'
 import { ChunkInvalidError, OriginError, UNTRUSTED_CERT_CODES } from '../../protocol/errors.ts'
 
 /** requests in flight, and keep-alive connections (one per request: see HttpClientInit.connections) */
@@ -67,40 +68,6 @@ export function isRetryable (err: any): boolean {
   return err.cause != null && err.cause !== err && isRetryable(err.cause)
 }
 
-/** A bounded count of holders, released in FIFO order. */
-export class Limiter {
-  readonly limit: number
-  private active = 0
-  private readonly waiting: Array<() => void> = []
-
-  constructor (limit: number) {
-    this.limit = Math.max(1, limit)
-  }
-
-  async acquire (signal?: AbortSignal): Promise<() => void> {
-    signal?.throwIfAborted()
-    if (this.active >= this.limit) {
-      await new Promise<void>((resolve, reject) => {
-        const go = (): void => { signal?.removeEventListener('abort', onAbort); resolve() }
-        const onAbort = (): void => {
-          const i = this.waiting.indexOf(go)
-          if (i >= 0) this.waiting.splice(i, 1)
-          reject(signal!.reason)
-        }
-        signal?.addEventListener('abort', onAbort, { once: true })
-        this.waiting.push(go)
-      })
-    }
-    this.active++
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      this.active--
-      this.waiting.shift()?.()
-    }
-  }
-}
 
 /** A response read whole by the client (`Attempt.limit`). */
 export interface BytesResponse {

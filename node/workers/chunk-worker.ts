@@ -176,7 +176,7 @@ async function storeRange (req: Extract<WorkerRequest, { op: 'store-range' }>): 
     if (cancelled()) throw Object.assign(new Error('cancelled'), { code: 'ABORT_ERR' })
     const total = req.ends[req.ends.length - 1]! - req.start
     // one buffer per worker, reused range after range; the range starts where the kernel copies
-    // into it at full speed (lineAlignedStart)
+    // into it at full speed (placedFor)
     if (rangeScratch.byteLength < total + 64) rangeScratch = Buffer.allocUnsafe(Math.max(total + 64, rangeScratch.byteLength * 2))
     const region = placedFor(rangeScratch, req.start, total)
     let got = 0
@@ -383,9 +383,9 @@ async function placeHttp (item: { id: Uint8Array, size: number, outOffset: numbe
 
 // Scratch buffers reused by place(), which is synchronous: one chunk file in, one plain chunk out.
 // Files are read into views placed where the kernel copies at full speed (placedFor), which is
-// what the 64 spare bytes are for.
-let fileScratch = placedFor(Buffer.allocUnsafe((1 << 18) + 64), 0, 1 << 18)
-let plainScratchRaw = Buffer.allocUnsafe((1 << 18) + 1 + 64)
+// what the 64 spare bytes are for. Made on first use (placing them asks the native addon).
+let fileScratch: Uint8Array = new Uint8Array(0)
+let plainScratchRaw: Uint8Array = new Uint8Array(0)
 
 /** A whole file read into the reused scratch buffer (a view, valid until the next call), or null if absent. */
 function readWhole (file: string): Uint8Array | null {
@@ -393,7 +393,10 @@ function readWhole (file: string): Uint8Array | null {
   try { fd = fs.openSync(file, 'r') } catch (err: any) { if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return null; throw err }
   try {
     const size = fs.fstatSync(fd).size
-    if (fileScratch.byteLength < size + 1) fileScratch = placedFor(Buffer.allocUnsafe(size + 1 + 64), 0, size + 1)
+    if (fileScratch.byteLength < size + 1) {
+      const length = Math.max(size + 1, 1 << 18)
+      fileScratch = placedFor(Buffer.allocUnsafe(length + 64), 0, length)
+    }
     let got = 0
     for (;;) {
       // read one byte more than the size, so a file that grew is still read whole
@@ -424,19 +427,20 @@ function verified (id: ChunkId, size: number, digest: DigestAlgorithm, from: Loc
   let plain: Uint8Array
   let where: string
   const scratch = (position: number): Uint8Array => {
-    if (plainScratchRaw.byteLength < size + 1 + 64) plainScratchRaw = Buffer.allocUnsafe(size + 1 + 64)
+    if (plainScratchRaw.byteLength < size + 1 + 64) plainScratchRaw = Buffer.allocUnsafe(Math.max(size + 1, 1 << 18) + 64)
     return placedFor(plainScratchRaw, position, size + 1)
   }
-  const room = (): Uint8Array => into != null && into.byteLength >= size + 1 ? into : scratch(0)
+  const target = into != null && into.byteLength >= size + 1 ? into : undefined
+  const room = (): Uint8Array => target ?? scratch(0)
   if (from.kind === 'file') {
     where = `offset ${from.offset}`
-    // straight into `into` unless the kernel would copy there at its slow speed (slowReadInto):
+    // straight into `target` unless the kernel would copy there at its slow speed (slowReadInto):
     // then into scratch placed for the offset, and on (a user-space copy costs far less)
-    const direct = into != null && into.byteLength >= size + 1 && !slowReadInto(into, from.offset)
-    const buf = (direct ? into : scratch(from.offset)).subarray(0, size)
+    const direct = target != null && !slowReadInto(target, from.offset)
+    const buf = (direct ? target : scratch(from.offset)).subarray(0, size)
     const n = fs.readSync(from.fd, buf, 0, size, from.offset)
     if (n !== size) return { status: 'missing', detail: `short read at ${where}` }
-    if (!direct && into != null && into.byteLength >= size + 1) { into.set(buf); plain = into.subarray(0, size) } else plain = buf
+    if (target != null && !direct) { target.set(buf); plain = target.subarray(0, size) } else plain = buf
   } else {
     where = path.join(from.path, chunkPath(id, from.extension))
     let stored = readWhole(where)

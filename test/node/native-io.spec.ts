@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { closeSync, constants, existsSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import * as path from 'node:path'
 import { after, describe, it } from 'node:test'
-import { dontNeed, flushOut, lineAlignedStart, nativeIoLoaded, openDirect, willNeed, writeBehind, writeOut } from '../../node/native-io.ts'
+import { dontNeed, flushOut, lineAlignedStart, nativeIoLoaded, openDirect, slowReadInto, willNeed, writeBehind, writeOut } from '../../node/native-io.ts'
 import { pseudoRandom } from '../helpers/fixtures.ts'
 import { STRICT } from '../helpers/setup.ts'
 import { tempDir } from '../helpers/temp-dir.ts'
@@ -32,6 +32,11 @@ describe('native page-cache hints', { skip: built ? false : 'native addon not bu
       assert.equal(lineAlignedStart(raw.subarray(s + 1), p + 1), 0, `position ${p + 1}`)
       // and a view one byte off needs 63 more
       assert.equal(lineAlignedStart(raw.subarray(s + 1), p), 63, `position ${p}, one byte off`)
+      // reading p into a view 1-31 bytes further into its line than p is the slow copy; 0 or 32-63 is not
+      assert.equal(slowReadInto(raw.subarray(s), p), false, `position ${p}, placed`)
+      assert.equal(slowReadInto(raw.subarray(s + 1), p), true, `position ${p}, 1 byte ahead`)
+      assert.equal(slowReadInto(raw.subarray(s + 31), p), true, `position ${p}, 31 bytes ahead`)
+      assert.equal(slowReadInto(raw.subarray(s + 32), p), false, `position ${p}, 32 bytes ahead`)
     }
     // positions 64 apart go to the same place; positions one apart to neighbouring places
     assert.equal(starts[positions.indexOf(0)], starts[positions.indexOf(64)])
