@@ -18,6 +18,11 @@ import { cancelTransfer, Link, Meter, startTransfer, type Transfer } from './net
 import { Random } from './random.ts'
 
 const INDEX = 'update'
+/** the bits of Fleet.flags */
+const HAVE = 1
+const WAITING = 2
+const QUEUED = 4
+const PEND = 8
 
 type Malice = 0 | 1 | 2 // honest, serves corrupt chunks, claims chunks it lacks
 
@@ -150,14 +155,14 @@ export class Fleet implements FleetView {
   private partitioned = false
   readonly C: number
   readonly H: number
-  /** have[c * H + h]: host h holds chunk c (verified) */
-  private readonly have: Uint8Array
-  /** waiting[c * H + h]: host h waits for chunk c to appear at a neighbour */
-  private readonly waiting: Uint8Array
-  /** queued[c * H + h]: chunk c is on host h's list of announced candidates */
-  private readonly queued: Uint8Array
-  /** pend[c * H + h]: host h has chunk c in hand; pendingOf[c * H + h] is its state */
-  private readonly pend: Uint8Array
+  /**
+   * flags[c * H + h], host h's state of chunk c, one byte (the bits below) so that a look at a
+   * neighbour's state of a chunk is one memory access, not four: HAVE, it holds the chunk
+   * (verified); WAITING, it waits for the chunk to appear at a neighbour; QUEUED, the chunk is on
+   * its list of announced candidates; PEND, it has the chunk in hand (pendingOf[c * H + h] is
+   * its state)
+   */
+  private readonly flags: Uint8Array
   private readonly pendingOf: Array<Pending | undefined>
   /** hosts holding each chunk */
   private readonly holderCount: Int32Array
@@ -226,10 +231,7 @@ export class Fleet implements FleetView {
 
     // hosts
     const H = this.H = config.hosts
-    this.have = new Uint8Array(H * this.C)
-    this.waiting = new Uint8Array(H * this.C)
-    this.queued = new Uint8Array(H * this.C)
-    this.pend = new Uint8Array(H * this.C)
+    this.flags = new Uint8Array(H * this.C)
     this.pendingOf = new Array(H * this.C).fill(undefined)
     this.hostHashes = new Uint32Array(H)
     this.claimsAll = new Uint8Array(H)
@@ -352,14 +354,14 @@ export class Fleet implements FleetView {
   neighborHolders (host: number, chunk: number, out: Int32Array): number {
     let n = 0
     const H = this.H
-    const have = this.have
+    const flags = this.flags
     const claimsAll = this.claimsAll
     const alive = this.aliveFlag
     const nbrs = this.hosts[host]!.neighbors
     const comp = this.partitioned ? this.component[this.hosts[host]!.segment]! : -1
     for (let k = 0; k < nbrs.length; k++) {
       const p = nbrs[k]!
-      if ((have[chunk * H + p] === 0 && claimsAll[p] === 0) || alive[p] === 0) continue
+      if (((flags[chunk * H + p]! & HAVE) === 0 && claimsAll[p] === 0) || alive[p] === 0) continue
       if (comp >= 0 && this.component[this.hosts[p]!.segment] !== comp) continue
       out[n++] = k
     }
@@ -369,7 +371,7 @@ export class Fleet implements FleetView {
   neighbors (host: number): Int32Array { return this.hosts[host]!.neighbors }
   hostHash (host: number): number { return this.hostHashes[host]! }
   holds (peer: number, chunk: number): boolean {
-    return this.hosts[peer]!.malice !== 0 || this.have[chunk * this.H + peer] === 1
+    return this.hosts[peer]!.malice !== 0 || (this.flags[chunk * this.H + peer]! & HAVE) !== 0
   }
 
   reachable (host: number, peer: number): boolean {
@@ -426,7 +428,7 @@ export class Fleet implements FleetView {
       // in rank order (the chunk's index in the update is its position)
       const cands = this.ownerScratch
       cands.length = 0
-      for (const f of fetchers) if (this.have[c * this.H + f] !== 1) cands.push(f)
+      for (const f of fetchers) if ((this.flags[c * this.H + f]! & HAVE) === 0) cands.push(f)
       const best = positionOwner(cands, c) ?? -1
       owners[c] = best
       if (best === o) continue
@@ -665,8 +667,7 @@ export class Fleet implements FleetView {
     // its transfers die with its links (below); their servers see the failure and move on
     for (let c = 0; c < this.C; c++) {
       const i = c * this.H + h.index
-      this.waiting[i] = 0
-      this.pend[i] = 0
+      this.flags[i]! &= ~(WAITING | PEND)
       this.pendingOf[i] = undefined
     }
     h.nPending = 0
@@ -702,7 +703,7 @@ export class Fleet implements FleetView {
     h.inAhead = 0
     h.nWait = 0
     h.pumpQueued = false
-    for (const c of h.avail) this.queued[c * this.H + h.index] = 0
+    for (const c of h.avail) this.flags[c * this.H + h.index]! &= ~QUEUED
     h.avail = []
     if (h.missing === 0) return
     h.lastProgressMs = now
@@ -737,8 +738,8 @@ export class Fleet implements FleetView {
       const c = h.avail[k]!
       h.avail[k] = h.avail[n - 1]!
       h.avail.pop()
-      this.queued[c * H + hi] = 0
-      if (this.have[c * H + hi] === 1 || this.pend[c * H + hi] === 1) continue
+      this.flags[c * H + hi]! &= ~QUEUED
+      if ((this.flags[c * H + hi]! & (HAVE | PEND)) !== 0) continue
       this.startPending(h, c, false)
     }
     const owners = this.ownerOf[this.component[h.segment]!]!
@@ -752,7 +753,7 @@ export class Fleet implements FleetView {
       const start = i & ~mask
       const c = block > 1 ? start + ((Math.imul(i & mask, h.shuffleA) + h.shuffleB) & mask) : i
       if (c >= C) continue
-      if (this.have[c * H + hi] === 1 || this.pend[c * H + hi] === 1) continue
+      if ((this.flags[c * H + hi]! & (HAVE | PEND)) !== 0) continue
       // an owned chunk is left to the prefetch lanes, which take them in index order
       if (prefetch > 0 && owners[c] === h.index) continue
       this.startPending(h, c, false)
@@ -764,7 +765,7 @@ export class Fleet implements FleetView {
     const lanes = Math.min(prefetch, 1 + h.originChunks)
     while (h.inAhead < lanes && h.ownCursor < C) {
       const c = h.ownCursor++
-      if (owners[c] !== h.index || this.have[c * H + hi] === 1 || this.pend[c * H + hi] === 1) continue
+      if (owners[c] !== h.index || (this.flags[c * H + hi]! & (HAVE | PEND)) !== 0) continue
       // as source.ts does: a chunk a peer holds already is not fetched ahead from the origin
       if (this.holderCount[c]! > 0 && h.policy.holdersOf(this.chunkKeys[c]!, this.nowMs()).length > 0) continue
       this.startPending(h, c, true)
@@ -776,7 +777,7 @@ export class Fleet implements FleetView {
     const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, timer: -1, wakeQueued: false, ahead, asked: -1 }
     this.pendingOf[c * this.H + h.index] = p
     h.nPending++
-    this.pend[c * this.H + h.index] = 1
+    this.flags[c * this.H + h.index]! |= PEND
     if (ahead) h.inAhead++
     else h.inWindow++
     this.replan(h, p)
@@ -785,8 +786,8 @@ export class Fleet implements FleetView {
   /** A peer of `h` announced chunk `c`: queue it as a candidate, and fill free slots. */
   private announce (h: Host, c: number): void {
     const idx = c * this.H + h.index
-    if (this.have[idx] === 1 || this.queued[idx] === 1 || this.pend[idx] === 1) return
-    this.queued[idx] = 1
+    if ((this.flags[idx]! & (HAVE | QUEUED | PEND)) !== 0) return
+    this.flags[idx]! |= QUEUED
     h.avail.push(c)
     if (!h.pumpQueued && h.inWindow - h.nWait < this.window) {
       h.pumpQueued = true
@@ -804,9 +805,9 @@ export class Fleet implements FleetView {
     const hi = h.index
     const H = this.H
     for (let c = this.C - 1; c >= 0; c--) {
-      if (this.have[c * H + hi] === 1 || this.holderCount[c] === 0 || this.queued[c * H + hi] === 1) continue
+      if ((this.flags[c * H + hi]! & (HAVE | QUEUED)) !== 0 || this.holderCount[c] === 0) continue
       for (const n of h.neighbors) {
-        if (this.have[c * this.H + n] === 1 && this.hosts[n]!.alive) { this.queued[c * H + hi] = 1; h.avail.push(c); break }
+        if ((this.flags[c * this.H + n]! & HAVE) !== 0 && this.hosts[n]!.alive) { this.flags[c * H + hi]! |= QUEUED; h.avail.push(c); break }
       }
     }
   }
@@ -817,7 +818,7 @@ export class Fleet implements FleetView {
     p.originSince = undefined
     if (p.waiting) {
       p.waiting = false
-      this.waiting[p.chunk * this.H + h.index] = 0
+      this.flags[p.chunk * this.H + h.index]! &= ~WAITING
       if (!p.ahead) h.nWait--
       if (p.timer >= 0) { this.sim.cancel(p.timer); p.timer = -1 }
     }
@@ -837,7 +838,7 @@ export class Fleet implements FleetView {
       }
       case 'wait': {
         p.waiting = true
-        this.waiting[p.chunk * this.H + h.index] = 1
+        this.flags[p.chunk * this.H + h.index]! |= WAITING
         if (!p.ahead) h.nWait++
         const at = Math.max(plan.until / 1000, this.sim.now + 1e-6)
         p.timer = this.sim.at(at, this.onTimer, p)
@@ -898,7 +899,7 @@ export class Fleet implements FleetView {
     const h = req.from
     if (this.isCurrent(h, req.chunk, req.epoch, req.gen) == null) return
     if (!this.reachable(h.index, server.index)) { this.fail(h, server, req, 'error', this.config.latency); return }
-    if (server.malice === 2 || (server.malice === 0 && this.have[req.chunk * this.H + server.index] === 0)) {
+    if (server.malice === 2 || (server.malice === 0 && (this.flags[req.chunk * this.H + server.index]! & HAVE) === 0)) {
       this.fail(h, server, req, 'missing', 0)
       return
     }
@@ -1087,11 +1088,11 @@ export class Fleet implements FleetView {
   private got (h: Host, p: Pending): void {
     const c = p.chunk
     const idx = c * this.H + h.index
-    this.have[idx] = 1
+    this.flags[idx]! |= HAVE
     this.holderCount[c]!++
     this.pendingOf[idx] = undefined
     h.nPending--
-    this.pend[idx] = 0
+    this.flags[idx]! &= ~PEND
     if (p.ahead) h.inAhead--
     else h.inWindow--
     h.missing--
@@ -1100,18 +1101,18 @@ export class Fleet implements FleetView {
     h.policy.noteHave(INDEX, h.key, this.chunkKeys[c]!, now)
     // the announcement: neighbours waiting for this chunk plan again
     const H = this.H
-    const have = this.have
-    const waiting = this.waiting
+    const flags = this.flags
     const nbrs = h.neighbors
     for (let k = 0; k < nbrs.length; k++) {
       const n = nbrs[k]!
       const nidx = c * H + n
-      if (have[nidx] === 1) continue
-      if (waiting[nidx] === 1) {
+      const f = flags[nidx]!
+      if ((f & HAVE) !== 0) continue
+      if ((f & WAITING) !== 0) {
         const nh = this.hosts[n]!
         const np = this.pendingOf[nidx]
         if (np != null && np.waiting && nh.alive) this.wake(np, this.config.latency)
-      } else if (this.queued[nidx] === 0 && this.pend[nidx] === 0) {
+      } else if ((f & (QUEUED | PEND)) === 0) {
         const nh = this.hosts[n]!
         if (nh.joined && nh.alive && nh.missing > 0) this.announce(nh, c)
       }
