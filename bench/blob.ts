@@ -198,15 +198,25 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   /**
    * Runs each tool `reps` times, alternating (this machine is shared and noisy), run `i` writing
    * names of its own; `before` runs before every run (dropping the store from the page cache).
+   * `also`: a second caswarm command run in the same rotation (what `w` is compared with), so
+   * that the machine's drift from one minute to the next does not decide which is faster.
    */
-  const alternate = async (c: ((i: number) => Promise<Run>) | undefined, w: (i: number) => Promise<Run>, before: () => void = () => {}): Promise<{ c?: Run, w: Run, note: string }> => {
+  const alternate = async (c: ((i: number) => Promise<Run>) | undefined, w: (i: number) => Promise<Run>, before: () => void = () => {}, also?: (i: number) => Promise<Run>): Promise<{ c?: Run, w: Run, also?: Run, note: string, alsoNote: string }> => {
     const cs: Run[] = []
     const ws: Run[] = []
+    const as: Run[] = []
     for (let i = 0; i < reps; i++) {
       if (c != null) { before(); cs.push(await c(i)) }
+      if (also != null) { before(); as.push(await also(i)) }
       before(); ws.push(await w(i))
     }
-    return { c: cs.length > 0 ? best(cs) : undefined, w: best(ws), note: `best of ${reps}; runs: casync ${cs.length > 0 ? spread(cs) : '-'} s, caswarm ${spread(ws)} s` }
+    return {
+      c: cs.length > 0 ? best(cs) : undefined,
+      w: best(ws),
+      also: as.length > 0 ? best(as) : undefined,
+      note: `best of ${reps}; runs: casync ${cs.length > 0 ? spread(cs) : '-'} s, caswarm ${spread(ws)} s`,
+      alsoNote: `best of ${reps}, in turn with the runs above; runs: caswarm ${spread(as)} s`
+    }
   }
   const last = reps - 1
 
@@ -257,13 +267,13 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
     for (const [label, before] of [['seed and store on disk', () => { evict(); dontNeed([p('v1.img')]) }], ['cached', () => {}]] as const) {
       log(`blob: extract v2 with v1 as seed, and without (${label})`)
       const tag = label.replace(/ /g, '-')
-      const unseeded = await alternate(undefined,
-        async (i) => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, p('v2-w.caibx'), p(`x2n-w-${tag}-${i}.img`)]),
-        before)
+      // casync seeded, caswarm unseeded, caswarm seeded, in turn
       const seeded = await alternate(
         async (i) => await casync(['extract', `--store=${p('c.castr')}`, `--seed=${p('v1.img')}`, p('v2-c.caibx'), p(`x2-c-${tag}-${i}.img`)]),
         async (i) => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, `--seed=${p('v1.img')}`, p('v2-w.caibx'), p(`x2-w-${tag}-${i}.img`)]),
-        before)
+        before,
+        async (i) => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, p('v2-w.caibx'), p(`x2n-w-${tag}-${i}.img`)]))
+      const unseeded = { w: seeded.also!, note: seeded.alsoNote }
       for (const f of [`x2-c-${tag}-${last}.img`, `x2-w-${tag}-${last}.img`, `x2n-w-${tag}-${last}.img`]) if (await sha256File(p(f)) !== v2sum) throw new Error(`${f} differs from v2`)
       const stats = JSON.parse(seeded.w.stdout)
       const seedChunks = Object.entries(stats.sources as Record<string, { chunks: number }>).filter(([k]) => k.startsWith('seed')).reduce((n, [, s]) => n + s.chunks, 0)

@@ -70,7 +70,7 @@ Examples:
   caswarm sim --scenario=churn --churn=0.2 --seed=7 --json
   caswarm sim --scenario=partition --hosts=2000 --size=32M --check
   caswarm sim --hosts=10000 --size=16M --check
-  caswarm sim --hosts=5000 --size=500M --chunk-size=4M`)
+  caswarm sim --hosts=5000 --size=500M --chunk-size=1M`)
     .action(async (opts: SimCliOptions) => {
       if (opts.list === true) {
         for (const s of Object.values(scenarios)) ctx.stdout.write(`${s.name.padEnd(15)} ${s.summary}\n`)
