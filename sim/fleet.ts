@@ -375,6 +375,8 @@ export class Fleet implements FleetView {
   }
 
   reachable (host: number, peer: number): boolean {
+    // (every request asks: one byte when no segments are cut off)
+    if (!this.partitioned) return this.aliveFlag[peer] === 1
     const p = this.hosts[peer]!
     return p.alive && this.component[this.hosts[host]!.segment] === this.component[p.segment]
   }
@@ -382,7 +384,7 @@ export class Fleet implements FleetView {
   owner (host: number, chunk: number): number {
     const comp = this.component[this.hosts[host]!.segment]!
     const o = this.ownerOf[comp]![chunk]!
-    return o >= 0 && this.hosts[o]!.alive ? o : -1
+    return o >= 0 && this.aliveFlag[o] === 1 ? o : -1
   }
 
   lastProgress (peer: number): number { return this.hosts[peer]!.lastProgressMs }

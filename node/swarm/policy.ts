@@ -769,9 +769,11 @@ export class SwarmPolicy {
 
   /** Whether to serve one more request from `peer` now; if true, call inboundDone when finished. */
   acceptInbound (peer: PeerKey, now: number): boolean {
+    // every slot taken (most refusals in a busy fleet): answered without looking the peer up
+    if (this.inboundTotal >= this.maxInbound) return false
     const s = this.state(peer)
     if (this.bannedAt(s, now)) return false
-    if (s.inbound >= this.maxInboundPerPeer || this.inboundTotal >= this.maxInbound) return false
+    if (s.inbound >= this.maxInboundPerPeer) return false
     s.inbound++
     this.inboundTotal++
     return true
