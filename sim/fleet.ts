@@ -45,6 +45,8 @@ interface Pending {
   transfer?: Transfer
   /** the host its current plan asked (-1: none; its origin fetch or wait) */
   asked: number
+  /** no longer the host's state of the chunk (it arrived, or the host left): pendingOf dropped it */
+  done: boolean
 }
 
 interface QueuedRequest {
@@ -56,6 +58,8 @@ interface QueuedRequest {
   epoch: number
   gen: number
   cancelled: boolean
+  /** the requester's state of the chunk when it asked (current while not done and gen matches) */
+  p: Pending
 }
 
 export interface Host {
@@ -670,7 +674,8 @@ export class Fleet implements FleetView {
     for (let c = 0; c < this.C; c++) {
       const i = c * this.H + h.index
       this.flags[i]! &= ~(WAITING | PEND)
-      this.pendingOf[i] = undefined
+      const p = this.pendingOf[i]
+      if (p != null) { p.done = true; this.pendingOf[i] = undefined }
     }
     h.nPending = 0
     // requests waiting here: their connections close, the requesters see an error
@@ -776,7 +781,7 @@ export class Fleet implements FleetView {
   }
 
   private startPending (h: Host, c: number, ahead: boolean): void {
-    const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, timer: -1, wakeQueued: false, ahead, asked: -1 }
+    const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, timer: -1, wakeQueued: false, ahead, asked: -1, done: false }
     this.pendingOf[c * this.H + h.index] = p
     h.nPending++
     this.flags[c * this.H + h.index]! |= PEND
@@ -831,7 +836,7 @@ export class Fleet implements FleetView {
       case 'peer': {
         const peer = this.hosts[this.hostIndex(plan.peer)]!
         h.policy.requestStarted(plan.peer, key, now)
-        const req: QueuedRequest = { from: h, server: peer, reason: 'error', chunk: p.chunk, epoch: h.epoch, gen: p.gen, cancelled: false }
+        const req: QueuedRequest = { from: h, server: peer, reason: 'error', chunk: p.chunk, epoch: h.epoch, gen: p.gen, cancelled: false, p }
         p.asked = peer.index
         // the server decides one round trip after the request leaves, and its answer (or the
         // chunk's first byte) is at the requester then: one event per request, not three (see onRequest)
@@ -859,7 +864,7 @@ export class Fleet implements FleetView {
 
   private live (p: Pending): boolean {
     const h = p.host
-    return h.alive && h.epoch === p.epoch && this.pendingOf[p.chunk * this.H + h.index] === p
+    return !p.done && h.alive && h.epoch === p.epoch
   }
 
   /** A waiting chunk's timer: its wait is over. */
@@ -880,10 +885,14 @@ export class Fleet implements FleetView {
     if (p.waiting && this.live(p)) this.replan(p.host, p)
   }
 
-  private isCurrent (h: Host, chunk: number, epoch: number, gen: number): Pending | undefined {
-    if (!h.alive || h.epoch !== epoch) return undefined
-    const p = this.pendingOf[chunk * this.H + h.index]
-    return p != null && p.gen === gen ? p : undefined
+  /**
+   * `p` if it is still its host's state of the chunk (not done; the host has not left since
+   * `epoch`) and has not been planned again since `gen`. (A later state of the same chunk on the
+   * same host needs a restart, so a new epoch: p's own flag says all.)
+   */
+  private isCurrent (p: Pending, epoch: number, gen: number): Pending | undefined {
+    const h = p.host
+    return !p.done && h.alive && h.epoch === epoch && p.gen === gen ? p : undefined
   }
 
   // ---- peer requests ------------------------------------------------------------------------
@@ -899,7 +908,7 @@ export class Fleet implements FleetView {
   private readonly onRequest = (req: QueuedRequest): void => {
     const server = req.server
     const h = req.from
-    if (this.isCurrent(h, req.chunk, req.epoch, req.gen) == null) return
+    if (this.isCurrent(req.p, req.epoch, req.gen) == null) return
     if (!this.reachable(h.index, server.index)) { this.fail(h, server, req, 'error', this.config.latency); return }
     if (server.malice === 2 || (server.malice === 0 && (this.flags[req.chunk * this.H + server.index]! & HAVE) === 0)) {
       this.fail(h, server, req, 'missing', 0)
@@ -934,7 +943,7 @@ export class Fleet implements FleetView {
     while (st.queue.length > 0) {
       const req = st.queue.shift()!
       const h = req.from
-      const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
+      const p = this.isCurrent(req.p, req.epoch, req.gen)
       if (p == null) {
         if (server.malice === 0) server.policy.inboundDone(h.key)
         continue
@@ -950,7 +959,7 @@ export class Fleet implements FleetView {
     const server = req.server
     this.uploadDone(server, req.from)
     const h = req.from
-    const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
+    const p = this.isCurrent(req.p, req.epoch, req.gen)
     if (p == null) return
     p.transfer = undefined
     if (!ok) { this.fail(h, server, req, 'error', 0); return }
@@ -1010,7 +1019,7 @@ export class Fleet implements FleetView {
     const h = req.from
     const server = req.server
     const reason = req.reason
-    const p = this.isCurrent(h, req.chunk, req.epoch, req.gen)
+    const p = this.isCurrent(req.p, req.epoch, req.gen)
     if (p == null) return
     p.transfer = undefined
     const now = this.nowMs()
@@ -1034,12 +1043,12 @@ export class Fleet implements FleetView {
     const gen = p.gen
     const { latency } = this.config.origin
     this.sim.after(latency, () => {
-      if (this.isCurrent(h, p.chunk, epoch, gen) == null) return
+      if (this.isCurrent(p, epoch, gen) == null) return
       if (!this.origin.up) {
         // connection refused after a round trip; retry with backoff (0.5 s doubling to 8 s)
         const backoff = Math.min(8, 0.5 * 2 ** attempt)
         this.sim.after(latency + backoff, () => {
-          if (this.isCurrent(h, p.chunk, epoch, gen) == null) return
+          if (this.isCurrent(p, epoch, gen) == null) return
           // a peer may have it by now: ask the policy again before retrying the origin
           p.gen++
           const plan = h.policy.plan(INDEX, this.chunkKeys[p.chunk]!, this.nowMs())
@@ -1049,7 +1058,7 @@ export class Fleet implements FleetView {
         return
       }
       p.transfer = startTransfer(this.sim, [this.origin, this.segWan[h.segment]!, h.down], this.chunkSizes[p.chunk]!, latency, (ok, t) => {
-        const cur = this.isCurrent(h, p.chunk, epoch, gen)
+        const cur = this.isCurrent(p, epoch, gen)
         if (cur == null) return
         cur.transfer = undefined
         if (!ok) { this.fetchOrigin(h, cur, attempt + 1); return }
@@ -1093,6 +1102,7 @@ export class Fleet implements FleetView {
     this.flags[idx]! |= HAVE
     this.holderCount[c]!++
     this.pendingOf[idx] = undefined
+    p.done = true
     h.nPending--
     this.flags[idx]! &= ~PEND
     if (p.ahead) h.inAhead--
