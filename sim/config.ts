@@ -106,7 +106,8 @@ export function defaultConfig (): FleetConfig {
   return {
     hosts: 100,
     seed: 1,
-    update: { bytes: 64 * 1024 * 1024, chunkMin: 16 * 1024, chunkAvg: 64 * 1024, chunkMax: 256 * 1024 },
+    // an image update's changed chunks (what every figure in the README uses)
+    update: { bytes: 16 * 1024 * 1024, chunkMin: 16 * 1024, chunkAvg: 64 * 1024, chunkMax: 256 * 1024 },
     segments: 1,
     degree: 32,
     crossSegment: 0.25,

@@ -57,7 +57,7 @@ export function register (program: Command, ctx: CommandContext): void {
     .option('--malicious <fraction>', 'share of hosts that serve corrupt chunks or claim chunks they lack')
     .option('--churn <fraction>', 'share of honest hosts that leave once mid-rollout and come back')
     .option('--seed <n>', 'PRNG seed', '1')
-    .option('--size <bytes>', 'update size (the bytes every host lacks), e.g. 64M (default 64M)')
+    .option('--size <bytes>', 'update size (the bytes every host lacks), e.g. 64M (default 16M)')
     .option('--chunk-size <bytes>', 'average chunk size, e.g. 4M; min is a quarter, max four times it (default 64K, casync\'s)')
     .option('--json', 'print the report as JSON')
     .option('--plot <file.svg>', 'write an SVG: completion CDF and origin egress over time')
