@@ -45,6 +45,12 @@ export interface FleetView {
   lastProgress: (peer: number) => number
   /** when (ms) a host last joined the index among those `host` can reach (-Infinity: none) */
   lastJoin: (host: number) => number
+  /**
+   * `host` knows `peer` from its announcements, not a connection (an owner awaited across the
+   * LAN): when `peer` leaves, `host` hears of it, as every host on a real LAN sees its
+   * connection to the leaver close
+   */
+  knows: (host: number, peer: number) => void
 }
 
 export class FleetPolicy extends SwarmPolicy {
@@ -159,6 +165,7 @@ export class FleetPolicy extends SwarmPolicy {
     // what its announcements told us: it is connected, last made progress then, and (FETCHING)
     // is fetching the chunk from the origin now
     super.addPeer(key, v.lastProgress(o))
+    v.knows(this.host, o)
     const since = v.fetchingSince(o, c)
     if (since >= 0) super.noteFetching(key, chunk, since)
     return key

@@ -168,6 +168,8 @@ export class Fleet implements FleetView {
    */
   private readonly flags: Uint8Array
   private readonly pendingOf: Array<Pending | undefined>
+  /** per host, the hosts that know it from its announcements rather than a connection (FleetView.knows) */
+  private readonly knownBy: Array<Set<number> | undefined> = []
   /** hosts holding each chunk */
   private readonly holderCount: Int32Array
   private readonly verifiedOnce: Uint8Array
@@ -392,6 +394,12 @@ export class Fleet implements FleetView {
   }
 
   lastProgress (peer: number): number { return this.hosts[peer]!.lastProgressMs }
+
+  knows (host: number, peer: number): void {
+    let set = this.knownBy[peer]
+    if (set == null) this.knownBy[peer] = set = new Set()
+    set.add(host)
+  }
 
   lastJoin (host: number): number {
     const comp = this.component[this.hosts[host]!.segment]
@@ -687,6 +695,10 @@ export class Fleet implements FleetView {
     h.down.fail()
     const now = this.nowMs()
     for (const n of h.neighbors) this.hosts[n]!.policy.removePeer(h.key, now)
+    // and the hosts that awaited it as an owner without a connection (what it said it was
+    // fetching goes with it: they stop waiting for it)
+    for (const w of this.knownBy[h.index] ?? []) this.hosts[w]!.policy.removePeer(h.key, now)
+    this.knownBy[h.index] = undefined
     this.withdrawOwnership(h)
   }
 
