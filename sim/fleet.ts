@@ -28,8 +28,6 @@ type Malice = 0 | 1 | 2 // honest, serves corrupt chunks, claims chunks it lacks
 
 interface Pending {
   host: Host
-  /** the host's epoch when this was started (a restart drops it) */
-  epoch: number
   chunk: number
   /** bumped on every plan; stale replies compare it */
   gen: number
@@ -45,7 +43,11 @@ interface Pending {
   transfer?: Transfer
   /** the host its current plan asked (-1: none; its origin fetch or wait) */
   asked: number
-  /** no longer the host's state of the chunk (it arrived, or the host left): pendingOf dropped it */
+  /**
+   * no longer the host's state of the chunk (it arrived, or the host left: leave() marks every
+   * one of its states done, so a state not done belongs to a host that is up, in the epoch it was
+   * started in)
+   */
   done: boolean
 }
 
@@ -55,7 +57,6 @@ interface QueuedRequest {
   /** why it failed (set when it does) */
   reason: 'missing' | 'busy' | 'error'
   chunk: number
-  epoch: number
   gen: number
   cancelled: boolean
   /** the requester's state of the chunk when it asked (current while not done and gen matches) */
@@ -793,7 +794,7 @@ export class Fleet implements FleetView {
   }
 
   private startPending (h: Host, c: number, ahead: boolean): void {
-    const p: Pending = { host: h, epoch: h.epoch, chunk: c, gen: 0, waiting: false, timer: -1, wakeQueued: false, ahead, asked: -1, done: false }
+    const p: Pending = { host: h, chunk: c, gen: 0, waiting: false, timer: -1, wakeQueued: false, ahead, asked: -1, done: false }
     this.pendingOf[c * this.H + h.index] = p
     h.nPending++
     this.flags[c * this.H + h.index]! |= PEND
@@ -848,7 +849,7 @@ export class Fleet implements FleetView {
       case 'peer': {
         const peer = this.hosts[this.hostIndex(plan.peer)]!
         h.policy.requestStarted(plan.peer, key, now)
-        const req: QueuedRequest = { from: h, server: peer, reason: 'error', chunk: p.chunk, epoch: h.epoch, gen: p.gen, cancelled: false, p }
+        const req: QueuedRequest = { from: h, server: peer, reason: 'error', chunk: p.chunk, gen: p.gen, cancelled: false, p }
         p.asked = peer.index
         // the server decides one round trip after the request leaves, and its answer (or the
         // chunk's first byte) is at the requester then: one event per request, not three (see onRequest)
@@ -875,8 +876,7 @@ export class Fleet implements FleetView {
   }
 
   private live (p: Pending): boolean {
-    const h = p.host
-    return !p.done && h.alive && h.epoch === p.epoch
+    return !p.done
   }
 
   /** A waiting chunk's timer: its wait is over. */
@@ -897,14 +897,9 @@ export class Fleet implements FleetView {
     if (p.waiting && this.live(p)) this.replan(p.host, p)
   }
 
-  /**
-   * `p` if it is still its host's state of the chunk (not done; the host has not left since
-   * `epoch`) and has not been planned again since `gen`. (A later state of the same chunk on the
-   * same host needs a restart, so a new epoch: p's own flag says all.)
-   */
-  private isCurrent (p: Pending, epoch: number, gen: number): Pending | undefined {
-    const h = p.host
-    return !p.done && h.alive && h.epoch === epoch && p.gen === gen ? p : undefined
+  /** `p` if it is still its host's state of the chunk (not done) and has not been planned again since `gen`. */
+  private isCurrent (p: Pending, gen: number): Pending | undefined {
+    return !p.done && p.gen === gen ? p : undefined
   }
 
   // ---- peer requests ------------------------------------------------------------------------
@@ -920,7 +915,7 @@ export class Fleet implements FleetView {
   private readonly onRequest = (req: QueuedRequest): void => {
     const server = req.server
     const h = req.from
-    if (this.isCurrent(req.p, req.epoch, req.gen) == null) return
+    if (this.isCurrent(req.p, req.gen) == null) return
     if (!this.reachable(h.index, server.index)) { this.fail(h, server, req, 'error', this.config.latency); return }
     if (server.malice === 2 || (server.malice === 0 && (this.flags[req.chunk * this.H + server.index]! & HAVE) === 0)) {
       this.fail(h, server, req, 'missing', 0)
@@ -955,7 +950,7 @@ export class Fleet implements FleetView {
     while (st.queue.length > 0) {
       const req = st.queue.shift()!
       const h = req.from
-      const p = this.isCurrent(req.p, req.epoch, req.gen)
+      const p = this.isCurrent(req.p, req.gen)
       if (p == null) {
         if (server.malice === 0) server.policy.inboundDone(h.key)
         continue
@@ -971,7 +966,7 @@ export class Fleet implements FleetView {
     const server = req.server
     this.uploadDone(server, req.from)
     const h = req.from
-    const p = this.isCurrent(req.p, req.epoch, req.gen)
+    const p = this.isCurrent(req.p, req.gen)
     if (p == null) return
     p.transfer = undefined
     if (!ok) { this.fail(h, server, req, 'error', 0); return }
@@ -1031,7 +1026,7 @@ export class Fleet implements FleetView {
     const h = req.from
     const server = req.server
     const reason = req.reason
-    const p = this.isCurrent(req.p, req.epoch, req.gen)
+    const p = this.isCurrent(req.p, req.gen)
     if (p == null) return
     p.transfer = undefined
     const now = this.nowMs()
@@ -1051,16 +1046,15 @@ export class Fleet implements FleetView {
   // ---- the origin ---------------------------------------------------------------------------
 
   private fetchOrigin (h: Host, p: Pending, attempt: number): void {
-    const epoch = h.epoch
     const gen = p.gen
     const { latency } = this.config.origin
     this.sim.after(latency, () => {
-      if (this.isCurrent(p, epoch, gen) == null) return
+      if (this.isCurrent(p, gen) == null) return
       if (!this.origin.up) {
         // connection refused after a round trip; retry with backoff (0.5 s doubling to 8 s)
         const backoff = Math.min(8, 0.5 * 2 ** attempt)
         this.sim.after(latency + backoff, () => {
-          if (this.isCurrent(p, epoch, gen) == null) return
+          if (this.isCurrent(p, gen) == null) return
           // a peer may have it by now: ask the policy again before retrying the origin
           p.gen++
           const plan = h.policy.plan(INDEX, this.chunkKeys[p.chunk]!, this.nowMs())
@@ -1070,7 +1064,7 @@ export class Fleet implements FleetView {
         return
       }
       p.transfer = startTransfer(this.sim, [this.origin, this.segWan[h.segment]!, h.down], this.chunkSizes[p.chunk]!, latency, (ok, t) => {
-        const cur = this.isCurrent(p, epoch, gen)
+        const cur = this.isCurrent(p, gen)
         if (cur == null) return
         cur.transfer = undefined
         if (!ok) { this.fetchOrigin(h, cur, attempt + 1); return }
