@@ -4,7 +4,8 @@
 // it is one of the index's origin fetchers, a few origin fetches of the chunks it owns in index
 // order. For each chunk it asks its SwarmPolicy (node/swarm/policy.ts, through FleetPolicy) what
 // to do: request it from a peer, wait for the peer that will fetch it, or fetch it from the
-// origin. A host with every upload slot taken answers BUSY. Every received chunk
+// origin. A request that finds every upload slot taken waits in a short queue for the next
+// free one, or, when that is full, is answered BUSY. Every received chunk
 // goes through protocol/chunk-id.ts verifyChunk (on a small stand-in payload whose digest is the
 // chunk's ID), and a chunk that fails makes the host call the policy's requestFailed('invalid'),
 // which bans the peer, exactly as the real host does. Chunks are IDs and sizes, not bytes.
@@ -100,6 +101,8 @@ export interface Host {
   nPending: number
   /** requests accepted from each peer, served one after another on that peer's stream */
   streams: Map<number, { active: boolean, queue: QueuedRequest[] }>
+  /** requests waiting for one of its upload slots, first come first served (policy.ts inboundQueue) */
+  slotQueue: QueuedRequest[]
   lastProgressMs: number
   /** chunks fetched from the origin */
   originChunks: number
@@ -279,6 +282,7 @@ export class Fleet implements FleetView {
         rand: hashKey(`${key}/pick`),
         nPending: 0,
         streams: new Map(),
+        slotQueue: [],
         lastProgressMs: -Infinity,
         originChunks: 0,
         fromOrigin: 0,
@@ -691,6 +695,8 @@ export class Fleet implements FleetView {
     const waiting: QueuedRequest[] = []
     for (const st of h.streams.values()) waiting.push(...st.queue)
     h.streams.clear()
+    waiting.push(...h.slotQueue)
+    h.slotQueue = []
     for (const req of waiting) if (!req.cancelled) { req.cancelled = true; this.fail(req.from, h, req, 'error', this.config.latency) }
     h.up.fail()
     h.down.fail()
@@ -921,12 +927,28 @@ export class Fleet implements FleetView {
       this.fail(h, server, req, 'missing', 0)
       return
     }
-    // every upload slot taken: BUSY, and the requester asks elsewhere (node/exchange does the same)
+    // every upload slot taken: it waits for the next free one if the queue has room, else BUSY
+    // and the requester asks elsewhere (node/exchange does the same)
     if (server.malice === 0 && !server.policy.acceptInbound(h.key, this.nowMs())) {
-      this.fail(h, server, req, 'busy', 0)
+      if (server.policy.queueInbound(h.key, this.nowMs())) server.slotQueue.push(req)
+      else this.fail(h, server, req, 'busy', 0)
       return
     }
     this.serve(server, req)
+  }
+
+  /** A slot of `server` freed: the first queued request that is still wanted takes it. */
+  private nextInQueue (server: Host): void {
+    const q = server.slotQueue
+    while (q.length > 0) {
+      const req = q.shift()!
+      server.policy.unqueueInbound()
+      // given up by its requester meanwhile (it left, or has the chunk): its stream closed
+      if (this.isCurrent(req.p, req.gen) == null) continue
+      if (server.policy.acceptInbound(req.from.key, this.nowMs())) { this.serve(server, req); return }
+      // not served after all (at its per-peer limit): BUSY, and the slot passes on
+      this.fail(req.from, server, req, 'busy', 0)
+    }
   }
 
   /** An accepted request joins the requester's stream; a stream sends one chunk at a time. */
@@ -940,25 +962,31 @@ export class Fleet implements FleetView {
   /** The upload on `server`'s stream to `to` ended (served, or given up): its slot frees, and the stream moves on. */
   private uploadDone (server: Host, to: Host): void {
     if (server.malice === 0) server.policy.inboundDone(to.key)
-    if (server.alive) this.nextOnStream(server, to.index)
+    if (server.alive) {
+      this.nextOnStream(server, to.index)
+      this.nextInQueue(server)
+    }
   }
 
   private nextOnStream (server: Host, peer: number): void {
     const st = server.streams.get(peer)
     if (st == null) return
     st.active = false
+    let freed = 0
     while (st.queue.length > 0) {
       const req = st.queue.shift()!
       const h = req.from
       const p = this.isCurrent(req.p, req.gen)
       if (p == null) {
-        if (server.malice === 0) server.policy.inboundDone(h.key)
+        if (server.malice === 0) { server.policy.inboundDone(h.key); freed++ }
         continue
       }
       st.active = true
       p.transfer = startTransfer(this.sim, this.peerPath(server, h), this.chunkSizes[req.chunk]!, 0, this.onServed, req)
-      return
+      break
     }
+    // the slots of requests given up go to the requests waiting for one (once this stream is settled)
+    for (; freed > 0; freed--) this.nextInQueue(server)
   }
 
   private readonly onServed = (ok: boolean, t: Transfer): void => {

@@ -111,6 +111,13 @@ interface PeerChannel {
 /** An error a peer caused (bad frame, wrong reply): the policy counts it. */
 class PeerProtocolError extends InvalidFormatError {}
 
+/** An inbound request waiting for an upload slot: `grant` is called once a slot frees. */
+interface SlotWaiter {
+  /** called once: true when it has a slot, false when the exchange stops */
+  grant: (ok: boolean) => void
+  gone: boolean
+}
+
 export class ChunkExchange implements Startable {
   readonly policy: SwarmPolicy
   store?: RawChunkSource
@@ -126,6 +133,8 @@ export class ChunkExchange implements Startable {
   private readonly maxInboundStreams: number
   private readonly maxOutboundStreams: number
   private readonly channels = new Map<string, PeerChannel>()
+  /** inbound requests waiting for an upload slot (policy.queueInbound), first come first served */
+  private readonly slotWaiters: SlotWaiter[] = []
   private running = false
 
   constructor (components: ChunkExchangeComponents, init: ChunkExchangeInit) {
@@ -157,6 +166,7 @@ export class ChunkExchange implements Startable {
   async stop (): Promise<void> {
     this.running = false
     await this.components.registrar.unhandle(CHUNK_EXCHANGE_PROTOCOL)
+    for (const waiter of this.slotWaiters.splice(0)) if (!waiter.gone) waiter.grant(false)
     for (const ch of this.channels.values()) this.dropChannel(ch, new Error('exchange stopped'))
     this.channels.clear()
   }
@@ -376,9 +386,10 @@ export class ChunkExchange implements Startable {
         }
         if (msg.type === 'request') {
           if (this.policy.isBanned(key, Date.now())) throw new Error(`peer ${key} is banned`)
-          // every upload slot taken: BUSY at once, so the requester asks a less loaded holder
-          // (waiting here would queue it behind others while new holders appear elsewhere)
-          if (!this.policy.acceptInbound(key, Date.now())) {
+          // every upload slot taken: it waits for the next free one if the policy's short queue
+          // has room, else BUSY at once, so the requester asks a less loaded holder (a long queue
+          // would hold it behind others while new holders appear elsewhere)
+          if (!this.policy.acceptInbound(key, Date.now()) && !(this.policy.queueInbound(key, Date.now()) && await this.slotFreed(key))) {
             await lp.writeV(msg.ids.map(id => encodeMessage({ type: 'busy', digest: msg.digest, id }, this.maxMessageSize)))
             this.counters.busyServed += msg.ids.length
             continue
@@ -387,6 +398,7 @@ export class ChunkExchange implements Startable {
             await this.serve(lp, peer, msg.digest, msg.ids)
           } finally {
             this.policy.inboundDone(key)
+            this.grantSlot()
           }
         } else if (msg.type === 'chunk' || msg.type === 'missing' || msg.type === 'busy') {
           throw new InvalidFormatError(`unsolicited ${msg.type} from ${key}`)
@@ -399,6 +411,39 @@ export class ChunkExchange implements Startable {
     } catch (err: any) {
       stream.abort(err)
       if (err.code !== MessageTooLargeError.code && err.code !== InvalidFormatError.code) throw err
+    }
+  }
+
+  /**
+   * Waits, in the order requests came, for an upload slot to free (grantSlot), then takes it if
+   * the policy still serves `key`; false when it does not, or when no slot freed within the
+   * request timeout (the requester has given up by then).
+   */
+  private async slotFreed (key: string): Promise<boolean> {
+    const granted = await new Promise<boolean>((resolve) => {
+      const waiter: SlotWaiter = {
+        grant: (ok) => { clearTimeout(timer); resolve(ok) },
+        gone: false
+      }
+      const timer = setTimeout(() => { waiter.gone = true; resolve(false) }, this.timeout)
+      timer.unref()
+      this.slotWaiters.push(waiter)
+    })
+    this.policy.unqueueInbound()
+    if (!granted) return false
+    if (this.policy.acceptInbound(key, Date.now())) return true
+    // not served after all (banned meanwhile, or at its per-peer limit): the slot passes on
+    this.grantSlot()
+    return false
+  }
+
+  /** A slot freed: the first request still waiting for one takes it. */
+  private grantSlot (): void {
+    while (this.slotWaiters.length > 0) {
+      const waiter = this.slotWaiters.shift()!
+      if (waiter.gone) continue
+      waiter.grant(true)
+      return
     }
   }
 

@@ -204,6 +204,36 @@ describe('swarm policy', () => {
     assert.equal(p.acceptInbound('d', 0), true)
   })
 
+  it('a request that finds every slot taken may wait in a short queue; beyond it, or at its per-peer limit, BUSY', () => {
+    const p = new SwarmPolicy({ self: 'a', maxInboundPerPeer: 2, maxInbound: 2, inboundQueue: 2 })
+    assert.equal(p.acceptInbound('b', 0), true)
+    // a free slot: nothing to queue for
+    assert.equal(p.queueInbound('c', 0), false)
+    assert.equal(p.acceptInbound('c', 0), true)
+    assert.equal(p.acceptInbound('d', 0), false)
+    assert.equal(p.queueInbound('d', 0), true)
+    assert.equal(p.queueInbound('e', 0), true)
+    // the queue is full
+    assert.equal(p.queueInbound('f', 0), false)
+    // d's turn: a slot frees, d leaves the queue and takes it; the queue has room again
+    p.inboundDone('b')
+    p.unqueueInbound()
+    assert.equal(p.acceptInbound('d', 0), true)
+    assert.equal(p.queueInbound('f', 0), true)
+    // a peer at its per-peer limit is not queued, and neither is a banned one
+    assert.equal(p.acceptInbound('c', 0), false)
+    p.unqueueInbound()
+    p.inboundDone('d')
+    assert.equal(p.acceptInbound('c', 0), true)
+    assert.equal(p.queueInbound('c', 0), false)
+    p.ban('g', 0, 'test')
+    assert.equal(p.queueInbound('g', 0), false)
+    // by default one waits
+    const q = new SwarmPolicy({ self: 'a', maxInbound: 1 })
+    assert.equal(q.acceptInbound('b', 0), true)
+    assert.deepEqual([q.queueInbound('c', 0), q.queueInbound('d', 0)], [true, false])
+  })
+
   it('owners are drawn from the index\'s origin fetchers only, the same set on every host', () => {
     const names = Array.from({ length: 12 }, (_, i) => `h${i}`)
     const m = new Map<string, SwarmPolicy>()

@@ -52,6 +52,28 @@ class GarbageStore implements RawChunkSource {
   async close (): Promise<void> {}
 }
 
+/** A store that serves each chunk `delayMs` after it is asked for, and counts the reads under way. */
+class SlowStore implements RawChunkSource {
+  readonly store: LocalStore
+  readonly delayMs: number
+  readonly concurrent = { now: 0, max: 0 }
+  constructor (store: LocalStore, delayMs: number) { this.store = store; this.delayMs = delayMs }
+  toString (): string { return 'slow' }
+  async get (id: ChunkId, options?: GetOptions): Promise<Uint8Array> { return await this.store.get(id, options) }
+  async getCompressed (id: ChunkId, options?: GetOptions & { verify?: boolean }): Promise<Uint8Array> {
+    this.concurrent.max = Math.max(this.concurrent.max, ++this.concurrent.now)
+    try {
+      await sleep(this.delayMs)
+      return await this.store.getCompressed(id, options)
+    } finally {
+      this.concurrent.now--
+    }
+  }
+
+  async has (id: ChunkId): Promise<boolean> { return await this.store.has(id) }
+  async close (): Promise<void> {}
+}
+
 const tmp = tempDir('caswarm-swarm-')
 const data = pseudoRandom(3 * 1024 * 1024, 7)
 let index: Index
@@ -192,6 +214,37 @@ describe('swarm on loopback (real libp2p nodes in one process)', () => {
       console.log(`# slow garbage host: served ${garbage.served} bad copies; extracts took ${Date.now() - started} ms; exchange counters ${JSON.stringify(counters.map(c => c?.invalidReceived))}`)
     } finally {
       await Promise.all([...hosts, evil].map(async h => await h.stop()))
+    }
+  })
+
+  it('a request that finds every upload slot taken waits for the next one while the short queue has room; more are answered BUSY', async () => {
+    // one upload slot and a queue of one: of four requests at once, one is served, one waits
+    // and is served next, two come back BUSY
+    const slow = new SlowStore(originStore, 400)
+    const server = await SwarmHost.create({ store: slow, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, policy: { maxInbound: 1, inboundQueue: 1 } })
+    const clients = await Promise.all([0, 1, 2, 3].map(async () => await SwarmHost.create({ listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, peers: server.addresses() })))
+    try {
+      for (const c of clients) {
+        for (let i = 0; c.connectedPeers().length === 0; i++) { assert.ok(i < 100, 'no connection to the server'); await sleep(50) }
+      }
+      const chunks = [...index.chunks].slice(0, 4)
+      const started = Date.now()
+      const results = await Promise.allSettled(clients.map(async (c, i) => {
+        const got = await c.exchange.fetchChunk(server.peerId, chunks[i]!.id, { digest: 'sha256', size: chunks[i]!.size })
+        return { i, at: Date.now() - started, plain: got.plain }
+      }))
+      const served = results.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
+      const refused = results.flatMap(r => r.status === 'rejected' ? [r.reason] : [])
+      assert.equal(served.length, 2, `served ${served.length}`)
+      for (const r of served) assert.ok(Buffer.from(r.plain).equals(data.subarray(chunks[r.i]!.start, chunks[r.i]!.start + chunks[r.i]!.size)), `chunk ${r.i} differs`)
+      for (const err of refused) assert.equal(err.code, 'ERR_PEER_BUSY', String(err))
+      // the queued one was served after the first (one slot: one upload at a time)
+      const [first, second] = served.map(r => r.at).sort((a, b) => a - b)
+      assert.ok(second! - first! >= 300, `served at ${first} and ${second} ms`)
+      assert.deepEqual([server.exchange.counters.chunksServed, server.exchange.counters.busyServed], [2, 2])
+      assert.equal(slow.concurrent.max, 1)
+    } finally {
+      await Promise.all([server, ...clients].map(async h => await h.stop()))
     }
   })
 
