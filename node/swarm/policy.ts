@@ -121,7 +121,7 @@ export interface SwarmPolicyInit {
    * served); more are answered BUSY. A waiting request takes a slot the moment it frees, where a
    * BUSY one costs a reply, a pause and a new request; a long queue holds requests behind a few
    * uploads while new holders appear elsewhere. Simulated p99 over the ideal (16 MiB at 64 KiB,
-   * 1,000 hosts, seeds 1-3): 1.384/1.364/1.364x with no queue, 1.368/1.358/1.361x with 1 (10%
+   * 1,000 hosts, seeds 1-3): 1.384/1.364/1.364x with no queue, 1.368/1.362/1.358x with 1 (10%
    * fewer events: fewer BUSY answers and retries), 1.384/1.350/1.357x with 2 (18% fewer),
    * 1.399/1.375/1.396x with 3, 1.45-1.47x with 6; staggered waves, 5,000 hosts, seed 3: 1.473x,
    * 1.493x, 1.519x with 0, 1 and 2; 500 MiB at 1 MiB, 1,000 hosts: 1.501x, 1.395x, 1.374x.
