@@ -60,7 +60,8 @@ export interface FleetConfig {
   /**
    * origin fetches an origin fetcher keeps in flight for the chunks it owns, in index order
    * (node/swarm/source.ts ownerPrefetch; 0: only when its window reaches them). Its lanes open
-   * one more with each chunk it fetched (a slow start). @default 4
+   * one more with each chunk it fetched (a slow start); a fleet of fewer than 16 fetchers opens
+   * more (policy.ts ownerLanes). @default 4
    */
   ownerPrefetch: number
   /**

@@ -11,7 +11,7 @@
 // which bans the peer, exactly as the real host does. Chunks are IDs and sizes, not bytes.
 import { ChunkId, verifyChunk } from '../protocol/chunk-id.ts'
 import { ChunkInvalidError } from '../protocol/errors.ts'
-import { chunkSizeDefaults, hashKey, nextRandom, originFetchers, pickRecent, positionOwner, rendezvousWeight, type PeerKey, type Plan } from '../node/swarm/policy.ts'
+import { chunkSizeDefaults, hashKey, ownerLanes, nextRandom, originFetchers, pickRecent, positionOwner, rendezvousWeight, type PeerKey, type Plan } from '../node/swarm/policy.ts'
 import { idealSeconds, type FleetConfig } from './config.ts'
 import { Simulation } from './engine.ts'
 import { FleetPolicy, type FleetView } from './fleet-policy.ts'
@@ -787,8 +787,9 @@ export class Fleet implements FleetView {
     // the prefetch lanes start once the host has heard who else works on the index (settle)
     if (prefetch <= 0 || this.sim.now < h.lanesAt) return
     // lanes open one at a time: one more with each chunk fetched from the origin (source.ts
-    // does the same), so the origin's first chunks are not shared out among every fetcher's lanes at once
-    const lanes = Math.min(prefetch, 1 + h.originChunks)
+    // does the same), so the origin's first chunks are not shared out among every fetcher's lanes
+    // at once; a small fleet's few fetchers get more of them (policy.ts ownerLanes)
+    const lanes = Math.min(ownerLanes(prefetch, this.fetchers[this.component[h.segment]!]!.length, this.config.update.chunkAvg), 1 + h.originChunks)
     while (h.inAhead < lanes && h.ownCursor < C) {
       const c = h.ownCursor++
       if (owners[c] !== h.index || (this.flags[c * H + hi]! & (HAVE | PEND)) !== 0) continue

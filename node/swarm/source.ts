@@ -14,7 +14,7 @@ import { defaultLogger, type Logger } from '../logger.ts'
 import { isRawChunkSource, type AbortOptions, type ChunkSource, type ChunkStore, type GetOptions } from '../store/chunk-store.ts'
 import { decodeChunk } from '../store/verify.ts'
 import { indexKeyOf, type SwarmHost } from './host.ts'
-import { chunkSizeDefaults, hashKey, nextRandom, pickRecent, PICK_AMONG } from './policy.ts'
+import { chunkSizeDefaults, hashKey, nextRandom, ownerLanes, pickRecent, PICK_AMONG } from './policy.ts'
 
 export interface SwarmSourceInit {
   host: SwarmHost
@@ -46,7 +46,8 @@ export interface SwarmSourceInit {
    * an owned chunk only when the extraction reaches it). Only the index's origin fetchers
    * (SwarmPolicy originFetchers) own chunks. The lanes open one at a time, one more with each
    * chunk fetched (a slow start: the fleet's first origin fetches are not all shared out at once,
-   * so its first chunks arrive early). Needs a cache. @default 4 (as the simulator)
+   * so its first chunks arrive early). A fleet of fewer than 16 fetchers opens more (policy.ts
+   * ownerLanes). Needs a cache. @default 4 (as the simulator)
    */
   ownerPrefetch?: number
   /**
@@ -217,7 +218,11 @@ export class SwarmSource implements ChunkSource {
       }
     }
     const lanes: Array<Promise<void>> = []
-    const open = (): void => { if (lanes.length < this.ownerPrefetch) lanes.push(lane()) }
+    // more lanes in a small fleet, so its few fetchers still fill the origin's pipe (ownerLanes)
+    const open = (): void => {
+      const max = ownerLanes(this.ownerPrefetch, policy.originFetchersOf(this.key, Date.now()).size, this.index.chunkSizeAvg)
+      if (lanes.length < max) lanes.push(lane())
+    }
     this.prefetching = (async () => {
       // let the hosts' views of who wants what settle before acting on ownership: a wave of hosts
       // that start together begins once they have all heard of one another

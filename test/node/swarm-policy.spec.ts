@@ -2,7 +2,7 @@ import '../helpers/setup.ts'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { SwarmPolicy, chunkSizeDefaults, nextRandom, pickRecent, positionOwner, rendezvousOwner } from '../../node/swarm/policy.ts'
+import { SwarmPolicy, chunkSizeDefaults, nextRandom, ownerLanes, pickRecent, positionOwner, rendezvousOwner } from '../../node/swarm/policy.ts'
 
 const chunkKey = (n: number): string => createHash('sha256').update(`chunk ${n}`).digest('hex')
 const chunks = Array.from({ length: 400 }, (_, i) => chunkKey(i))
@@ -204,6 +204,24 @@ describe('swarm policy', () => {
     assert.equal(p.acceptInbound('d', 0), true)
   })
 
+  it('ownerLanes: 4 origin lanes per fetcher in a fleet of 16 or more, more in a smaller one (enough to keep 4 MiB in flight, up to 16)', () => {
+    assert.equal(ownerLanes(4, 32, 64 << 10), 4)
+    assert.equal(ownerLanes(4, 16, 64 << 10), 4)
+    assert.equal(ownerLanes(4, 8, 64 << 10), 8)
+    assert.equal(ownerLanes(4, 5, 64 << 10), 13)
+    assert.equal(ownerLanes(4, 2, 64 << 10), 16)
+    assert.equal(ownerLanes(4, 0, 64 << 10), 16)
+    // larger chunks: the same bytes are fewer chunks
+    assert.equal(ownerLanes(4, 2, 1 << 20), 4)
+    assert.equal(ownerLanes(4, 1, 256 << 10), 16)
+    assert.equal(ownerLanes(4, 3, 256 << 10), 6)
+    // never fewer than asked for
+    assert.equal(ownerLanes(20, 2, 64 << 10), 20)
+    // a host asks one peer for as many chunks at once as a peer serves one host
+    const p = new SwarmPolicy({ self: 'a' })
+    assert.equal(p.maxInFlightPerPeer, p.maxInboundPerPeer)
+  })
+
   it('a request that finds every slot taken may wait in a short queue; beyond it, or at its per-peer limit, BUSY', () => {
     const p = new SwarmPolicy({ self: 'a', maxInboundPerPeer: 2, maxInbound: 2, inboundQueue: 2 })
     assert.equal(p.acceptInbound('b', 0), true)
@@ -334,23 +352,24 @@ describe('swarm policy', () => {
     assert.deepEqual(p.plan(IDX, chunks[0]!, 31), { action: 'wait', peer: undefined, until: 40, reason: 'busy' })
   })
 
-  it('setChunkSize scales upload slots, the BUSY pause and the origin fetchers to the chunk size; options given stay', () => {
+  it('setChunkSize scales upload slots, requests per peer, the BUSY pause and the origin fetchers to the chunk size; options given stay', () => {
     const p = new SwarmPolicy({ self: 'a' })
-    const d = { maxInbound: p.maxInbound, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }
+    const d = { maxInbound: p.maxInbound, maxInFlightPerPeer: p.maxInFlightPerPeer, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }
     // casync's 64 KiB: the constructor's defaults
     assert.deepEqual(chunkSizeDefaults(64 * 1024), { ...d, peerPrefetch: 6 })
     p.setChunkSize(64 * 1024)
-    assert.deepEqual({ maxInbound: p.maxInbound, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }, d)
+    assert.deepEqual({ maxInbound: p.maxInbound, maxInFlightPerPeer: p.maxInFlightPerPeer, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }, d)
     // 4 MiB chunks take 64 times as long to move: a BUSY peer is left alone 64 times as long,
     // and fewer transfers share each link
     p.setChunkSize(4 << 20)
     assert.equal(p.busyRetry, 128)
     assert.equal(p.maxInbound, 4)
+    assert.equal(p.maxInFlightPerPeer, 8)
     assert.equal(p.originFetcherCount, 8)
     assert.equal(chunkSizeDefaults(4 << 20).peerPrefetch, 4)
-    const q = new SwarmPolicy({ self: 'a', busyRetry: 3, maxInbound: 9, originFetchers: 5 })
+    const q = new SwarmPolicy({ self: 'a', busyRetry: 3, maxInbound: 9, originFetchers: 5, maxInFlightPerPeer: 2 })
     q.setChunkSize(4 << 20)
-    assert.deepEqual([q.busyRetry, q.maxInbound, q.originFetcherCount], [3, 9, 5])
+    assert.deepEqual([q.busyRetry, q.maxInbound, q.originFetcherCount, q.maxInFlightPerPeer], [3, 9, 5, 2])
     // the BUSY pause in a plan follows
     p.addPeer('b', 0)
     p.noteHaves(IDX, 'b', [chunks[0]!], 0)
