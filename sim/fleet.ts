@@ -788,8 +788,10 @@ export class Fleet implements FleetView {
     if (prefetch <= 0 || this.sim.now < h.lanesAt) return
     // lanes open one at a time: one more with each chunk fetched from the origin (source.ts
     // does the same), so the origin's first chunks are not shared out among every fetcher's lanes
-    // at once; a small fleet's few fetchers get more of them (policy.ts ownerLanes)
-    const lanes = Math.min(ownerLanes(prefetch, this.fetchers[this.component[h.segment]!]!.length, this.config.update.chunkAvg), 1 + h.originChunks)
+    // at once; a small fleet's few fetchers get more of them (policy.ts ownerLanes), and those
+    // extra lanes open at the start
+    const maxLanes = ownerLanes(prefetch, this.fetchers[this.component[h.segment]!]!.length, this.config.update.chunkAvg)
+    const lanes = Math.min(maxLanes, maxLanes - prefetch + 1 + h.originChunks)
     while (h.inAhead < lanes && h.ownCursor < C) {
       const c = h.ownCursor++
       if (owners[c] !== h.index || (this.flags[c * H + hi]! & (HAVE | PEND)) !== 0) continue

@@ -359,9 +359,12 @@ export const ORIGIN_BYTES_IN_FLIGHT = 4 << 20
  * The origin prefetch lanes of one of `fetchers` origin fetchers (node/swarm/source.ts, and the
  * simulator): `base` (4) in a fleet of 16 or more, more in a smaller one, so the few fetchers of a
  * small fleet still keep ORIGIN_BYTES_IN_FLIGHT in flight (up to `max`, the HTTP client's
- * requests at once). Simulated, 16 MiB at 64 KiB, 10 ms to the origin, p99 over the ideal: 3 hosts
- * 3.07-3.44x with 4 lanes, 1.41-1.48x with these (and maxInFlightPerPeer 4); 5 hosts 2.03-2.25x,
- * 1.28-1.33x; 8 hosts 1.49-1.59x, 1.21-1.32x; 16 and more unchanged.
+ * requests at once). The base lanes open one per fetched chunk (a slow start), the extra ones at
+ * once. Simulated, 16 MiB at 64 KiB, 10 ms to the origin, p99 over the ideal, seeds 1-3: 2 hosts
+ * 4.38-4.91x with 4 lanes, 1.65-1.80x with these opened one at a time, 1.31-1.44x with the extra
+ * ones at once (and maxInFlightPerPeer 4); 3 hosts 3.07-3.44x, 1.41-1.48x, 1.08-1.14x; 5 hosts
+ * 2.03-2.25x, 1.28-1.33x, 1.12-1.20x; 8 hosts 1.49-1.59x, 1.21-1.32x, 1.18-1.25x; 16 and more
+ * unchanged.
  */
 export function ownerLanes (base: number, fetchers: number, chunkAvg: number, max = 16): number {
   const want = Math.ceil(ORIGIN_BYTES_IN_FLIGHT / Math.max(1, chunkAvg) / Math.max(1, fetchers))

@@ -219,10 +219,8 @@ export class SwarmSource implements ChunkSource {
     }
     const lanes: Array<Promise<void>> = []
     // more lanes in a small fleet, so its few fetchers still fill the origin's pipe (ownerLanes)
-    const open = (): void => {
-      const max = ownerLanes(this.ownerPrefetch, policy.originFetchersOf(this.key, Date.now()).size, this.index.chunkSizeAvg)
-      if (lanes.length < max) lanes.push(lane())
-    }
+    const maxLanes = (): number => ownerLanes(this.ownerPrefetch, policy.originFetchersOf(this.key, Date.now()).size, this.index.chunkSizeAvg)
+    const open = (): void => { if (lanes.length < maxLanes()) lanes.push(lane()) }
     this.prefetching = (async () => {
       // let the hosts' views of who wants what settle before acting on ownership: a wave of hosts
       // that start together begins once they have all heard of one another
@@ -234,7 +232,8 @@ export class SwarmSource implements ChunkSource {
       if (signal.aborted) return
       this.prefetchStartedAt = Date.now()
       this.log('origin prefetch starts %d ms after the join', this.prefetchStartedAt - this.joinedAt)
-      open()
+      // one lane, and a small fleet's extra lanes, at once; the rest one per fetched chunk
+      for (let i = maxLanes() - this.ownerPrefetch; i >= 0; i--) open()
       for (let i = 0; i < lanes.length; i++) await lanes[i]
     })()
   }
