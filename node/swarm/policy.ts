@@ -100,13 +100,14 @@ export interface SwarmPolicyInit {
   /** This host's key. */
   self: PeerKey
   /**
-   * Requests in flight to one peer at once. At 64 KiB as many as a peer serves one host at
-   * once (`maxInboundPerPeer`): each one more comes back BUSY and has the peer left alone for a
-   * while, which stalls a host with one or two holders (2 hosts, 16 MiB: p99 over the ideal
-   * 3.1-3.5x with 8, 1.65-1.80x with 4, with the small-fleet origin lanes of `ownerLanes`;
-   * 1,000 hosts unchanged, 1.358-1.379x). Larger chunks keep 8 (500 MiB at 1 MiB, 5,000
-   * hosts: 1.35x with 8, 1.39x with 4; at 4 MiB 1.84x and 1.91x). @default 4 (at 64 KiB chunks;
-   * see setChunkSize)
+   * Requests in flight to one peer at once: as many as a peer serves one host at once
+   * (`maxInboundPerPeer`). Each one more comes back BUSY and has the peer left alone for a
+   * while, which stalls a host with one or two holders. Simulated p99 over the ideal, 8 against
+   * 4 (with the small-fleet origin lanes of `ownerLanes`), seeds 1-3: 2 hosts, 16 MiB at 64 KiB,
+   * 3.1-3.5x against 1.65-1.80x; 2 hosts, 64 MiB at 256 KiB, 2.26-3.66x against 1.03-1.08x; 3
+   * hosts at 1 MiB 1.21-1.53x against 1.21-1.25x; 1,000 hosts at 64 KiB unchanged (1.358-1.379x);
+   * but 5,000 hosts, 500 MiB at 1 MiB, 1.35x against 1.39x, and at 4 MiB 1.84x against 1.91x.
+   * @default 4
    */
   maxInFlightPerPeer?: number
   /**
@@ -331,18 +332,16 @@ const CALIBRATED_CHUNK_SIZE = 64 * 1024
  * longer (in proportion, so a wait costs about as many chunk times), and a host keeps fewer
  * uploads, fewer requests and the fleet fewer origin fetchers in flight (by the square root:
  * fewer transfers sharing a link finish each chunk sooner, so it is relayed sooner, while enough
- * stay in flight to keep the links busy); but a host may ask one peer for more of them at once
- * (up to 8: see SwarmPolicyInit.maxInFlightPerPeer). A 64 KiB chunk gets 2 ms, 6 upload slots, 6
- * peer requests, 4 per peer and 32 origin fetchers; a 4 MiB chunk 128 ms, 4 upload slots, 4 peer
- * requests, 8 per peer and 8 origin fetchers.
+ * stay in flight to keep the links busy). A 64 KiB chunk gets 2 ms, 6 upload slots, 6 peer
+ * requests and 32 origin fetchers; a 4 MiB chunk 128 ms, 4 upload slots, 4 peer requests and 8
+ * origin fetchers.
  */
-export function chunkSizeDefaults (avg: number): { maxInbound: number, maxInFlightPerPeer: number, busyRetry: number, originFetchers: number, peerPrefetch: number } {
+export function chunkSizeDefaults (avg: number): { maxInbound: number, busyRetry: number, originFetchers: number, peerPrefetch: number } {
   const scale = Math.max(1, avg / CALIBRATED_CHUNK_SIZE)
   const root = Math.sqrt(scale)
   const clamp = (x: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, Math.round(x)))
   return {
     maxInbound: clamp(6 / root, 4, 6),
-    maxInFlightPerPeer: clamp(4 * root, 4, 8),
     busyRetry: 2 * scale,
     originFetchers: clamp(32 / root, 8, 32),
     peerPrefetch: clamp(6 / root, 4, 6)
@@ -376,8 +375,7 @@ export const PICK_AMONG = 8
 
 export class SwarmPolicy {
   readonly self: PeerKey
-  /** requests in flight to one peer (see SwarmPolicyInit.maxInFlightPerPeer; setChunkSize scales the default) */
-  maxInFlightPerPeer: number
+  readonly maxInFlightPerPeer: number
   readonly maxInboundPerPeer: number
   /** requests that may wait for an upload slot (see SwarmPolicyInit.inboundQueue) */
   readonly maxInboundQueue: number
@@ -429,7 +427,6 @@ export class SwarmPolicy {
   setChunkSize (avg: number): void {
     const d = chunkSizeDefaults(avg)
     this.maxInbound = this.init.maxInbound ?? d.maxInbound
-    this.maxInFlightPerPeer = this.init.maxInFlightPerPeer ?? d.maxInFlightPerPeer
     this.busyRetry = this.init.busyRetry ?? d.busyRetry
     this.originFetcherCount = this.init.originFetchers ?? d.originFetchers
     this.membership++

@@ -352,24 +352,24 @@ describe('swarm policy', () => {
     assert.deepEqual(p.plan(IDX, chunks[0]!, 31), { action: 'wait', peer: undefined, until: 40, reason: 'busy' })
   })
 
-  it('setChunkSize scales upload slots, requests per peer, the BUSY pause and the origin fetchers to the chunk size; options given stay', () => {
+  it('setChunkSize scales upload slots, the BUSY pause and the origin fetchers to the chunk size; options given stay', () => {
     const p = new SwarmPolicy({ self: 'a' })
-    const d = { maxInbound: p.maxInbound, maxInFlightPerPeer: p.maxInFlightPerPeer, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }
+    const d = { maxInbound: p.maxInbound, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }
     // casync's 64 KiB: the constructor's defaults
     assert.deepEqual(chunkSizeDefaults(64 * 1024), { ...d, peerPrefetch: 6 })
     p.setChunkSize(64 * 1024)
-    assert.deepEqual({ maxInbound: p.maxInbound, maxInFlightPerPeer: p.maxInFlightPerPeer, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }, d)
+    assert.deepEqual({ maxInbound: p.maxInbound, busyRetry: p.busyRetry, originFetchers: p.originFetcherCount }, d)
     // 4 MiB chunks take 64 times as long to move: a BUSY peer is left alone 64 times as long,
     // and fewer transfers share each link
     p.setChunkSize(4 << 20)
     assert.equal(p.busyRetry, 128)
     assert.equal(p.maxInbound, 4)
-    assert.equal(p.maxInFlightPerPeer, 8)
+    assert.equal(p.maxInFlightPerPeer, p.maxInboundPerPeer)
     assert.equal(p.originFetcherCount, 8)
     assert.equal(chunkSizeDefaults(4 << 20).peerPrefetch, 4)
-    const q = new SwarmPolicy({ self: 'a', busyRetry: 3, maxInbound: 9, originFetchers: 5, maxInFlightPerPeer: 2 })
+    const q = new SwarmPolicy({ self: 'a', busyRetry: 3, maxInbound: 9, originFetchers: 5 })
     q.setChunkSize(4 << 20)
-    assert.deepEqual([q.busyRetry, q.maxInbound, q.originFetcherCount, q.maxInFlightPerPeer], [3, 9, 5, 2])
+    assert.deepEqual([q.busyRetry, q.maxInbound, q.originFetcherCount], [3, 9, 5])
     // the BUSY pause in a plan follows
     p.addPeer('b', 0)
     p.noteHaves(IDX, 'b', [chunks[0]!], 0)
