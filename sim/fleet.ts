@@ -884,14 +884,10 @@ export class Fleet implements FleetView {
     }
   }
 
-  private live (p: Pending): boolean {
-    return !p.done
-  }
-
   /** A waiting chunk's timer: its wait is over. */
   private readonly onTimer = (p: Pending): void => {
     p.timer = -1
-    if (p.waiting && this.live(p)) this.replan(p.host, p)
+    if (p.waiting && !p.done) this.replan(p.host, p)
   }
 
   /** Something a waiting chunk's plan depends on changed: plan it again `delay` s from now. */
@@ -903,7 +899,7 @@ export class Fleet implements FleetView {
 
   private readonly onWake = (p: Pending): void => {
     p.wakeQueued = false
-    if (p.waiting && this.live(p)) this.replan(p.host, p)
+    if (p.waiting && !p.done) this.replan(p.host, p)
   }
 
   /** `p` if it is still its host's state of the chunk (not done) and has not been planned again since `gen`. */

@@ -30,8 +30,8 @@
  * `maxInbound` requests at once (few upload slots finish each upload fast, so a new chunk's
  * receivers become uploaders sooner); up to `inboundQueue` more wait for the next free slot, and
  * beyond that it answers BUSY; a busy peer is not asked again for `busyRetry` ms (doubling while
- * it stays busy). Which announced chunk to request
- * next is `pickRecent`'s: one of the most recently announced, which are the rarest.
+ * it stays busy). Which announced chunk to request next is `pickRecent`'s: one of the most
+ * recently announced, which are the rarest.
  *
  * **Reputation.** A peer that serves a chunk failing verification is banned for `banDuration`.
  * A peer that claimed a chunk and then answered "missing", timed out, failed a request, or kept
@@ -117,9 +117,9 @@ export interface SwarmPolicyInit {
   /**
    * Inbound requests served at once in total (upload slots); more wait (inboundQueue) or are
    * answered BUSY. Few slots make each upload finish fast, so a new chunk's receivers become
-   * holders (and uploaders) sooner; as many slots as the requests a host keeps in flight itself (chunkSizeDefaults
-   * peerPrefetch) measured best in the simulator once origin owners were dealt by position
-   * (16 MiB, p99 over ideal: 1,000 hosts 1.35x with 6 slots and 6 requests, 1.44x with 6 and 12,
+   * holders (and uploaders) sooner; as many slots as the requests a host keeps in flight itself
+   * (chunkSizeDefaults peerPrefetch) measured best in the simulator once origin owners were
+   * dealt by position (16 MiB, p99 over ideal: 1,000 hosts 1.35x with 6 slots and 6 requests, 1.44x with 6 and 12,
    * 1.38x with 8 and 8, 1.42x with 4 and 4; 2,000 hosts 1.37x with 6 and 6, 1.42x with 6 and 12,
    * 1.44x with 8 and 8), and with twice as many requests as slots half of them come back BUSY.
    * @default 6 (at 64 KiB chunks; see setChunkSize)
