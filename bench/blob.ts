@@ -277,9 +277,10 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
       for (const f of [`x2-c-${tag}-${last}.img`, `x2-w-${tag}-${last}.img`, `x2n-w-${tag}-${last}.img`]) if (await sha256File(p(f)) !== v2sum) throw new Error(`${f} differs from v2`)
       const stats = JSON.parse(seeded.w.stdout)
       const seedChunks = Object.entries(stats.sources as Record<string, { chunks: number }>).filter(([k]) => k.startsWith('seed')).reduce((n, [, s]) => n + s.chunks, 0)
+      const zeroChunks = (stats.sources as Record<string, { chunks: number }>).zeros?.chunks ?? 0
       const faster = seeded.w.seconds < unseeded.w.seconds ? 'faster' : 'NOT faster'
       row(`extract v2, v1 as seed (${label})`, seeded.c, seeded.w, '>= 3x; < own unseeded',
-        `caswarm: ${seedChunks}/${index2.chunks.length} chunks from the seed (${fromV1} of v2's chunks are in v1); ${faster} than its own unseeded extract (${unseeded.w.seconds.toFixed(2)} s); ${seeded.note}`)
+        `caswarm: ${seedChunks}/${index2.chunks.length} chunks from the seed, ${zeroChunks} of runs of zeros from none (${fromV1} of v2's chunks are in v1); ${faster} than its own unseeded extract (${unseeded.w.seconds.toFixed(2)} s); ${seeded.note}`)
       row(`extract v2, no seed (${label})`, undefined, unseeded.w, '', unseeded.note)
     }
   } finally {

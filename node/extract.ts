@@ -14,7 +14,7 @@ import { streamSize, type Index, type IndexChunk } from '../protocol/index-file.
 import { ChunkFetcher, count, emptyStats, MissingChunksError, type AssembleOptions, type ExtractStats } from './assemble.ts'
 import { defaultLogger } from './logger.ts'
 import { flushOut, openDirect, writeBehind } from './native-io.ts'
-import { FileSeed, type Seed } from './seed.ts'
+import { FileSeed, type Seed, zeroRunChunk } from './seed.ts'
 import { sharedPool } from './workers/pool.ts'
 
 const log = defaultLogger().forComponent('caswarm:extract')
@@ -104,18 +104,28 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     let missingCount = 0
     let done = 0
 
-    // what the seeds wrote while they were indexed
-    const placedBySeed = new Uint8Array(n)
+    // positions already taken care of: what the seeds wrote while they were indexed, and (below) zeros
+    const placed = new Uint8Array(n)
     for (const seed of indexed) {
       if (seed.written.size === 0) continue
       for (let i = 0; i < n; i++) {
-        if (!seed.written.has(i) || placedBySeed[i] === 1) continue
-        placedBySeed[i] = 1
+        if (!seed.written.has(i) || placed[i] === 1) continue
+        placed[i] = 1
         count(stats, seed.name, chunks.size(i))
         markWritten(i)
         done += chunks.size(i)
         stats.chunks++
       }
+    }
+    // a fresh file holds the chunks of runs of zeros already (zeroRunChunk: their bytes are
+    // known, so the check against the ID is done once, there): no source is asked for them
+    const zeroRun = reuse ? -1 : zeroRunChunk(index)
+    for (let i = 0; i < n && zeroRun >= 0; i++) {
+      if (placed[i] === 1 || firstOf(i) !== zeroRun) continue
+      placed[i] = 1
+      count(stats, 'zeros', chunks.size(i))
+      done += chunks.size(i)
+      stats.chunks++
     }
     stats.bytes = done
     options.onProgress?.(done)
@@ -181,7 +191,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
     const tasks = function * (): Generator<Task> {
       let positions: number[] = []
       for (let i = 0; i < n; i++) {
-        if (placedBySeed[i] === 1) continue
+        if (placed[i] === 1) continue
         if (!batched) { yield { positions: [i], run: async () => { await one(i) } }; continue }
         positions.push(i)
         if (positions.length === BATCH) { yield batch(positions); positions = [] }

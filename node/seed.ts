@@ -4,7 +4,7 @@
 // index wants are remembered. Bytes read back from a seed are verified again before use,
 // because the seed may have changed since it was indexed.
 import * as fs from 'node:fs/promises'
-import { ChunkId, type DigestAlgorithm, digestFromFlags } from '../protocol/chunk-id.ts'
+import { ChunkId, type DigestAlgorithm, digestFromFlags, zeroChunkId } from '../protocol/chunk-id.ts'
 import { ChunkTable } from '../protocol/chunk-table.ts'
 import { blockDeviceSize } from './block-device.ts'
 import type { Index } from '../protocol/index-file.ts'
@@ -34,7 +34,11 @@ export interface SeedIndexOptions {
   outFd?: number
   /** a descriptor on the same file for O_DIRECT writes (native-io openDirect) */
   outDirectFd?: number
-  /** the output at outFd reads as zeros where nothing was written (a fresh file): chunks of zeros are not written */
+  /**
+   * the output at outFd reads as zeros where nothing was written (a fresh file): chunks of zeros
+   * are not written, and the stretches of the seed where the target has its runs of zeros
+   * (zeroRunChunk) are not read: the extraction leaves those positions as they are
+   */
   sparse?: boolean
   pool?: WorkerPool
   signal?: AbortSignal
@@ -159,6 +163,8 @@ export class FileSeed implements Seed {
     const table = chunks.share()
     const sizes = Int32Array.from(chunks.distinctSizes())
     const out = options.outFd != null ? { fd: options.outFd, directFd: options.outDirectFd, sparse: options.sparse, written: seed.written.flags } : undefined
+    // chunks of a run of zeros: left to the fresh output, which holds them already
+    const zeroRun = out?.sparse === true ? zeroRunChunk(target) : -1
     const params = { min: target.chunkSizeMin, avg: target.chunkSizeAvg, max: target.chunkSizeMax }
     seed.handle = fs.open(file, 'r')
     const handle = await seed.handle.catch((err: any) => {
@@ -196,7 +202,7 @@ export class FileSeed implements Seed {
       const until = total * (k + 1) / slices
       while (end < n && (k === slices - 1 || chunks.start(end) < until)) end++
       if (end > first) {
-        probes.push(pool.run({ op: 'seed-probe', fd: handle.fd, seedSize: size, first, end, delta: 0, window: 2 * params.max, ...params, digest, table, found: seed.chunks.offsets, sizes, out, cancel }).then((reply) => {
+        probes.push(pool.run({ op: 'seed-probe', fd: handle.fd, seedSize: size, first, end, delta: 0, zeroRun, window: 2 * params.max, ...params, digest, table, found: seed.chunks.offsets, sizes, out, cancel }).then((reply) => {
           absorb()
           covered.push(...(reply.covered ?? []))
           probeScanned += reply.scanned ?? 0
@@ -216,7 +222,10 @@ export class FileSeed implements Seed {
 
     // 2. what the probes did not look at, if any wanted chunk is still to be found
     let lacking = false
-    for (let i = 0; i < n && !lacking; i++) lacking = !seed.written.has(i) && !seed.chunks.holds(chunks.find(chunks.idBytes(i)))
+    for (let i = 0; i < n && !lacking; i++) {
+      const first = chunks.find(chunks.idBytes(i))
+      lacking = first !== zeroRun && !seed.written.has(i) && !seed.chunks.holds(first)
+    }
     const gaps = lacking ? uncovered(covered, size, params.min, params.max) : []
     const gapBytes = gaps.reduce((sum, [a, b]) => sum + b - a, 0)
     const rangeSize = Math.max(16 << 20, Math.ceil(gapBytes / (pool.size * 4)))
@@ -226,7 +235,7 @@ export class FileSeed implements Seed {
       for (let start = from; start < to; start += rangeSize) {
         const end = Math.min(to, start + rangeSize)
         // (a gap's first range starts in step; the chunker runs on past each range's end to a cut)
-        scans.push(pool.run({ op: 'seed', fd: handle.fd, start, end, overlap: end < to ? overlap : 0, ...params, digest, table, found: seed.chunks.offsets, sizes, out }).then((reply) => {
+        scans.push(pool.run({ op: 'seed', fd: handle.fd, start, end, overlap: end < to ? overlap : 0, zeroRun, ...params, digest, table, found: seed.chunks.offsets, sizes, out }).then((reply) => {
           absorb()
           progress((end - start) * (size / 2) / Math.max(1, gapBytes))
         }))
@@ -308,4 +317,16 @@ export function uncovered (covered: number[], size: number, min: number, max: nu
     else out.push([a, b])
   }
   return out
+}
+
+/**
+ * The first index position of a chunk of `chunkSizeMax` zero bytes, or -1 when the index has
+ * none. A run of zeros (a disk image's free space) has no content-defined cuts, so it is cut
+ * into chunks of the maximum size, all this one. Its bytes are known without reading anything,
+ * and a fresh output file reads as zeros where nothing was written: extraction into one needs no
+ * source for these chunks, and seeds need not read the stretches that hold them.
+ */
+export function zeroRunChunk (index: Index): number {
+  const first = index.chunks.find(zeroChunkId(index.chunkSizeMax, digestFromFlags(index.featureFlags)))
+  return first >= 0 && index.chunks.size(first) === index.chunkSizeMax ? first : -1
 }

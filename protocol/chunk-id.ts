@@ -44,6 +44,16 @@ export function digestBytes (data: Uint8Array, algorithm: DigestAlgorithm = DEFA
   return copyBytes(digest) // the digest Buffer may sit in Node's shared pool
 }
 
+const zeroIds = new Map<string, Uint8Array>()
+
+/** The ID of `size` zero bytes (remembered per size and digest). */
+export function zeroChunkId (size: number, algorithm: DigestAlgorithm = DEFAULT_DIGEST): Uint8Array {
+  const key = `${algorithm}:${size}`
+  let id = zeroIds.get(key)
+  if (id == null) zeroIds.set(key, id = digestBytes(new Uint8Array(size), algorithm))
+  return id
+}
+
 /** An incremental whole-stream digest (what `casync make` and `casync digest` print). */
 export function createStreamDigest (algorithm: DigestAlgorithm = DEFAULT_DIGEST): { update: (data: Uint8Array) => void, digest: () => string } {
   const h = createHash(algorithm === 'sha256' ? 'sha256' : 'sha512-256')

@@ -23,7 +23,7 @@ export type WorkerRequest =
    * is in `sizes` and note those whose ID is in the index's chunk `table` in `found` (both shared
    * memory: see SeedFound)
    */
-  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, min: number, avg: number, max: number, digest: DigestAlgorithm, table: SharedChunkTable, found: BigInt64Array, sizes: Int32Array, out?: SeedOutput }
+  | { op: 'seed', seq: number, fd: number, start: number, end: number, overlap: number, zeroRun?: number, min: number, avg: number, max: number, digest: DigestAlgorithm, table: SharedChunkTable, found: BigInt64Array, sizes: Int32Array, out?: SeedOutput }
   /**
    * probe index positions [first, end) of the chunk `table` (shared memory) against a seed of
    * `seedSize` bytes at the offsets they would have in an older version
@@ -31,7 +31,7 @@ export type WorkerRequest =
    * miss; notes the chunks found in `found` (see SeedFound); stops early once `cancel[0]` (shared
    * memory) is set
    */
-  | { op: 'seed-probe', seq: number, fd: number, seedSize: number, first: number, end: number, delta: number, window: number, min: number, avg: number, max: number, digest: DigestAlgorithm, table: SharedChunkTable, found: BigInt64Array, sizes: Int32Array, out?: SeedOutput, cancel?: Int32Array }
+  | { op: 'seed-probe', seq: number, fd: number, seedSize: number, first: number, end: number, delta: number, window: number, zeroRun?: number, min: number, avg: number, max: number, digest: DigestAlgorithm, table: SharedChunkTable, found: BigInt64Array, sizes: Int32Array, out?: SeedOutput, cancel?: Int32Array }
   /** chunk fd from `start` (any offset) until a cut at or past `until`, or the end: the cuts' end offsets */
   | { op: 'cuts', seq: number, fd: number, start: number, until: number, min: number, avg: number, max: number }
   /**

@@ -31,19 +31,23 @@ class Findings {
   private readonly table: ChunkTable
   private readonly found: BigInt64Array
   private readonly out: SeedOutput | undefined
+  /** the first position of the chunk of runs of zeros the output holds already (-1: none) */
+  private readonly zeroRun: number
   private runStart = 0
   private runLength = 0
 
-  constructor (table: ChunkTable, found: BigInt64Array, out: SeedOutput | undefined) {
+  constructor (table: ChunkTable, found: BigInt64Array, out: SeedOutput | undefined, zeroRun = -1) {
     this.table = table
     this.found = found
     this.out = out
+    this.zeroRun = zeroRun
   }
 
   /** Verified bytes of a wanted chunk at `offset` in the seed, whose first index position is `first`. */
   use (offset: number, data: Uint8Array, first: number): void {
-    // bytes that hash to an ID the index gives another size can never be used
-    if (data.byteLength !== this.table.size(first)) return
+    // bytes that hash to an ID the index gives another size can never be used; the extraction
+    // leaves the chunks of runs of zeros to the output (zeroRunChunk in node/seed.ts)
+    if (data.byteLength !== this.table.size(first) || first === this.zeroRun) return
     // the first copy found is kept (another worker may find one elsewhere in the seed)
     if (this.found[first] === -1n) Atomics.compareExchange(this.found, first, -1n, BigInt(offset))
     if (this.out == null) return
@@ -82,7 +86,7 @@ const FLUSH_EVERY = 32 << 20
 export function scanSeedRange (req: Extract<WorkerRequest, { op: 'seed' }>): { scanned: number } {
   const table = ChunkTable.fromShared(req.table)
   const sizes = new Set(req.sizes)
-  const findings = new Findings(table, req.found, req.out)
+  const findings = new Findings(table, req.found, req.out, req.zeroRun)
   const end = chunkFile(req.fd, req.start, req.end + req.overlap, req, (offset, data) => {
     if (!sizes.has(data.byteLength)) return
     const first = table.find(digestOf(data, req.digest))
@@ -139,7 +143,7 @@ class SeedReader {
 export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }>): { covered: number[], scanned: number } {
   const table = ChunkTable.fromShared(req.table)
   const sizes = new Set(req.sizes)
-  const findings = new Findings(table, req.found, req.out)
+  const findings = new Findings(table, req.found, req.out, req.zeroRun)
   const reader = new SeedReader(req.fd, req.seedSize, 4 << 20)
   const covered: number[] = []
   const cover = (from: number, to: number): void => {
@@ -162,6 +166,9 @@ export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }
     }
   }
   const window = req.window
+  // (see zeroRunChunk in node/seed.ts)
+  const zeroRun = req.zeroRun ?? -1
+  const zeroSize = zeroRun >= 0 ? table.size(zeroRun) : -1
   let delta = req.delta
   // where the last chunk found ended in the seed: the index has a cut after the same bytes, so a
   // scan from there cuts as the index was cut, from the first byte
@@ -177,6 +184,13 @@ export function probeSeedSlice (req: Extract<WorkerRequest, { op: 'seed-probe' }
     flush(table.start(i))
     const size = table.size(i)
     const q = table.start(i) + delta
+    if (zeroRun >= 0 && size === zeroSize && table.find(table.idBytes(i)) === zeroRun) {
+      // a chunk of a run of zeros, which the output holds already: the seed is not read here.
+      // Once a chunk was found (the distance is known), the seed is taken to be in step here (a
+      // run of zeros there too, as in an older version of the image)
+      if (lastEnd >= 0) { cover(q, q + size); lastEnd = q + size }
+      continue
+    }
     const data = reader.get(q, size)
     if (data != null && digestOf(data, req.digest).equals(table.idBytes(i))) {
       findings.use(q, data, table.find(table.idBytes(i)))

@@ -132,7 +132,8 @@ describe('extractBlob', () => {
     const { index } = await makeIndex(stream(zeros, 1 << 16), storeOf(store))
     assert.ok(new Set([...index.chunks].map(c => c.id.toString())).size < 4)
     const stats = await extractBlob(index, out('z.img'), { sources: [storeOf(store)], concurrency: 1 })
-    assert.ok((stats.sources.repeat?.chunks ?? 0) > 0, JSON.stringify(stats.sources))
+    // the run of zeros is cut into chunks of the maximum size, which the fresh output holds already
+    assert.ok((stats.sources.zeros?.chunks ?? 0) > 0, JSON.stringify(stats.sources))
     assert.ok(readFileSync(out('z.img')).equals(zeros))
     // chunks of zeros are verified but not written into a fresh output: it is sparse
     assert.ok(statSync(out('z.img')).blocks * 512 < 1_000_000, `${statSync(out('z.img')).blocks} blocks allocated`)
@@ -146,9 +147,40 @@ describe('extractBlob', () => {
     rmSync(store, { recursive: true }) // everything must come from the seed
     const stats = await extractBlob(index, out('z3.img'), { sources: [storeOf(store)], seedPaths: [out('z3-seed.img')] })
     assert.ok(readFileSync(out('z3.img')).equals(data))
-    assert.equal(stats.sources[`seed:${out('z3-seed.img')}`]?.bytes, data.byteLength, JSON.stringify(stats.sources))
+    // the chunks of the run of zeros need no source; the seed gave the rest
+    assert.ok((stats.sources.zeros?.chunks ?? 0) > 0, JSON.stringify(stats.sources))
+    assert.equal(stats.sources[`seed:${out('z3-seed.img')}`]!.bytes + stats.sources.zeros!.bytes, data.byteLength, JSON.stringify(stats.sources))
     assert.ok(statSync(out('z3.img')).blocks * 512 < 1_500_000, `${statSync(out('z3.img')).blocks} blocks allocated`)
   })
+
+  for (const digest of ['sha256', 'sha512-256'] as const) {
+    it(`a run of zeros needs no source in a fresh output: the store and the seed are not asked for its chunks (${digest})`, async () => {
+      const sizes = parseChunkSize('4096:16384:65536')
+      const data = Buffer.concat([pseudoRandom(300_000, 71), Buffer.alloc(1_000_000), pseudoRandom(300_000, 72), Buffer.alloc(500_000)])
+      const store = path.join(t.path, `zeros4-${digest}.castr`)
+      const { index } = await makeIndex(stream(data, 1 << 16), storeOf(store), { chunkSize: sizes, digest })
+      const zero = [...index.chunks].filter(c => c.size === sizes.max && data.subarray(c.start, c.start + c.size).every(b => b === 0))
+      assert.ok(zero.length >= 20, `${zero.length} chunks of zeros`)
+      // the store lacks the chunk of zeros: a run that asked for it would fail
+      rmSync(storeOf(store).chunkFile(zero[0]!.id))
+      const stats = await extractBlob(index, out(`z4-${digest}.img`), { sources: [storeOf(store)] })
+      assert.ok(readFileSync(out(`z4-${digest}.img`)).equals(data))
+      assert.equal(stats.sources.zeros?.chunks, zero.length, JSON.stringify(stats.sources))
+      assert.equal(stats.sources[`local:${store}`]!.chunks + (stats.sources.repeat?.chunks ?? 0), index.chunks.length - zero.length)
+      // a seed whose bytes where the target has zeros are something else: the stretch is not
+      // read (nothing there is wanted), and the seed gives every other chunk
+      const seedData = Buffer.from(data)
+      for (const c of zero) seedData.fill(0x5a, c.start, c.start + c.size)
+      writeFileSync(out(`z4-${digest}-seed.img`), seedData)
+      const seeded = await extractBlob(index, out(`z4s-${digest}.img`), { sources: [storeOf(store)], seedPaths: [out(`z4-${digest}-seed.img`)] })
+      assert.ok(readFileSync(out(`z4s-${digest}.img`)).equals(data))
+      assert.equal(seeded.sources.zeros?.chunks, zero.length, JSON.stringify(seeded.sources))
+      assert.equal(seeded.sources[`seed:${out(`z4-${digest}-seed.img`)}`]?.bytes, data.byteLength - zero.length * sizes.max, JSON.stringify(seeded.sources))
+      // resuming into a partial file, the bytes there are checked: the chunk of zeros is asked for
+      writeFileSync(partialPath(out(`z4r-${digest}.img`)), Buffer.alloc(data.byteLength, 1))
+      await assert.rejects(extractBlob(index, out(`z4r-${digest}.img`), { sources: [storeOf(store)] }), /missing/i)
+    })
+  }
 
   it('a resumed partial file with zeros written where the index has data gets the data', async () => {
     const data = Buffer.concat([Buffer.alloc(600_000), pseudoRandom(600_000, 41), Buffer.alloc(600_000)])
