@@ -8,7 +8,7 @@
     {
       "target_name": "caswarm_chunker",
       "sources": ["chunker.c"],
-      "cflags": ["-O3", "-Wall", "-Wno-unused-parameter"]
+      "cflags": ["-O3", "-falign-loops=32", "-Wall", "-Wno-unused-parameter"]
     },
     {
       "target_name": "caswarm_io",

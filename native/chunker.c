@@ -3,6 +3,7 @@
 // into CutFinder; test/node/native-chunker.spec.ts checks both give identical cuts.
 #include <node_api.h>
 #include <stdint.h>
+#include <string.h>
 
 static const uint32_t T[256] = {
   0x458be752u, 0xc10748ccu, 0xfbbcdbb8u, 0x6ded5b68u, 0xb10a82b5u, 0x20d75648u, 0xdfc5665fu, 0xa8428801u,
@@ -39,12 +40,29 @@ static const uint32_t T[256] = {
   0x5eff22f4u, 0x6027f4ccu, 0x77178b3cu, 0xae507131u, 0x7bf7cabcu, 0xf9c18d66u, 0x593ade65u, 0xd95ddf11u,
 };
 static uint32_t TO[256]; /* rol32(T[x], 48 mod 32 = 16): the term for the byte leaving the window */
+/* the hash of a window of 48 zero bytes, which rolling in another zero leaves as it is (0: that does not hold) */
+static uint32_t H0;
 
 static inline uint32_t rol1 (uint32_t v) { return (v << 1) | (v >> 31); }
 
 /* whether h ends a chunk: h % d == d - 1, with c and ff_cut as scan() works them out */
 static inline int is_cut (uint32_t h, uint64_t c, int ff_cut) {
   return h != 0xffffffffu ? (uint64_t)(h + 1u) * c < c : ff_cut;
+}
+
+/* whether the 48 bytes before pos are all zero */
+static inline int zero_window (const uint8_t *buf, size_t pos) {
+  uint64_t acc = 0, w;
+  for (int i = 0; i < 48; i += 8) { memcpy(&w, buf + pos - 48 + i, 8); acc |= w; }
+  return acc == 0;
+}
+
+/* the first position in [pos, end) whose byte is not zero, or end */
+static inline size_t zeros_end (const uint8_t *buf, size_t pos, size_t end) {
+  uint64_t w;
+  while (end - pos >= 8) { memcpy(&w, buf + pos, 8); if (w != 0) break; pos += 8; }
+  while (pos < end && buf[pos] == 0) pos++;
+  return pos;
 }
 
 /* scan(buf: Uint8Array, state: Uint32Array [pos, hash], limit, max, d) -> 1 (cut at state[0]) or 0
@@ -95,10 +113,27 @@ static napi_value scan (napi_env env, napi_callback_info info) {
   } else {
     /* the inner loop runs to min(limit, max) with one test per byte; the ends are checked after */
     const size_t end = limit < max ? limit : max;
-    while (pos < end) {
-      if (__builtin_expect(is_cut(h, c, ff_cut), 0)) { cut = 1; break; }
-      h = rol1(h) ^ TO[buf[pos - 48]] ^ T[buf[pos]];
-      pos++;
+    /* Runs of zeros (a disk image's free space): while the window holds zeros only, h stays H0,
+       so when H0 is no cut, nothing can cut before the next non-zero byte (or max): the scan
+       skips there. Looked for where h == H0 (by chance 1 in 2^32 otherwise). */
+    const int skip_zeros = H0 != 0 && !is_cut(H0, c, ff_cut);
+    size_t stop = pos < end && end - pos > 4096 ? pos + 4096 : end;
+    for (;;) {
+      while (pos < stop && __builtin_expect(!is_cut(h, c, ff_cut), 1)) {
+        /* the two table terms first, so that h's chain is one rotate and one xor a byte (the
+           empty asm keeps the compiler from xoring them into h one by one: 1.5 against 1.1 GB/s) */
+        uint32_t t = TO[buf[pos - 48]] ^ T[buf[pos]];
+        __asm__("" : "+r"(t));
+        h = rol1(h) ^ t;
+        pos++;
+      }
+      if (pos < stop) { cut = 1; break; }
+      if (pos >= end) break;
+      if (h == H0 && skip_zeros && zero_window(buf, pos)) {
+        pos = zeros_end(buf, pos, end);
+        if (pos >= end) break;
+      }
+      stop = end - pos > 4096 ? pos + 4096 : end; /* (pos < end here) */
     }
     if (!cut && (is_cut(h, c, ff_cut) || pos >= max)) cut = 1;
   }
@@ -111,6 +146,9 @@ static napi_value scan (napi_env env, napi_callback_info info) {
 
 static napi_value init (napi_env env, napi_value exports) {
   for (int i = 0; i < 256; i++) TO[i] = (T[i] << 16) | (T[i] >> 16);
+  uint32_t h = 0;
+  for (int i = 0; i < 48; i++) h = rol1(h) ^ T[0];
+  H0 = (rol1(h) ^ TO[0] ^ T[0]) == h ? h : 0;
   napi_property_descriptor props[] = {
     { "scan", NULL, scan, NULL, NULL, NULL, napi_default, NULL },
   };

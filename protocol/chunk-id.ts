@@ -46,11 +46,14 @@ export function digestBytes (data: Uint8Array, algorithm: DigestAlgorithm = DEFA
 
 const zeroIds = new Map<string, Uint8Array>()
 
-/** The ID of `size` zero bytes (remembered per size and digest). */
+/** The ID of `size` zero bytes (remembered per size and digest, for the last 256 sizes asked). */
 export function zeroChunkId (size: number, algorithm: DigestAlgorithm = DEFAULT_DIGEST): Uint8Array {
   const key = `${algorithm}:${size}`
   let id = zeroIds.get(key)
-  if (id == null) zeroIds.set(key, id = digestBytes(new Uint8Array(size), algorithm))
+  if (id == null) {
+    if (zeroIds.size >= 256) zeroIds.clear()
+    zeroIds.set(key, id = digestBytes(new Uint8Array(size), algorithm))
+  }
   return id
 }
 

@@ -5,7 +5,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
 import { copyBytes, isZero, ownBuffer } from '../../protocol/bytes.ts'
-import { ChunkId, chunkPath, digestBytes, type DigestAlgorithm } from '../../protocol/chunk-id.ts'
+import { ChunkId, chunkPath, digestBytes, type DigestAlgorithm, zeroChunkId } from '../../protocol/chunk-id.ts'
 import { compress, compressSync, type Compression, decompress, decompressSync } from '../../protocol/compression.ts'
 import { ChunkInvalidError, ChunkMissingError } from '../../protocol/errors.ts'
 import type { LocalPlaceSource, PlaceSource, WorkerReply, WorkerRequest } from './pool.ts'
@@ -153,7 +153,8 @@ async function storeChunks (region: Uint8Array, ends: ArrayLike<number>, req: { 
   let from = 0
   for (let i = 0; i < ends.length; i++) {
     const data = region.subarray(from, ends[i]!)
-    const idBytes = digestBytes(data, req.digest)
+    // a run of zeros (free space) is cut into chunks of zeros, whose ID is known: no hash
+    const idBytes = isZero(data) ? zeroChunkId(data.byteLength, req.digest) : digestBytes(data, req.digest)
     ids.set(idBytes, i * 32)
     storedSizes[i] = await storeLocal(new ChunkId(idBytes), data, req.storePath, req.extension, req.compression)
     if (storedSizes[i]! >= 0) afterStored?.()

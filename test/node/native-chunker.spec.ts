@@ -47,4 +47,20 @@ describe('native chunker', { skip: built ? false : 'native addon not built' }, (
       assert.deepEqual(c, js)
     }), { numRuns: 25 })
   })
+
+  it('agrees on data with runs of zeros of any length, anywhere, at any chunk size (property: the C scan skips through zeros)', async () => {
+    const sizes = [{}, { min: 1024, avg: 4096, max: 16384 }, { min: 64, avg: 256, max: 1024 }, { min: 16, avg: 64, max: 4096 }, { min: 4096, avg: 8192, max: 8192 }]
+    await fc.assert(fc.asyncProperty(
+      fc.integer({ min: 1, max: 1 << 30 }),
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 120_000 }), fc.integer({ min: 0, max: 300_000 })), { minLength: 1, maxLength: 6 }),
+      fc.integer({ min: 1, max: 70000 }),
+      fc.nat({ max: sizes.length - 1 }),
+      async (seed, runs, piece, k) => {
+        const parts: Uint8Array[] = []
+        runs.forEach(([data, zeros], i) => { parts.push(pseudoRandom(data, seed + i), new Uint8Array(zeros)) })
+        const data = Buffer.concat(parts)
+        const { js, c } = await both(data, sizes[k]!, piece)
+        assert.deepEqual(c, js)
+      }), { numRuns: 40 })
+  })
 })
