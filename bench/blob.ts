@@ -198,6 +198,10 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
   /**
    * Runs each tool `reps` times, alternating (this machine is shared and noisy), run `i` writing
    * names of its own; `before` runs before every run (dropping the store from the page cache).
+   * The order changes from one round to the next, so that no command always follows the same
+   * one (on these VMs a run after one that freed much memory pays more for fresh pages: a seeded
+   * extract right after an unseeded one took 1.5-2.1 s of system time, after another seeded one
+   * 0.6-0.9 s).
    * `also`: a second caswarm command run in the same rotation (what `w` is compared with), so
    * that the machine's drift from one minute to the next does not decide which is faster.
    */
@@ -205,10 +209,16 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
     const cs: Run[] = []
     const ws: Run[] = []
     const as: Run[] = []
+    const turn: Array<(i: number) => Promise<void>> = []
+    if (c != null) turn.push(async (i) => { before(); cs.push(await c(i)) })
+    if (also != null) turn.push(async (i) => { before(); as.push(await also(i)) })
+    turn.push(async (i) => { before(); ws.push(await w(i)) })
+    // rounds in the orders 0 1 2, 2 0 1, 1 0 2 (and again): each command comes after each
+    // other one, and after itself, at least once in three rounds
+    const ids = turn.map((_, k) => k)
+    const orders = [ids, [ids.length - 1, ...ids.slice(0, -1)], [...ids.slice(0, 2).reverse(), ...ids.slice(2)]]
     for (let i = 0; i < reps; i++) {
-      if (c != null) { before(); cs.push(await c(i)) }
-      if (also != null) { before(); as.push(await also(i)) }
-      before(); ws.push(await w(i))
+      for (const k of orders[i % orders.length]!) await turn[k]!(i)
     }
     return {
       c: cs.length > 0 ? best(cs) : undefined,
@@ -267,7 +277,7 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
     for (const [label, before] of [['seed and store on disk', () => { evict(); dontNeed([p('v1.img')]) }], ['cached', () => {}]] as const) {
       log(`blob: extract v2 with v1 as seed, and without (${label})`)
       const tag = label.replace(/ /g, '-')
-      // casync seeded, caswarm unseeded, caswarm seeded, in turn
+      // casync seeded, caswarm unseeded, caswarm seeded, in turn (the order turning round)
       const seeded = await alternate(
         async (i) => await casync(['extract', `--store=${p('c.castr')}`, `--seed=${p('v1.img')}`, p('v2-c.caibx'), p(`x2-c-${tag}-${i}.img`)]),
         async (i) => await caswarm(['extract', '--json', `--store=${p('w.castr')}`, `--seed=${p('v1.img')}`, p('v2-w.caibx'), p(`x2-w-${tag}-${i}.img`)]),
