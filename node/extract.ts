@@ -24,8 +24,11 @@ export interface ExtractBlobOptions extends AssembleOptions {
   seedOutput?: boolean
   /** Seed files/devices to index with the index's chunk parameters (besides `seeds`). */
   seedPaths?: string[]
-  /** Called once seeds are indexed, before chunks are fetched. */
-  onSeedsReady?: (seeds: Seed[]) => void
+  /**
+   * Called once seeds are indexed, before chunks are fetched; `needless`: chunks no source will be
+   * asked for although no seed holds them (the chunk of runs of zeros, for a fresh output)
+   */
+  onSeedsReady?: (seeds: Seed[], needless: ChunkId[]) => void
   onSeedProgress?: (bytes: number) => void
 }
 
@@ -87,7 +90,10 @@ export async function extractBlob (index: Index, output: string, options: Extrac
       }, p === output && !(options.seedPaths ?? []).includes(p) ? `seed-output:${p}` : `seed:${p}`)
     }))
     seeds.push(...indexed)
-    options.onSeedsReady?.(seeds)
+    // a fresh file holds the chunks of runs of zeros already (zeroRunChunk: their bytes are
+    // known, so the check against the ID is done once, there): no source is asked for them
+    const zeroRun = reuse ? -1 : zeroRunChunk(index)
+    options.onSeedsReady?.(seeds, zeroRun >= 0 ? [index.chunks.id(zeroRun)] : [])
     const fetcher = new ChunkFetcher(index, { ...options, seeds, stats })
 
     // Per-chunk state is kept in arrays by index position (a few bytes a chunk); chunk objects
@@ -117,9 +123,7 @@ export async function extractBlob (index: Index, output: string, options: Extrac
         stats.chunks++
       }
     }
-    // a fresh file holds the chunks of runs of zeros already (zeroRunChunk: their bytes are
-    // known, so the check against the ID is done once, there): no source is asked for them
-    const zeroRun = reuse ? -1 : zeroRunChunk(index)
+    // the chunks of runs of zeros (above)
     for (let i = 0; i < n && zeroRun >= 0; i++) {
       if (placed[i] === 1 || firstOf(i) !== zeroRun) continue
       placed[i] = 1

@@ -30,8 +30,8 @@ export interface ExtractSwarmInit {
 export interface ExtractSwarm {
   host: SwarmHost
   source: SwarmSource
-  /** give to extractBlob's onSeedsReady: declares the chunks not in seeds as missing */
-  seedsReady: (seeds: Seed[]) => void
+  /** give to extractBlob's onSeedsReady: declares the chunks not in seeds (nor needless) as missing */
+  seedsReady: (seeds: Seed[], needless?: ChunkId[]) => void
   /** replace the 'swarm' stats entry by per-peer and origin entries */
   finish: (stats: ExtractStats) => void
   close: () => Promise<void>
@@ -52,12 +52,12 @@ export async function openExtractSwarm (init: ExtractSwarmInit): Promise<Extract
   return {
     host,
     source,
-    seedsReady: (seeds) => {
+    seedsReady: (seeds, needless = []) => {
       const chunks = init.index.chunks
       const missing: ChunkId[] = []
       for (let i = 0; i < chunks.length; i++) {
         const id = chunks.id(i)
-        if (!seeds.some(s => s.has(id))) missing.push(id)
+        if (!seeds.some(s => s.has(id)) && !needless.some(n => n.equals(id))) missing.push(id)
       }
       source.prepare(missing).catch(() => {})
     },

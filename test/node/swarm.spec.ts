@@ -7,6 +7,8 @@ import { ChunkId } from '../../protocol/chunk-id.ts'
 import type { Index } from '../../protocol/index-file.ts'
 import { emptyStats } from '../../node/assemble.ts'
 import { extractBlob } from '../../node/extract.ts'
+import { zeroRunChunk } from '../../node/seed.ts'
+import { openExtractSwarm } from '../../node/swarm/session.ts'
 import { makeIndex } from '../../node/make.ts'
 import type { GetOptions, RawChunkSource } from '../../node/store/chunk-store.ts'
 import { LocalStore } from '../../node/store/local-store.ts'
@@ -22,11 +24,13 @@ class CountingOrigin implements RawChunkSource {
   readonly store: LocalStore
   requests = 0
   bytes = 0
+  readonly asked = new Set<string>()
   constructor (store: LocalStore) { this.store = store }
   toString (): string { return 'origin' }
-  async get (id: ChunkId, options?: GetOptions): Promise<Uint8Array> { this.requests++; return await this.store.get(id, options) }
+  async get (id: ChunkId, options?: GetOptions): Promise<Uint8Array> { this.requests++; this.asked.add(id.toString()); return await this.store.get(id, options) }
   async getCompressed (id: ChunkId, options?: GetOptions & { verify?: boolean }): Promise<Uint8Array> {
     this.requests++
+    this.asked.add(id.toString())
     const b = await this.store.getCompressed(id, options)
     this.bytes += b.byteLength
     return b
@@ -118,6 +122,32 @@ describe('swarm on loopback (real libp2p nodes in one process)', () => {
       console.log(`# loopback: ${origin.requests} origin requests for ${distinct} distinct chunks; ${peerBytes} bytes from peers, ${origin.bytes} wire bytes from origin`)
     } finally {
       await Promise.all(hosts.map(async h => await h.stop()))
+    }
+  })
+
+  it('a fresh output with runs of zeros: the swarm session does not want the chunk of zeros, and the origin is never asked for it', async () => {
+    const sparse = Buffer.concat([pseudoRandom(400_000, 81), Buffer.alloc(1_500_000), pseudoRandom(400_000, 82)])
+    const store = new LocalStore(join(tmp.path, 'sparse-origin.castr'))
+    const sparseIndex = (await makeIndex((async function * () { yield * pieces(sparse, 1 << 20) })(), store)).index
+    const zero = sparseIndex.chunks.id(zeroRunChunk(sparseIndex))
+    const [host] = await fleet(1)
+    const origin = new CountingOrigin(store)
+    const cache = (host as any).init.store as LocalStore
+    const swarm = await openExtractSwarm({ index: sparseIndex, origins: [origin], cache, existing: host, settle: 200, minUptime: 0 })
+    try {
+      const stats = emptyStats()
+      const out = join(tmp.path, 'sparse-out')
+      await extractBlob(sparseIndex, out, { sources: [swarm.source, origin], cache, stats, onSeedsReady: swarm.seedsReady })
+      // (what the source still wants: the swarm would fetch it ahead, from peers or the origin)
+      const stillWanted = (swarm.source as any).wanted as Set<string>
+      assert.equal(stillWanted.has(zero.toString()), false, 'the swarm wants the chunk of zeros')
+      assert.ok(Buffer.from(readFileSync(out)).equals(sparse))
+      assert.ok((stats.sources.zeros?.chunks ?? 0) >= 3, JSON.stringify(stats.sources))
+      assert.ok(origin.requests > 0)
+      assert.equal(origin.asked.has(zero.toString()), false, 'the origin was asked for the chunk of zeros')
+    } finally {
+      await swarm.close()
+      await host!.stop()
     }
   })
 
