@@ -200,7 +200,7 @@ export async function run (opts: BenchOptions): Promise<BenchRow[]> {
    * names of its own; `before` runs before every run (dropping the store from the page cache).
    * The order changes from one round to the next, so that no command always follows the same
    * one (on these VMs a run after one that freed much memory pays more for fresh pages: a seeded
-   * extract right after an unseeded one took 1.5-2.1 s of system time, after another seeded one
+   * extract right after an unseeded one took 1.5-2.2 s of system time, after another seeded one
    * 0.6-0.9 s).
    * `also`: a second caswarm command run in the same rotation (what `w` is compared with), so
    * that the machine's drift from one minute to the next does not decide which is faster.
