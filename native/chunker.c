@@ -115,7 +115,7 @@ static napi_value scan (napi_env env, napi_callback_info info) {
     const size_t end = limit < max ? limit : max;
     /* Runs of zeros (a disk image's free space): while the window holds zeros only, h stays H0,
        so when H0 is no cut, nothing can cut before the next non-zero byte (or max): the scan
-       skips there. Looked for where h == H0 (by chance 1 in 2^32 otherwise). */
+       skips there. Looked for every 4096 bytes, where h == H0 (by chance 1 in 2^32 otherwise). */
     const int skip_zeros = H0 != 0 && !is_cut(H0, c, ff_cut);
     size_t stop = pos < end && end - pos > 4096 ? pos + 4096 : end;
     for (;;) {

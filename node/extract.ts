@@ -123,9 +123,9 @@ export async function extractBlob (index: Index, output: string, options: Extrac
         stats.chunks++
       }
     }
-    // the chunks of runs of zeros (above)
-    for (let i = 0; i < n && zeroRun >= 0; i++) {
-      if (placed[i] === 1 || firstOf(i) !== zeroRun) continue
+    // the chunks of runs of zeros (above): the positions holding that one ID
+    for (let i = zeroRun; i >= 0; i = chunks.nextSame(i)) {
+      if (placed[i] === 1) continue
       placed[i] = 1
       count(stats, 'zeros', chunks.size(i))
       done += chunks.size(i)
